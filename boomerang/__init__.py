@@ -1,0 +1,1 @@
+"""Boomerang: predictive pre-granted rewards, as a batch data pipeline."""

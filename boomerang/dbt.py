@@ -1,0 +1,75 @@
+"""Run dbt in a subprocess against the warehouse.
+
+dbt never runs inside the calling process: in-process dbt keeps the DuckDB file
+open with its own configuration and breaks the next task that opens it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections import deque
+from datetime import date
+from pathlib import Path
+from typing import Sequence
+
+from boomerang.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DbtError(RuntimeError):
+    """dbt exited non-zero; the message carries the lines that say why."""
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` next to this Python (the project's virtual environment)."""
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run_dbt(
+    settings: Settings,
+    command: str,
+    as_of: date,
+    extra_args: Sequence[str] = (),
+) -> None:
+    """Run ``dbt <command>`` for ``as_of``, streaming its log lines to ours."""
+    args = [
+        dbt_executable(),
+        command,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_project_dir),
+        "--vars",
+        json.dumps(settings.dbt_vars(as_of)),
+        *extra_args,
+    ]
+    env = {**os.environ, **settings.dbt_env()}
+    settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
+    log.info("Running: %s", " ".join(args[1:]))
+    tail: deque[str] = deque(maxlen=40)
+    with subprocess.Popen(
+        args,
+        cwd=settings.dbt_project_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            log.info("dbt | %s", line)
+    if process.returncode != 0:
+        failing = [line for line in tail if "ERROR" in line or "FAIL" in line or "Error" in line]
+        raise DbtError(
+            f"dbt {command} for as_of={as_of} failed (exit {process.returncode}).\n"
+            + "\n".join(failing or list(tail)[-15:])
+            + f"\nFull logs: {settings.dbt_target_dir / 'logs' / 'dbt.log'}"
+        )

@@ -1,0 +1,85 @@
+"""The DuckDB warehouse: opening it and creating the schemas Python owns.
+
+dbt owns ``staging``/``intermediate``/``marts``; Python owns ``raw`` (what the
+loader wrote) and ``ops`` (load manifest and failures). DuckDB allows one
+writer process at a time, so every writer opens, works and closes promptly.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from boomerang.contract import SOURCES, raw_table_ddl
+
+OPS_DDL = (
+    """
+    create table if not exists ops.load_manifest (
+        file_path      varchar   not null,  -- relative to the landing folder
+        content_hash   varchar   not null,  -- sha256 of the file's bytes
+        source         varchar   not null,
+        batch_id       varchar   not null,
+        row_count      bigint    not null,
+        as_of          date,                -- the run (logical date) that loaded it
+        loaded_at      timestamp not null,  -- wall clock, for operators only
+        primary key (file_path, content_hash)
+    )
+    """,
+    """
+    create table if not exists ops.load_failures (
+        file_path      varchar   not null,
+        content_hash   varchar,
+        source         varchar,
+        as_of          date,
+        failed_at      timestamp not null,
+        problem        varchar   not null
+    )
+    """,
+)
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse in UTC; create its folder first when writing."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.exists():
+        raise FileNotFoundError(
+            f"No warehouse at {path}. Run `make demo` or `boomerang load` first, "
+            "or point BOOMERANG_WAREHOUSE at an existing file."
+        )
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ``raw`` and ``ops`` schemas and tables if they are missing."""
+    con.execute("create schema if not exists raw")
+    con.execute("create schema if not exists ops")
+    for source in SOURCES.values():
+        con.execute(raw_table_ddl(source))
+    for ddl in OPS_DDL:
+        con.execute(ddl)
+
+
+def table_row_counts(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
+    """Rows per table in ``schema`` (empty when the schema does not exist)."""
+    names = [
+        row[0]
+        for row in con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = ? order by table_name",
+            [schema],
+        ).fetchall()
+    ]
+    return {
+        name: con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]  # type: ignore[index]
+        for name in names
+    }
