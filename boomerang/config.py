@@ -75,6 +75,7 @@ class Settings:
     world_seed: int
     world_start: date
     world_file_format: str
+    world_days: int  # days of history the demo simulates before its Airflow runs
     # Warehouse logic.
     earn_expiry_days: int
     churn_lookback_days: int
@@ -98,10 +99,34 @@ class Settings:
             world_seed=_int(env, "WORLD_SEED", 42),
             world_start=_date(env, "WORLD_START", date(2025, 1, 1)),
             world_file_format=_choice(env, "WORLD_FORMAT", "parquet", ("parquet", "csv")),
+            world_days=_int(env, "WORLD_DAYS", 365),
             earn_expiry_days=_int(env, "EARN_EXPIRY_DAYS", 365),
             churn_lookback_days=_int(env, "CHURN_LOOKBACK_DAYS", 90),
             churn_horizon_days=_int(env, "CHURN_HORIZON_DAYS", 60),
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The ``BOOMERANG_*`` variables that rebuild these settings in another process."""
+        names = {
+            "warehouse_path": "WAREHOUSE",
+            "landing_dir": "LANDING_DIR",
+            "world_dir": "WORLD_DIR",
+            "models_dir": "MODELS_DIR",
+            "dbt_project_dir": "DBT_PROJECT_DIR",
+            "dbt_target_dir": "DBT_TARGET_DIR",
+            "airflow_home": "AIRFLOW_HOME",
+            "world_customers": "WORLD_CUSTOMERS",
+            "world_seed": "WORLD_SEED",
+            "world_start": "WORLD_START",
+            "world_file_format": "WORLD_FORMAT",
+            "world_days": "WORLD_DAYS",
+            "earn_expiry_days": "EARN_EXPIRY_DAYS",
+            "churn_lookback_days": "CHURN_LOOKBACK_DAYS",
+            "churn_horizon_days": "CHURN_HORIZON_DAYS",
+        }
+        env = {ENV_PREFIX + name: str(getattr(self, field)) for field, name in names.items()}
+        env[ENV_PREFIX + "WORLD"] = "on" if self.world_enabled else "off"
+        return env
 
     def with_(self, **changes: object) -> "Settings":
         """A copy with some fields changed (handy in tests and the CLI)."""

@@ -40,7 +40,7 @@ def run_dbt(
     """Run ``dbt <command>`` for ``as_of``, streaming its log lines to ours."""
     args = [
         dbt_executable(),
-        command,
+        *command.split(),
         "--project-dir",
         str(settings.dbt_project_dir),
         "--profiles-dir",

@@ -1,0 +1,50 @@
+# One command per habit. Every target builds the virtual environment from the
+# lock file first if it is missing or stale: nothing needs installing by hand.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null)
+export UV_PYTHON_DOWNLOADS := never
+export GX_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: help setup demo test lint format docs clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@if [ -z "$(UV)" ] && ! $(PYTHON) -m uv --version >/dev/null 2>&1; then \
+		echo "Installing uv $(UV_VERSION) (the lock-file installer)"; \
+		$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"; \
+	fi
+	@echo "Building $(VENV) from uv.lock"
+	@$(if $(UV),$(UV),$(PYTHON) -m uv) sync --frozen --python $(PYTHON) --quiet
+	@touch $@
+
+setup: $(VENV)/.synced ## build the virtual environment from the lock file
+
+demo: setup ## simulate a world and run boomerang_daily through Airflow, then summarise
+	$(BIN)/boomerang demo
+
+test: setup ## run the test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+lint: setup ## ruff + sqlfluff
+	$(BIN)/ruff check boomerang dags tests
+	$(BIN)/ruff format --check boomerang dags tests
+	cd dbt_project && BOOMERANG_WAREHOUSE=$(CURDIR)/warehouse/lint.duckdb ../$(BIN)/sqlfluff lint models
+
+format: setup ## apply ruff's formatting and fixes
+	$(BIN)/ruff format boomerang dags tests
+	$(BIN)/ruff check --fix boomerang dags tests
+
+docs: setup ## dbt docs (catalog + lineage) for the demo warehouse
+	$(BIN)/boomerang dbt docs --as-of $$($(BIN)/python -c "from boomerang.config import Settings; from datetime import timedelta; s = Settings.from_env(); print(s.world_start + timedelta(days=s.world_days))")
+
+clean: ## remove local state: warehouse, landing, world, Airflow home (not the venv)
+	rm -rf warehouse landing world .airflow

@@ -1,0 +1,179 @@
+"""``boomerang``: the command line for data engineers (and for ``make demo``).
+
+    boomerang settings                      show the effective settings
+    boomerang simulate --until 2026-01-01   advance the simulated world (writes landing files)
+    boomerang load --as-of 2026-01-01       load new landing files into raw
+    boomerang dbt build --as-of 2026-01-01  run dbt in a subprocess
+    boomerang run --as-of 2026-01-01        the daily steps in order, without Airflow
+    boomerang demo                          simulate a world and run boomerang_daily through Airflow
+    boomerang summary                       what the warehouse holds and how to open it
+    boomerang sql "select ..."              a read-only query on the warehouse
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import date, timedelta
+
+from boomerang.config import Settings
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="boomerang", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("settings", help="show the effective settings and where they come from")
+
+    simulate = commands.add_parser("simulate", help="advance the simulated world")
+    simulate.add_argument("--until", type=_date, help="simulate every day before this date "
+                          "(default: the world's start + BOOMERANG_WORLD_DAYS)")
+
+    load = commands.add_parser("load", help="load new landing files into raw")
+    load.add_argument("--as-of", type=_date, help="the run date recorded in the manifest")
+
+    dbt = commands.add_parser("dbt", help="run a dbt command in a subprocess")
+    dbt.add_argument("dbt_command", choices=["build", "run", "test", "docs"], help="dbt command")
+    dbt.add_argument("--as-of", type=_date, required=True)
+
+    run = commands.add_parser("run", help="the daily steps in order, without Airflow")
+    run.add_argument("--as-of", type=_date, required=True)
+
+    demo = commands.add_parser("demo", help="simulate a world and run boomerang_daily through Airflow")
+    demo.add_argument("--days", type=int, default=3, help="daily runs through Airflow (default 3)")
+
+    commands.add_parser("summary", help="what the warehouse holds and how to open it")
+
+    sql = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
+    sql.add_argument("query", help='e.g. "select * from marts.dim_customers limit 5"')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        settings = Settings.from_env()
+        return _dispatch(args, settings)
+    except Exception as error:  # a person is reading: the message, not a stack trace
+        if args.verbose:
+            raise
+        print(f"\nboomerang {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from boomerang import pipeline
+
+    if args.command == "settings":
+        for key, value in sorted(settings.to_env().items()):
+            print(f"{key}={value}")
+        return 0
+    if args.command == "simulate":
+        until = args.until or settings.world_start + timedelta(days=settings.world_days)
+        pipeline.simulate_world(settings.with_(world_enabled=True), until)
+        return 0
+    if args.command == "load":
+        print(pipeline.load_landing(settings, args.as_of))
+        return 0
+    if args.command == "dbt":
+        from boomerang.dbt import run_dbt
+
+        run_dbt(settings, "docs generate" if args.dbt_command == "docs" else args.dbt_command, args.as_of)
+        return 0
+    if args.command == "run":
+        pipeline.simulate_world(settings, args.as_of)
+        pipeline.load_landing(settings, args.as_of)
+        pipeline.dbt_build(settings, args.as_of)
+        print(summary(settings))
+        return 0
+    if args.command == "demo":
+        return demo(settings, args.days)
+    if args.command == "summary":
+        print(summary(settings))
+        return 0
+    if args.command == "sql":
+        from boomerang.warehouse import connect
+
+        with connect(settings.warehouse_path, read_only=True) as con:
+            con.sql(args.query).show(max_rows=50)
+        return 0
+    raise AssertionError(args.command)
+
+
+def demo(settings: Settings, days: int) -> int:
+    """Run ``boomerang_daily`` through Airflow for the last ``days`` days of the demo year."""
+    from boomerang.local_airflow import dags_test, ensure_metadata_db
+
+    started = time.monotonic()
+    end = settings.world_start + timedelta(days=settings.world_days)
+    dates = [end - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+    print(
+        f"Boomerang demo: a simulated world of {settings.world_customers:,} customers "
+        f"from {settings.world_start} (seed {settings.world_seed}); boomerang_daily through "
+        f"Airflow for {', '.join(map(str, dates))}.",
+        flush=True,
+    )
+    print(f"[1/{len(dates) + 2}] Airflow metadata database in {settings.airflow_home}", flush=True)
+    ensure_metadata_db(settings)
+    for step, logical_date in enumerate(dates, start=2):
+        print(f"[{step}/{len(dates) + 2}] airflow dags test boomerang_daily {logical_date}", flush=True)
+        dags_test(settings, "boomerang_daily", logical_date)
+    print(f"[{len(dates) + 2}/{len(dates) + 2}] Done in {time.monotonic() - started:.0f}s\n", flush=True)
+    print(summary(settings))
+    return 0
+
+
+def summary(settings: Settings) -> str:
+    """What was loaded, rows per table, and how to open the warehouse."""
+    from boomerang.warehouse import connect, table_row_counts
+
+    lines = []
+    with connect(settings.warehouse_path, read_only=True) as con:
+        manifest = con.execute(
+            "select count(*), coalesce(sum(row_count), 0), max(as_of) from ops.load_manifest"
+        ).fetchone()
+        failures = con.execute("select count(*) from ops.load_failures").fetchone()[0]  # type: ignore[index]
+        lines.append(
+            f"Loaded {manifest[0]:,} landing file(s), {manifest[1]:,} rows; latest run {manifest[2]}; "  # type: ignore[index]
+            f"{failures} failed attempt(s) recorded in ops.load_failures."
+        )
+        for schema in ("raw", "marts"):
+            counts = table_row_counts(con, schema)
+            if counts:
+                lines.append(f"{schema}:")
+                lines += [f"  {schema}.{name:<28} {rows:>12,} rows" for name, rows in counts.items()]
+    lines += [
+        "",
+        f"Warehouse: {settings.warehouse_path}",
+        '  query it:  .venv/bin/boomerang sql "select * from marts.dim_customers limit 10"',
+        f"  or:        duckdb -readonly {settings.warehouse_path}   (a DuckDB {_duckdb_version()} CLI)",
+        "  BI tools (DBeaver, Metabase, Superset): a read-only DuckDB connection to that file,",
+        "  opened while no pipeline run is writing (DuckDB allows one writer and no readers beside it).",
+        f"Landing files: {settings.landing_dir}   Airflow home: {settings.airflow_home}",
+    ]
+    return "\n".join(lines)
+
+
+def _duckdb_version() -> str:
+    import duckdb
+
+    return duckdb.__version__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

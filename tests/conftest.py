@@ -1,0 +1,73 @@
+"""Shared fixtures: settings on a temporary folder and a tiny simulated world."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from boomerang.config import Settings
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+TINY_CUSTOMERS = 400
+TINY_START = date(2025, 1, 1)
+TINY_DAYS = 75
+
+
+def make_settings(home: Path, **env: str) -> Settings:
+    return Settings.from_env(
+        {
+            "BOOMERANG_HOME": str(home),
+            "BOOMERANG_WORLD_CUSTOMERS": str(TINY_CUSTOMERS),
+            "BOOMERANG_WORLD_START": TINY_START.isoformat(),
+            "BOOMERANG_WORLD_DAYS": str(TINY_DAYS),
+            **env,
+        }
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A 400-customer world simulated for 75 days; its landing folder is shared, read it only."""
+    from boomerang.simulator import advance_world
+
+    settings = make_settings(tmp_path_factory.mktemp("tiny_world"))
+    advance_world(
+        settings.world_dir,
+        settings.landing_dir,
+        TINY_START + timedelta(days=TINY_DAYS),
+        customers=TINY_CUSTOMERS,
+        seed=settings.world_seed,
+        start=TINY_START,
+    )
+    return settings
+
+
+def table_checksums(path: Path, schemas: tuple[str, ...] = ("raw",)) -> dict[str, tuple[int, str]]:
+    """Row count and an order-independent content hash of every table in ``schemas``."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            f"where table_schema in ({', '.join('?' for _ in schemas)}) order by 1",
+            list(schemas),
+        ).fetchall()
+        result = {}
+        for (name,) in tables:
+            count, digest = con.execute(
+                f"select count(*), coalesce(md5(string_agg(md5(t::varchar), '' order by md5(t::varchar))), '') "
+                f"from {name} as t"
+            ).fetchone()
+            result[name] = (count, digest)
+        return result
+    finally:
+        con.close()
