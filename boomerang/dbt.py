@@ -21,6 +21,10 @@ from boomerang.config import Settings
 log = logging.getLogger(__name__)
 
 
+# dbt's lines that say what went wrong: failing tests, model errors, and their details.
+_PROBLEM_MARKERS = (" FAIL ", " ERROR ", "Failure in ", "Error in ", "Got ", "Database Error", "Compilation Error")
+
+
 class DbtError(RuntimeError):
     """dbt exited non-zero; the message carries the lines that say why."""
 
@@ -53,6 +57,7 @@ def run_dbt(
     settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
     log.info("Running: %s", " ".join(args[1:]))
     tail: deque[str] = deque(maxlen=40)
+    problems: deque[str] = deque(maxlen=40)
     with subprocess.Popen(
         args,
         cwd=settings.dbt_project_dir,
@@ -65,11 +70,12 @@ def run_dbt(
         for line in process.stdout:
             line = line.rstrip()
             tail.append(line)
+            if any(marker in line for marker in _PROBLEM_MARKERS):
+                problems.append(line)
             log.info("dbt | %s", line)
     if process.returncode != 0:
-        failing = [line for line in tail if "ERROR" in line or "FAIL" in line or "Error" in line]
         raise DbtError(
             f"dbt {command} for as_of={as_of} failed (exit {process.returncode}).\n"
-            + "\n".join(failing or list(tail)[-15:])
+            + "\n".join(problems or list(tail)[-15:])
             + f"\nFull logs: {settings.dbt_target_dir / 'logs' / 'dbt.log'}"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import pytest
 from boomerang.config import Settings
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Importing Airflow writes into AIRFLOW_HOME: keep it out of the user's home and the repo.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="boomerang-test-airflow-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 TINY_CUSTOMERS = 400
 TINY_START = date(2025, 1, 1)
