@@ -1,13 +1,13 @@
 """``boomerang``: the command line for data engineers (and for ``make demo``).
 
-    boomerang settings                      show the effective settings
-    boomerang simulate --until 2026-01-01   advance the simulated world (writes landing files)
-    boomerang load --as-of 2026-01-01       load new landing files into raw
-    boomerang dbt build --as-of 2026-01-01  run dbt in a subprocess
-    boomerang run --as-of 2026-01-01        the daily steps in order, without Airflow
-    boomerang demo                          simulate a world and run boomerang_daily through Airflow
-    boomerang summary                       what the warehouse holds and how to open it
-    boomerang sql "select ..."              a read-only query on the warehouse
+boomerang settings                      show the effective settings
+boomerang simulate --until 2026-01-01   advance the simulated world (writes landing files)
+boomerang load --as-of 2026-01-01       load new landing files into raw
+boomerang dbt build --as-of 2026-01-01  run dbt in a subprocess
+boomerang run --as-of 2026-01-01        the daily steps in order, without Airflow
+boomerang demo                          simulate a world and run boomerang_daily through Airflow
+boomerang summary                       what the warehouse holds and how to open it
+boomerang sql "select ..."              a read-only query on the warehouse
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("settings", help="show the effective settings and where they come from")
 
     simulate = commands.add_parser("simulate", help="advance the simulated world")
-    simulate.add_argument("--until", type=_date, help="simulate every day before this date "
-                          "(default: the world's start + BOOMERANG_WORLD_DAYS)")
+    simulate.add_argument(
+        "--until",
+        type=_date,
+        help="simulate every day before this date (default: the world's start + BOOMERANG_WORLD_DAYS)",
+    )
 
     load = commands.add_parser("load", help="load new landing files into raw")
     load.add_argument("--as-of", type=_date, help="the run date recorded in the manifest")

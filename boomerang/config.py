@@ -8,10 +8,10 @@ folder is created and no file is opened on import or construction.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ class Settings:
     churn_horizon_days: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default: ``os.environ``) with defaults."""
         env = os.environ if env is None else env
         root = _path(env, "HOME", PROJECT_ROOT)
@@ -128,7 +128,7 @@ class Settings:
         env[ENV_PREFIX + "WORLD"] = "on" if self.world_enabled else "off"
         return env
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (handy in tests and the CLI)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 

@@ -12,9 +12,9 @@ import os
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Sequence
 
 from boomerang.config import Settings
 
@@ -22,7 +22,15 @@ log = logging.getLogger(__name__)
 
 
 # dbt's lines that say what went wrong: failing tests, model errors, and their details.
-_PROBLEM_MARKERS = (" FAIL ", " ERROR ", "Failure in ", "Error in ", "Got ", "Database Error", "Compilation Error")
+_PROBLEM_MARKERS = (
+    " FAIL ",
+    " ERROR ",
+    "Failure in ",
+    "Error in ",
+    "Got ",
+    "Database Error",
+    "Compilation Error",
+)
 
 
 class DbtError(RuntimeError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -39,9 +39,7 @@ class LoadError(Exception):
         self.failures = failures
         lines = [f"{len(failures)} landing file(s) were not loaded (nothing of them reached raw):"]
         lines += [f"  - {problem}" for _path, problem in failures]
-        lines.append(
-            f"Fix the file(s) and drop them back into {landing_dir}; the next load picks them up."
-        )
+        lines.append(f"Fix the file(s) and drop them back into {landing_dir}; the next load picks them up.")
         super().__init__("\n".join(lines))
 
 
@@ -104,9 +102,7 @@ def discover(landing_dir: Path) -> tuple[list[Batch], list[str]]:
     return batches, ignored
 
 
-def load_landing(
-    warehouse_path: Path, landing_dir: Path, as_of: date | None = None
-) -> LoadReport:
+def load_landing(warehouse_path: Path, landing_dir: Path, as_of: date | None = None) -> LoadReport:
     """Load every landing file not loaded yet; raise :class:`LoadError` if any failed."""
     batches, ignored = discover(landing_dir)
     report = LoadReport(ignored=ignored)
@@ -114,9 +110,7 @@ def load_landing(
         log.warning("Ignoring %s: not a .csv/.parquet file in a source folder (%s)", name, ", ".join(SOURCES))
     with connect(warehouse_path) as con:
         ensure_schemas(con)
-        loaded = set(
-            con.execute("select file_path, content_hash from ops.load_manifest").fetchall()
-        )
+        loaded = set(con.execute("select file_path, content_hash from ops.load_manifest").fetchall())
         for batch in batches:
             if (batch.relative_path, batch.content_hash) in loaded:
                 report.skipped += 1
@@ -137,9 +131,7 @@ def load_landing(
     return report
 
 
-def _record_failure(
-    con: duckdb.DuckDBPyConnection, batch: Batch, as_of: date | None, problem: str
-) -> None:
+def _record_failure(con: duckdb.DuckDBPyConnection, batch: Batch, as_of: date | None, problem: str) -> None:
     con.execute(
         "insert into ops.load_failures values (?, ?, ?, ?, ?, ?)",
         [batch.relative_path, batch.content_hash, batch.source.name, as_of, _now(), problem],
@@ -147,7 +139,7 @@ def _record_failure(
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def load_batch(con: duckdb.DuckDBPyConnection, batch: Batch, as_of: date | None) -> int:
@@ -280,8 +272,7 @@ def _check_batch(con: duckdb.DuckDBPyConnection, source: Source, where: str) -> 
     key = ", ".join(source.row_key)
     key_text = " || '/' || ".join(f"coalesce(cast({c} as varchar), '')" for c in source.row_key)
     dupes = con.execute(
-        f"select min(_row), {key_text}, count(*) from _typed group by {key} having count(*) > 1 "
-        f"order by 1"
+        f"select min(_row), {key_text}, count(*) from _typed group by {key} having count(*) > 1 order by 1"
     ).fetchall()
     if dupes:
         raise BatchError(

@@ -76,13 +76,16 @@ def dags_test(settings: Settings, dag_id: str, logical_date: date, *, echo: bool
     log_file = settings.airflow_home / "logs" / "dags-test" / dag_id / f"{logical_date.isoformat()}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=60)
-    with log_file.open("w") as sink, subprocess.Popen(
-        [airflow_executable(), "dags", "test", dag_id, logical_date.isoformat()],
-        env=airflow_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as process:
+    with (
+        log_file.open("w") as sink,
+        subprocess.Popen(
+            [airflow_executable(), "dags", "test", dag_id, logical_date.isoformat()],
+            env=airflow_env(settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as process,
+    ):
         assert process.stdout is not None
         for line in process.stdout:
             sink.write(line)

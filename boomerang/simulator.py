@@ -34,11 +34,11 @@ log = logging.getLogger(__name__)
 
 REGIONS = np.array(["north", "south", "east", "west", "central"])
 FIRST_NAMES = np.array(
-    "ada alan anna ben carla dan eva finn grace hugo iris jon kim leo maya nia omar "
+    "ada alan anna ben carla dan eva finn grace hugo iris jon kim leo maya nia omar "  # noqa: SIM905
     "paula quinn rosa sam tara uma vic wen xavi yara zoe".split()
 )
 LAST_NAMES = np.array(
-    "smith garcia mueller rossi kowalski novak silva jensen martin dubois ito tanaka "
+    "smith garcia mueller rossi kowalski novak silva jensen martin dubois ito tanaka "  # noqa: SIM905
     "kim nguyen okafor mensah brown wilson moreau costa".split()
 )
 COMPLAINT_CATEGORIES = np.array(["delivery", "product", "billing", "service", "mileage"])
@@ -92,7 +92,7 @@ class World:
     @classmethod
     def create(
         cls, world_dir: Path, *, customers: int, seed: int, start: date, file_format: str = "parquet"
-    ) -> "World":
+    ) -> World:
         """A new world of ``customers`` existing customers on day ``start`` (nothing written yet)."""
         if customers < 1:
             raise ValueError(f"A world needs at least one customer, got {customers}")
@@ -111,7 +111,7 @@ class World:
         return cls(world_dir, meta, state)
 
     @classmethod
-    def open(cls, world_dir: Path) -> "World":
+    def open(cls, world_dir: Path) -> World:
         meta = json.loads((world_dir / META_FILE).read_text())
         with np.load(world_dir / STATE_FILE) as arrays:
             state = {name: arrays[name] for name in arrays.files}
@@ -120,7 +120,7 @@ class World:
     @classmethod
     def open_or_create(
         cls, world_dir: Path, *, customers: int, seed: int, start: date, file_format: str = "parquet"
-    ) -> "World":
+    ) -> World:
         """Open the world in ``world_dir``; make a new one if there is none.
 
         An existing world made with another seed, size or start is an error
@@ -250,9 +250,7 @@ class World:
         # Purchases, refunds and mileage.
         rate = (1 - 0.8 * disengaged) / (b.purchase_days_mean * s["rhythm"])
         buyers = np.flatnonzero(alive & (rng.random(n) < rate))
-        amounts = np.round(
-            np.exp(rng.normal(s["basket_log_mean"][buyers], 0.5)).astype(np.float64) + 1.0, 2
-        )
+        amounts = np.round(np.exp(rng.normal(s["basket_log_mean"][buyers], 0.5)).astype(np.float64) + 1.0, 2)
         channel_draw = rng.random(buyers.size)
         channels = (channel_draw[:, None] > s["channel_cdf"][buyers, :2]).sum(axis=1)
         seconds = SECONDS_OPEN + rng.integers(0, SECONDS_SPAN - 7200, buyers.size)
@@ -262,7 +260,9 @@ class World:
         tx_numbers = np.arange(buyers.size)
         out["transactions"] = pa.table(
             {
-                "transaction_id": _ids(f"T{day:05d}-", np.concatenate([tx_numbers, buyers.size + np.arange(refunds.sum())]), 7),
+                "transaction_id": _ids(
+                    f"T{day:05d}-", np.concatenate([tx_numbers, buyers.size + np.arange(refunds.sum())]), 7
+                ),
                 "customer_id": self._customer_ids(np.concatenate([buyers, buyers[refunds]])),
                 "occurred_at": self._timestamps(day, np.concatenate([seconds, seconds[refunds] + 3600])),
                 "kind": pa.array(np.repeat(["purchase", "refund"], [buyers.size, refunds.sum()])),
@@ -335,11 +335,15 @@ class World:
         # App and web visits, more often for engaged customers; store purchases are visits too.
         for channel, affinity in (("app", s["affinity_push"]), ("web", s["affinity_email"] * 0.5)):
             visiting = np.flatnonzero(alive & (rng.random(n) < 0.05 * affinity * interest))
-            parts.append((visiting, channel, "visit", SECONDS_OPEN + rng.integers(0, SECONDS_SPAN, visiting.size)))
+            parts.append(
+                (visiting, channel, "visit", SECONDS_OPEN + rng.integers(0, SECONDS_SPAN, visiting.size))
+            )
         in_store = buyers[purchase_channels == 0]
         parts.append((in_store, "store", "visit", np.full(in_store.size, SECONDS_OPEN + 600)))
         callers = np.flatnonzero(s["complaint_open"] & alive & (rng.random(n) < 0.05))
-        parts.append((callers, "call_center", "call", SECONDS_OPEN + rng.integers(0, SECONDS_SPAN, callers.size)))
+        parts.append(
+            (callers, "call_center", "call", SECONDS_OPEN + rng.integers(0, SECONDS_SPAN, callers.size))
+        )
 
         customers = np.concatenate([p[0] for p in parts])
         sizes = [p[0].size for p in parts]
@@ -375,7 +379,9 @@ class World:
         self.meta["next_complaint"] += opening.size
         s["complaint_open"][opening] = True
         s["complaint_number"][opening] = np.arange(first_id, first_id + opening.size)
-        s["complaint_opened_second"][opening] = day * 86400 + SECONDS_OPEN + rng.integers(0, SECONDS_SPAN - 3600, opening.size)
+        s["complaint_opened_second"][opening] = (
+            day * 86400 + SECONDS_OPEN + rng.integers(0, SECONDS_SPAN - 3600, opening.size)
+        )
         s["complaint_resolve_day"][opening] = day + resolve_in
         s["complaint_category"][opening] = rng.integers(0, COMPLAINT_CATEGORIES.size, opening.size)
 
@@ -419,9 +425,7 @@ class World:
     def _timestamps(self, day: int, seconds: np.ndarray) -> pa.Array:
         return _timestamp_array(_day_seconds(self.start) + day * 86400 + seconds.astype(np.int64))
 
-    def _customer_rows(
-        self, index: np.ndarray, day: int, rng: np.random.Generator | None = None
-    ) -> pa.Table:
+    def _customer_rows(self, index: np.ndarray, day: int, rng: np.random.Generator | None = None) -> pa.Table:
         s = self.state
         numbers = s["number"][index]
         first = FIRST_NAMES[numbers % FIRST_NAMES.size]
@@ -435,11 +439,11 @@ class World:
         return pa.table(
             {
                 "customer_id": self._customer_ids(index),
-                "signup_date": pa.array(
-                    (signup_seconds // 86400).astype("datetime64[D]"), type=pa.date32()
-                ),
+                "signup_date": pa.array((signup_seconds // 86400).astype("datetime64[D]"), type=pa.date32()),
                 "region": pa.array(REGIONS[s["region"][index]]),
-                "birth_year": pa.array(s["birth_year"][index].astype(np.int64), mask=s["birth_year"][index] < 0),
+                "birth_year": pa.array(
+                    s["birth_year"][index].astype(np.int64), mask=s["birth_year"][index] < 0
+                ),
                 "marketing_consent": pa.array(s["consent"][index]),
                 "email": _emails(first, last, numbers),
                 "phone": pa.array(
@@ -484,9 +488,7 @@ def _new_customers(
 ) -> dict[str, np.ndarray]:
     """Hidden traits and starting state for ``count`` customers."""
     channel_weights = rng.dirichlet([3.0, 2.0, 1.5], count).astype(np.float32)
-    signup = (
-        -rng.integers(1, 6 * 365, count) if existing else np.full(count, day)
-    ).astype(np.int32)
+    signup = (-rng.integers(1, 6 * 365, count) if existing else np.full(count, day)).astype(np.int32)
     birth_year = rng.integers(1945, 2006, count).astype(np.int16)
     birth_year[rng.random(count) < 0.15] = -1  # not given
     return {
@@ -505,7 +507,9 @@ def _new_customers(
         "affinity_push": rng.beta(2, 4, count).astype(np.float32),
         "disengagement": rng.beta(1.5, 6, count).astype(np.float32),
         # Most customers hold steady; some drift away over months.
-        "drift": np.where(rng.random(count) < 0.3, rng.uniform(0.001, 0.006, count), rng.normal(-0.0005, 0.0005, count)).astype(np.float32),
+        "drift": np.where(
+            rng.random(count) < 0.3, rng.uniform(0.001, 0.006, count), rng.normal(-0.0005, 0.0005, count)
+        ).astype(np.float32),
         # Hidden ground truth for later uplift measurement: how a grant would move this customer.
         "persuadability": rng.choice(4, count, p=[0.45, 0.25, 0.25, 0.05]).astype(np.int8),
         "churn_day": np.full(count, -1, np.int32),
@@ -559,7 +563,7 @@ def _next_month_offset(start: date, day: int) -> int:
 def _iso_text(table: pa.Table) -> pa.Table:
     """Timestamps as ISO-8601 UTC text (``2025-03-02T14:05:00Z``), as the contract asks of CSV."""
     columns = []
-    for field, column in zip(table.schema, table.columns):
+    for field, column in zip(table.schema, table.columns, strict=True):
         if pa.types.is_timestamp(field.type):
             column = pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
         columns.append(column)
@@ -579,5 +583,7 @@ def advance_world(
     """Open (or create) the world and simulate it up to, not including, ``until``."""
     if until <= start:
         raise ValueError(f"The world starts on {start}; nothing to simulate before {until}")
-    world = World.open_or_create(world_dir, customers=customers, seed=seed, start=start, file_format=file_format)
+    world = World.open_or_create(
+        world_dir, customers=customers, seed=seed, start=start, file_format=file_format
+    )
     return world.advance(until, landing_dir)

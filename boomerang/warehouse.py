@@ -7,9 +7,9 @@ writer process at a time, so every writer opens, works and closes promptly.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 
@@ -74,8 +74,7 @@ def table_row_counts(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, i
     names = [
         row[0]
         for row in con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = ? order by table_name",
+            "select table_name from information_schema.tables where table_schema = ? order by table_name",
             [schema],
         ).fetchall()
     ]

@@ -52,12 +52,24 @@ def test_no_cycles_and_a_single_writer(dagbag):
 
 def test_daily_dag_runs_its_steps_in_order(dagbag):
     dag = dagbag.dags["boomerang_daily"]
-    assert [task.task_id for task in dag.topological_sort()] == ["simulate_world", "load_landing", "dbt_build"]
+    assert [task.task_id for task in dag.topological_sort()] == [
+        "simulate_world",
+        "load_landing",
+        "dbt_build",
+    ]
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[p.stem for p in DAG_FILES])
 def test_dag_files_do_no_heavy_imports_at_parse_time(path: Path):
-    heavy = ["duckdb", "pandas", "xgboost", "great_expectations", "dbt", "boomerang.simulator", "boomerang.loader"]
+    heavy = [
+        "duckdb",
+        "pandas",
+        "xgboost",
+        "great_expectations",
+        "dbt",
+        "boomerang.simulator",
+        "boomerang.loader",
+    ]
     code = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('dag_under_test', {str(path)!r})\n"

@@ -7,11 +7,11 @@ from datetime import timedelta
 import duckdb
 import numpy as np
 import pytest
+from conftest import TINY_DAYS, TINY_START, make_settings
 
 from boomerang import pipeline
 from boomerang.dbt import DbtError
 from boomerang.simulator import World
-from conftest import TINY_DAYS, TINY_START, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,9 @@ def test_dim_customers_has_one_row_per_customer_signed_up_before_as_of(built):
 def test_marts_hold_no_pii(built):
     columns = {
         row[0]
-        for row in _query(built, "select column_name from information_schema.columns where table_schema = 'marts'")
+        for row in _query(
+            built, "select column_name from information_schema.columns where table_schema = 'marts'"
+        )
     }
     assert columns and not columns & {"email", "phone", "birth_year"}
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 import duckdb
 import numpy as np
 import pytest
+from conftest import TINY_START, make_settings, table_checksums
 
 from boomerang.local_airflow import AirflowRunError, dags_test, ensure_metadata_db
 from boomerang.simulator import World
-from conftest import TINY_START, make_settings, table_checksums
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +49,12 @@ def test_two_consecutive_days_then_a_rerun_that_changes_nothing(airflow_settings
         (expected_customers, SECOND)
     ]
     # The second day loaded exactly that day's files.
-    assert _query(
-        settings, f"select count(*), min(file_path) from ops.load_manifest where as_of = date '{SECOND}'"
-    )[0][0] >= 3
+    assert (
+        _query(
+            settings, f"select count(*), min(file_path) from ops.load_manifest where as_of = date '{SECOND}'"
+        )[0][0]
+        >= 3
+    )
     assert _query(settings, "select count(*) from ops.load_failures") == [(0,)]
 
     before = table_checksums(settings.warehouse_path, ("raw", "ops", "staging", "marts"))
@@ -67,7 +70,9 @@ def test_a_bad_landing_file_fails_the_run_with_a_message_naming_it(airflow_setti
     )
     bad = settings.landing_dir / "transactions" / "2025-03-02.csv"
     bad.parent.mkdir(parents=True)
-    bad.write_text("transaction_id,customer_id,occurred_at,kind,amount,channel\nT1,C1,2025-03-01T10:00:00Z,purchase,-x,store\n")
+    bad.write_text(
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\nT1,C1,2025-03-01T10:00:00Z,purchase,-x,store\n"
+    )
     with pytest.raises(AirflowRunError) as error:
         dags_test(settings, "boomerang_daily", SECOND, echo=False)
     assert "transactions/2025-03-02.csv: column amount" in str(error.value)

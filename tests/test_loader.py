@@ -7,9 +7,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import table_checksums
 
 from boomerang.loader import LoadError, load_landing
-from conftest import table_checksums
 
 CUSTOMERS = (
     "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
@@ -60,7 +60,9 @@ def test_a_file_is_loaded_once_however_often_the_load_runs(tiny_world, tmp_path:
 
 
 def test_rows_are_typed_and_carry_their_batch(loaded):
-    rows = _query(loaded, "select transaction_id, amount, kind, _source_file from raw.transactions order by 1")
+    rows = _query(
+        loaded, "select transaction_id, amount, kind, _source_file from raw.transactions order by 1"
+    )
     assert [(r[0], float(r[1]), r[2], r[3]) for r in rows] == [
         ("T1", 12.5, "purchase", "transactions/2025-01-04.csv"),
         ("T2", 40.0, "purchase", "transactions/2025-01-04.csv"),
@@ -72,7 +74,9 @@ def test_rows_are_typed_and_carry_their_batch(loaded):
 BAD_FILES = {
     "wrong type": (
         "transactions/bad.csv",
-        TRANSACTIONS.replace("T3,C2,2025-01-04T11:00:00Z,refund,10.00", "T9,C2,2025-01-04T11:00:00Z,refund,ten"),
+        TRANSACTIONS.replace(
+            "T3,C2,2025-01-04T11:00:00Z,refund,10.00", "T9,C2,2025-01-04T11:00:00Z,refund,ten"
+        ),
         ["transactions/bad.csv", "column amount", "DECIMAL", "row 4", "'ten'"],
     ),
     "missing column": (
@@ -140,7 +144,11 @@ def test_a_bad_file_fails_clearly_and_leaves_raw_unchanged(loaded, case: str):
 def test_good_batches_of_the_same_run_still_load(settings):
     _write(settings.landing_dir, "customers/a.csv", CUSTOMERS)
     _write(settings.landing_dir, "transactions/good.csv", TRANSACTIONS)
-    _write(settings.landing_dir, "transactions/bad.csv", TRANSACTIONS.replace("\nT", "\nX").replace("12.50", "oops"))
+    _write(
+        settings.landing_dir,
+        "transactions/bad.csv",
+        TRANSACTIONS.replace("\nT", "\nX").replace("12.50", "oops"),
+    )
     with pytest.raises(LoadError, match="1 landing file"):
         load_landing(settings.warehouse_path, settings.landing_dir)
     assert _query(settings, "select count(*) from raw.transactions") == [(3,)]
@@ -151,7 +159,11 @@ def test_good_batches_of_the_same_run_still_load(settings):
 
 
 def test_a_corrected_file_dropped_back_loads(loaded):
-    bad = _write(loaded.landing_dir, "transactions/fix-me.csv", TRANSACTIONS.replace("\nT", "\nX").replace("12.50", "oops"))
+    bad = _write(
+        loaded.landing_dir,
+        "transactions/fix-me.csv",
+        TRANSACTIONS.replace("\nT", "\nX").replace("12.50", "oops"),
+    )
     with pytest.raises(LoadError):
         load_landing(loaded.warehouse_path, loaded.landing_dir)
     bad.write_text(TRANSACTIONS.replace("\nT", "\nX"))
@@ -176,7 +188,9 @@ def test_csv_and_parquet_load_the_same_rows(tmp_path: Path, loaded):
     for csv_file in loaded.landing_dir.rglob("*.csv"):
         target = parquet_landing / csv_file.relative_to(loaded.landing_dir).with_suffix(".parquet")
         target.parent.mkdir(parents=True, exist_ok=True)
-        duckdb.sql(f"copy (select * from read_csv('{csv_file}', header = true)) to '{target}' (format parquet)")
+        duckdb.sql(
+            f"copy (select * from read_csv('{csv_file}', header = true)) to '{target}' (format parquet)"
+        )
     load_landing(tmp_path / "p.duckdb", parquet_landing)
     columns = "* exclude (_batch_id, _source_file)"
     con = duckdb.connect(str(tmp_path / "p.duckdb"), read_only=True)

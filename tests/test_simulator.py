@@ -16,10 +16,17 @@ from boomerang.simulator import World, advance_world
 START = date(2025, 1, 1)
 
 
-def _simulate(root: Path, seed: int, days: int = 40, customers: int = 300, steps: tuple[int, ...] = ()) -> World:
+def _simulate(
+    root: Path, seed: int, days: int = 40, customers: int = 300, steps: tuple[int, ...] = ()
+) -> World:
     for stop in (*steps, days):
         advance_world(
-            root / "world", root / "landing", START + timedelta(days=stop), customers=customers, seed=seed, start=START
+            root / "world",
+            root / "landing",
+            START + timedelta(days=stop),
+            customers=customers,
+            seed=seed,
+            start=START,
         )
     return World.open(root / "world")
 
@@ -67,16 +74,31 @@ def test_rows_do_not_depend_on_how_the_days_are_split(tmp_path: Path):
 def test_advancing_to_a_date_already_reached_writes_nothing(tmp_path: Path):
     _simulate(tmp_path, seed=1, days=20)
     before = _file_hashes(tmp_path / "landing")
-    assert advance_world(
-        tmp_path / "world", tmp_path / "landing", START + timedelta(days=15), customers=300, seed=1, start=START
-    ) == []
+    assert (
+        advance_world(
+            tmp_path / "world",
+            tmp_path / "landing",
+            START + timedelta(days=15),
+            customers=300,
+            seed=1,
+            start=START,
+        )
+        == []
+    )
     assert _file_hashes(tmp_path / "landing") == before
 
 
 def test_a_world_made_with_other_settings_is_not_silently_reused(tmp_path: Path):
     _simulate(tmp_path, seed=1, days=5)
     with pytest.raises(ValueError, match="Delete that folder"):
-        advance_world(tmp_path / "world", tmp_path / "landing", START + timedelta(days=9), customers=300, seed=2, start=START)
+        advance_world(
+            tmp_path / "world",
+            tmp_path / "landing",
+            START + timedelta(days=9),
+            customers=300,
+            seed=2,
+            start=START,
+        )
 
 
 def test_churners_stop_buying(tiny_world):
@@ -85,13 +107,15 @@ def test_churners_stop_buying(tiny_world):
     churned = np.flatnonzero(churn_day >= 0)
     assert churned.size > 5, "the tiny world should see some churn"
     ids = [f"C{number:08d}" for number in world.state["number"][churned]]
-    days = {customer: int(day) for customer, day in zip(ids, churn_day[churned])}
+    days = {customer: int(day) for customer, day in zip(ids, churn_day[churned], strict=True)}
     purchases = duckdb.sql(
         f"select customer_id, max(occurred_at::date) from read_parquet('{tiny_world.landing_dir}/transactions/*.parquet') "
         "where kind = 'purchase' group by all"
     ).fetchall()
     late = [
-        (customer, last) for customer, last in purchases if customer in days and (last - START).days >= days[customer]
+        (customer, last)
+        for customer, last in purchases
+        if customer in days and (last - START).days >= days[customer]
     ]
     assert late == []
 
@@ -112,7 +136,13 @@ def test_pii_is_fake(tiny_world):
 
 def test_csv_timestamps_are_iso_8601_utc(tmp_path: Path):
     advance_world(
-        tmp_path / "world", tmp_path / "landing", START + timedelta(days=3), customers=50, seed=1, start=START, file_format="csv"
+        tmp_path / "world",
+        tmp_path / "landing",
+        START + timedelta(days=3),
+        customers=50,
+        seed=1,
+        start=START,
+        file_format="csv",
     )
     with (tmp_path / "landing" / "transactions" / "2025-01-01_2025-01-03.csv").open() as handle:
         first = next(csv.DictReader(handle))

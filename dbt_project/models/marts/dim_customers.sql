@@ -54,8 +54,7 @@ described as (
         coalesce(purchase_history.purchase_count, 0) as purchase_count,
         coalesce(purchase_history.refund_count, 0) as refund_count,
         coalesce(purchase_history.lifetime_value, 0) as lifetime_value,
-        purchase_history.customer_id is not null
-            and purchase_history.purchase_count > 0 as has_purchased,
+        coalesce(purchase_history.purchase_count, 0) > 0 as has_purchased,
         ----------  as of
         {{ as_of_date() }} as as_of_date
     from customers
