@@ -7,7 +7,8 @@ once, all or nothing), then `dbt build` the warehouse in a subprocess.
 
 * **Idempotent**: re-running a date loads nothing new and rebuilds the same marts.
 * **One run at a time**: DuckDB has one writer, so `max_active_runs=1`.
-* **Backfill**: `airflow dags backfill boomerang_daily -s 2025-06-01 -e 2025-06-30`.
+* **Backfill**: `airflow backfill create --dag-id boomerang_daily --from-date 2025-06-01 --to-date 2025-06-30`
+  (runs go one at a time, oldest first).
 * A failed load names the file, column and problem; the file stays in landing:
   fix it and clear the task.
 """
