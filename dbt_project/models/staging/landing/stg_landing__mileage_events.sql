@@ -1,0 +1,25 @@
+-- One row per mileage event: an earn (a future lot) or a redemption.
+with
+
+source as (
+    select * from {{ source('landing', 'mileage_events') }}
+),
+
+renamed as (
+    select
+        ----------  ids
+        event_id as mileage_event_id,
+        customer_id,
+        transaction_id,
+        ----------  attributes
+        kind as mileage_event_kind,
+        points,
+        ----------  timestamps
+        cast(occurred_at as timestamp) as occurred_at,
+        cast(occurred_at as date) as occurred_date,
+        ----------  lineage
+        _batch_id as batch_id
+    from source
+)
+
+select * from renamed

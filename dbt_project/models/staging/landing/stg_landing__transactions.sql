@@ -1,0 +1,27 @@
+-- One row per transaction (purchase or refund); amounts are always >= 0.
+with
+
+source as (
+    select * from {{ source('landing', 'transactions') }}
+),
+
+renamed as (
+    select
+        ----------  ids
+        transaction_id,
+        customer_id,
+        ----------  attributes
+        kind as transaction_kind,
+        channel,
+        amount,
+        -- purchases count positive, refunds negative: sum it for net spend
+        case when kind = 'refund' then -amount else amount end as signed_amount,
+        ----------  timestamps
+        cast(occurred_at as timestamp) as occurred_at,
+        cast(occurred_at as date) as occurred_date,
+        ----------  lineage
+        _batch_id as batch_id
+    from source
+)
+
+select * from renamed
