@@ -42,8 +42,13 @@ def _parser() -> argparse.ArgumentParser:
         help="simulate every day before this date (default: the world's start + BOOMERANG_WORLD_DAYS)",
     )
 
-    load = commands.add_parser("load", help="load new landing files into raw")
-    load.add_argument("--as-of", type=_date, help="the run date recorded in the manifest")
+    validate = commands.add_parser("validate", help="run the quality gate on new landing files (no loading)")
+    validate.add_argument(
+        "--as-of", type=_date, help="the run date: rows on or after it wait for a later run"
+    )
+
+    load = commands.add_parser("load", help="gate and load new landing files into raw")
+    load.add_argument("--as-of", type=_date, help="the run date: rows on or after it wait for a later run")
 
     dbt = commands.add_parser("dbt", help="run a dbt command in a subprocess")
     dbt.add_argument("dbt_command", choices=["build", "run", "test", "docs"], help="dbt command")
@@ -89,6 +94,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "simulate":
         until = args.until or settings.world_start + timedelta(days=settings.world_days)
         pipeline.simulate_world(settings.with_(world_enabled=True), until)
+        return 0
+    if args.command == "validate":
+        print(pipeline.validate_landing(settings, args.as_of))
         return 0
     if args.command == "load":
         print(pipeline.load_landing(settings, args.as_of))
@@ -150,10 +158,16 @@ def summary(settings: Settings) -> str:
         manifest = con.execute(
             "select count(*), coalesce(sum(row_count), 0), max(as_of) from ops.load_manifest"
         ).fetchone()
-        failures = con.execute("select count(*) from ops.load_failures").fetchone()[0]  # type: ignore[index]
+        outcomes = dict(
+            con.execute("select outcome, count(*) from ops.quality_results group by 1").fetchall()
+        )
         lines.append(
-            f"Loaded {manifest[0]:,} landing file(s), {manifest[1]:,} rows; latest run {manifest[2]}; "  # type: ignore[index]
-            f"{failures} failed attempt(s) recorded in ops.load_failures."
+            f"Loaded {manifest[0]:,} landing file(s), {manifest[1]:,} rows; latest run {manifest[2]}."  # type: ignore[index]
+        )
+        lines.append(
+            f"Quality gate: {outcomes.get('passed', 0)} batch(es) passed, "
+            f"{outcomes.get('quarantined', 0)} quarantined, {outcomes.get('deferred', 0)} deferred "
+            f"(ops.quality_results; report: {settings.reports_dir / 'quality' / 'index.html'})."
         )
         for schema in ("raw", "marts"):
             counts = table_row_counts(con, schema)
@@ -167,7 +181,8 @@ def summary(settings: Settings) -> str:
         f"  or:        duckdb -readonly {settings.warehouse_path}   (a DuckDB {_duckdb_version()} CLI)",
         "  BI tools (DBeaver, Metabase, Superset): a read-only DuckDB connection to that file,",
         "  opened while no pipeline run is writing (DuckDB allows one writer and no readers beside it).",
-        f"Landing files: {settings.landing_dir}   Airflow home: {settings.airflow_home}",
+        f"Landing files: {settings.landing_dir}   Quarantine: {settings.quarantine_dir}",
+        f"Airflow home: {settings.airflow_home}",
     ]
     return "\n".join(lines)
 

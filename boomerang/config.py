@@ -64,6 +64,8 @@ class Settings:
 
     warehouse_path: Path
     landing_dir: Path
+    quarantine_dir: Path
+    reports_dir: Path
     world_dir: Path
     models_dir: Path
     dbt_project_dir: Path
@@ -76,6 +78,8 @@ class Settings:
     world_start: date
     world_file_format: str
     world_days: int  # days of history the demo simulates before its Airflow runs
+    # The quality gate: no date or timestamp in a landing file may be earlier.
+    timestamp_floor: date
     # Warehouse logic.
     earn_expiry_days: int
     churn_lookback_days: int
@@ -89,6 +93,8 @@ class Settings:
         return cls(
             warehouse_path=_path(env, "WAREHOUSE", root / "warehouse" / "boomerang.duckdb"),
             landing_dir=_path(env, "LANDING_DIR", root / "landing"),
+            quarantine_dir=_path(env, "QUARANTINE_DIR", root / "quarantine"),
+            reports_dir=_path(env, "REPORTS_DIR", root / "reports"),
             world_dir=_path(env, "WORLD_DIR", root / "world"),
             models_dir=_path(env, "MODELS_DIR", root / "models"),
             dbt_project_dir=_path(env, "DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project"),
@@ -100,6 +106,7 @@ class Settings:
             world_start=_date(env, "WORLD_START", date(2025, 1, 1)),
             world_file_format=_choice(env, "WORLD_FORMAT", "parquet", ("parquet", "csv")),
             world_days=_int(env, "WORLD_DAYS", 365),
+            timestamp_floor=_date(env, "TIMESTAMP_FLOOR", date(1990, 1, 1)),
             earn_expiry_days=_int(env, "EARN_EXPIRY_DAYS", 365),
             churn_lookback_days=_int(env, "CHURN_LOOKBACK_DAYS", 90),
             churn_horizon_days=_int(env, "CHURN_HORIZON_DAYS", 60),
@@ -110,6 +117,9 @@ class Settings:
         names = {
             "warehouse_path": "WAREHOUSE",
             "landing_dir": "LANDING_DIR",
+            "quarantine_dir": "QUARANTINE_DIR",
+            "reports_dir": "REPORTS_DIR",
+            "timestamp_floor": "TIMESTAMP_FLOOR",
             "world_dir": "WORLD_DIR",
             "models_dir": "MODELS_DIR",
             "dbt_project_dir": "DBT_PROJECT_DIR",

@@ -15,6 +15,27 @@ class Column:
     duckdb_type: str
     nullable: bool = False
     accepted: tuple[str, ...] | None = None
+    # Inclusive bounds for numbers; strict_min makes the lower bound exclusive (points > 0).
+    min_value: float | None = None
+    max_value: float | None = None
+    strict_min: bool = False
+
+    @property
+    def is_temporal(self) -> bool:
+        return self.duckdb_type in ("DATE", "TIMESTAMPTZ")
+
+    @property
+    def type_words(self) -> str:
+        """The type as a data engineer would say it."""
+        return {
+            "VARCHAR": "text",
+            "DATE": "a date (YYYY-MM-DD)",
+            "TIMESTAMPTZ": "an ISO-8601 timestamp",
+            "INTEGER": "a whole number",
+            "BIGINT": "a whole number",
+            "BOOLEAN": "true/false",
+            "DECIMAL(18,2)": "a decimal number",
+        }[self.duckdb_type]
 
 
 @dataclass(frozen=True)
@@ -29,6 +50,8 @@ class Source:
     # of it: the same customer may arrive again with a later ``updated_at``.
     row_key: tuple[str, ...]
     description: str
+    # (later, earlier): the first column may not be before the second when both are given.
+    ordered_pairs: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -42,6 +65,13 @@ class Source:
     def is_versioned(self) -> bool:
         return len(self.row_key) > 1
 
+    @property
+    def references_customers(self) -> bool:
+        return self.name != "customers" and "customer_id" in self.column_names
+
+    def column(self, name: str) -> Column:
+        return next(column for column in self.columns if column.name == name)
+
 
 TS = "TIMESTAMPTZ"
 
@@ -54,7 +84,7 @@ SOURCES: dict[str, Source] = {
                 Column("customer_id", "VARCHAR"),
                 Column("signup_date", "DATE"),
                 Column("region", "VARCHAR"),
-                Column("birth_year", "INTEGER", nullable=True),
+                Column("birth_year", "INTEGER", nullable=True, min_value=1900, max_value=2100),
                 Column("marketing_consent", "BOOLEAN"),
                 Column("email", "VARCHAR"),
                 Column("phone", "VARCHAR", nullable=True),
@@ -71,7 +101,7 @@ SOURCES: dict[str, Source] = {
                 Column("customer_id", "VARCHAR"),
                 Column("occurred_at", TS),
                 Column("kind", "VARCHAR", accepted=("purchase", "refund")),
-                Column("amount", "DECIMAL(18,2)"),
+                Column("amount", "DECIMAL(18,2)", min_value=0),
                 Column("channel", "VARCHAR", accepted=("store", "online", "app")),
             ),
             required=True,
@@ -85,7 +115,7 @@ SOURCES: dict[str, Source] = {
                 Column("customer_id", "VARCHAR"),
                 Column("occurred_at", TS),
                 Column("kind", "VARCHAR", accepted=("earn", "redeem")),
-                Column("points", "BIGINT"),
+                Column("points", "BIGINT", min_value=0, strict_min=True),
                 Column("transaction_id", "VARCHAR", nullable=True),
             ),
             required=False,
@@ -118,12 +148,13 @@ SOURCES: dict[str, Source] = {
                 Column("opened_at", TS),
                 Column("resolved_at", TS, nullable=True),
                 Column("category", "VARCHAR"),
-                Column("satisfaction", "INTEGER", nullable=True),
+                Column("satisfaction", "INTEGER", nullable=True, min_value=1, max_value=5),
             ),
             required=False,
             # A complaint arrives when opened and again when resolved.
             row_key=("complaint_id", "resolved_at"),
             description="Complaints; a later row with resolved_at replaces the open one.",
+            ordered_pairs=(("resolved_at", "opened_at"),),
         ),
     )
 }

@@ -38,12 +38,55 @@ def simulate_world(settings: Settings, as_of: date) -> int:
     return len(written)
 
 
+def validate_landing(settings: Settings, as_of: date) -> dict[str, int]:
+    """Run the quality gate on every new landing file; quarantine the ones that fail.
+
+    Raises :class:`boomerang.quality.QualityGateError` naming each quarantined
+    file, what is wrong with it, where it went and what to do.
+    """
+    from boomerang.loader import validate_landing as validate
+
+    return validate(settings, as_of).as_dict()
+
+
 def load_landing(settings: Settings, as_of: date) -> dict[str, int]:
-    """Load every new landing file into ``raw`` (each file once, all or nothing)."""
+    """Load every new landing file that passes the gate into ``raw`` (each once, all or nothing)."""
     from boomerang.loader import load_landing as load
 
-    report = load(settings.warehouse_path, settings.landing_dir, as_of)
-    return {"files_loaded": len(report.loaded), "rows_loaded": report.rows, "files_skipped": report.skipped}
+    return load(settings, as_of).as_dict()
+
+
+def quality_verdict(settings: Settings, as_of: date) -> dict[str, int]:
+    """Refresh the quality report; fail if the run for ``as_of`` quarantined any batch.
+
+    The last task of a daily run, so that the run itself shows as failed, with
+    a message that names each quarantined file, what broke and what to do.
+    """
+    from boomerang.quality import QualityGateError, quarantine_message, write_index
+    from boomerang.warehouse import connect, ensure_schemas
+
+    with connect(settings.warehouse_path) as con:
+        ensure_schemas(con)
+        index = write_index(con, settings.reports_dir)
+        counts = dict(
+            con.execute(
+                "select outcome, count(*) from ops.quality_results where as_of = ? group by 1", [as_of]
+            ).fetchall()
+        )
+        quarantined = con.execute(
+            "select file_path, message, quarantine_path from ops.quality_results "
+            "where as_of = ? and outcome = 'quarantined' order by validated_at",
+            [as_of],
+        ).fetchall()
+    log.info("Quality report: %s", index)
+    if quarantined:
+        raise QualityGateError(
+            [
+                quarantine_message(file, message, path, settings.landing_dir)
+                for file, message, path in quarantined
+            ]
+        )
+    return counts
 
 
 def dbt_build(settings: Settings, as_of: date) -> None:

@@ -1,7 +1,7 @@
 """The DuckDB warehouse: opening it and creating the schemas Python owns.
 
 dbt owns ``staging``/``intermediate``/``marts``; Python owns ``raw`` (what the
-loader wrote) and ``ops`` (load manifest and failures). DuckDB allows one
+loader wrote) and ``ops`` (load manifest, quality-gate results and failures). DuckDB allows one
 writer process at a time, so every writer opens, works and closes promptly.
 """
 
@@ -29,14 +29,61 @@ OPS_DDL = (
     )
     """,
     """
-    create table if not exists ops.load_failures (
-        file_path      varchar   not null,
-        content_hash   varchar,
-        source         varchar,
-        as_of          date,
-        failed_at      timestamp not null,
-        problem        varchar   not null
+    create table if not exists ops.quality_results (
+        file_path          varchar   not null,  -- relative to the landing folder
+        content_hash       varchar   not null,
+        source             varchar   not null,
+        as_of              date,                -- the run that validated it
+        validated_at       timestamp not null,  -- wall clock, for operators
+        outcome            varchar   not null,  -- passed | quarantined | deferred
+        row_count          bigint    not null,
+        expectations       integer   not null,  -- evaluated
+        failed_expectations integer  not null,
+        quarantine_path    varchar,
+        message            varchar
     )
+    """,
+    """
+    create table if not exists ops.quality_failures (
+        file_path          varchar   not null,
+        content_hash       varchar   not null,
+        source             varchar   not null,
+        as_of              date,
+        validated_at       timestamp not null,
+        expectation        varchar   not null,  -- Great Expectations' expectation type
+        column_name        varchar,
+        rule               varchar   not null,  -- the rule in words
+        unexpected_count   bigint    not null,
+        sample             varchar              -- JSON: [[file row, value], ...]
+    )
+    """,
+    """
+    create or replace view ops.quality_by_day as
+    -- One row per run date and source: batches validated, passed, quarantined, deferred.
+    select
+        as_of,
+        source,
+        count(*) as batches,
+        count(*) filter (where outcome = 'passed') as passed,
+        count(*) filter (where outcome = 'quarantined') as quarantined,
+        count(*) filter (where outcome = 'deferred') as deferred,
+        sum(row_count) filter (where outcome = 'passed') as rows_passed
+    from ops.quality_results
+    group by as_of, source
+    """,
+    """
+    create or replace view ops.quality_failing_expectations as
+    -- One row per run date, source and broken rule: how often it broke and on how many rows.
+    select
+        as_of,
+        source,
+        expectation,
+        column_name,
+        rule,
+        count(*) as batches,
+        sum(unexpected_count) as rows
+    from ops.quality_failures
+    group by all
     """,
 )
 

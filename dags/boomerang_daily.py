@@ -2,22 +2,27 @@
 ### boomerang_daily
 
 The daily run for one as-of date (the run's logical date): advance the
-simulated world when it is on, load new landing files into `raw` (each file
-once, all or nothing), then `dbt build` the warehouse in a subprocess.
+simulated world when it is on, validate new landing files with the Great
+Expectations gate (bad batches are quarantined whole), load the good ones into
+`raw` (each file once, all or nothing), then `dbt build` the warehouse in a
+subprocess.
 
 * **Idempotent**: re-running a date loads nothing new and rebuilds the same marts.
 * **One run at a time**: DuckDB has one writer, so `max_active_runs=1`.
 * **Backfill**: `airflow backfill create --dag-id boomerang_daily --from-date 2025-06-01 --to-date 2025-06-30`
   (runs go one at a time, oldest first).
-* A failed load names the file, column and problem; the file stays in landing:
-  fix it and clear the task.
+* A quarantined batch fails `validate_landing` with a message naming the file,
+  the broken rules with example rows, and where the batch and its report went.
+  Good batches of the same run still load (`load_landing` runs anyway) and
+  `dbt build` still runs; `quality_verdict` then fails the run with the same
+  message, so the run shows red. Fix the file and drop it back into landing.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 DEFAULT_ARGS = {
     "owner": "boomerang",
@@ -50,6 +55,14 @@ def boomerang_daily():
         return pipeline.simulate_world(Settings.from_env(), _as_of())
 
     @task(retries=0)  # a bad file needs a person, not a retry
+    def validate_landing() -> dict[str, int]:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        return pipeline.validate_landing(Settings.from_env(), _as_of())
+
+    # Runs even when validation quarantined something: the good batches still load.
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     def load_landing() -> dict[str, int]:
         from boomerang import pipeline
         from boomerang.config import Settings
@@ -63,7 +76,15 @@ def boomerang_daily():
 
         pipeline.dbt_build(Settings.from_env(), _as_of())
 
-    simulate_world() >> load_landing() >> dbt_build()
+    # Last, whatever happened before it: the run fails if this run quarantined anything.
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def quality_verdict() -> dict[str, int]:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        return pipeline.quality_verdict(Settings.from_env(), _as_of())
+
+    simulate_world() >> validate_landing() >> load_landing() >> dbt_build() >> quality_verdict()
 
 
 boomerang_daily()

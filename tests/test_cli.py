@@ -20,7 +20,7 @@ def _boomerang(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_summary_says_what_was_loaded_and_how_to_open_it(tiny_world, settings):
     settings = settings.with_(landing_dir=tiny_world.landing_dir)
-    load_landing(settings.warehouse_path, settings.landing_dir)
+    load_landing(settings)
     result = _boomerang(settings, "summary")
     assert result.returncode == 0, result.stderr
     assert "raw.transactions" in result.stdout
@@ -30,7 +30,7 @@ def test_summary_says_what_was_loaded_and_how_to_open_it(tiny_world, settings):
 
 def test_sql_runs_a_read_only_query(tiny_world, settings):
     settings = settings.with_(landing_dir=tiny_world.landing_dir)
-    load_landing(settings.warehouse_path, settings.landing_dir)
+    load_landing(settings)
     result = _boomerang(settings, "sql", "select count(*) as customers from raw.customers")
     assert result.returncode == 0, result.stderr
     assert "customers" in result.stdout

@@ -54,9 +54,16 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
     dag = dagbag.dags["boomerang_daily"]
     assert [task.task_id for task in dag.topological_sort()] == [
         "simulate_world",
+        "validate_landing",
         "load_landing",
         "dbt_build",
+        "quality_verdict",
     ]
+    # The verdict is the leaf, so a quarantine fails the run even though later tasks succeeded.
+    assert dag.get_task("quality_verdict").trigger_rule == "all_done"
+    # Good batches load even when the gate quarantined others in the same run.
+    assert dag.get_task("load_landing").trigger_rule == "all_done"
+    assert dag.get_task("validate_landing").retries == 0
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[p.stem for p in DAG_FILES])

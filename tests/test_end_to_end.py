@@ -55,7 +55,7 @@ def test_two_consecutive_days_then_a_rerun_that_changes_nothing(airflow_settings
         )[0][0]
         >= 3
     )
-    assert _query(settings, "select count(*) from ops.load_failures") == [(0,)]
+    assert _query(settings, "select count(*) from ops.quality_results where outcome <> 'passed'") == [(0,)]
 
     before = table_checksums(settings.warehouse_path, ("raw", "ops", "staging", "marts"))
     landing_before = sorted(p.name for p in settings.landing_dir.rglob("*"))
@@ -64,16 +64,32 @@ def test_two_consecutive_days_then_a_rerun_that_changes_nothing(airflow_settings
     assert sorted(p.name for p in settings.landing_dir.rglob("*")) == landing_before
 
 
-def test_a_bad_landing_file_fails_the_run_with_a_message_naming_it(airflow_settings, tmp_path):
+def test_a_bad_batch_is_quarantined_the_good_ones_load_and_the_run_fails_clearly(airflow_settings, tmp_path):
     settings = airflow_settings.with_(
-        warehouse_path=tmp_path / "w.duckdb", landing_dir=tmp_path / "landing", world_enabled=False
+        warehouse_path=tmp_path / "w.duckdb",
+        landing_dir=tmp_path / "landing",
+        quarantine_dir=tmp_path / "quarantine",
+        world_enabled=False,
     )
-    bad = settings.landing_dir / "transactions" / "2025-03-02.csv"
+    customers = settings.landing_dir / "customers" / "2025-03-01.csv"
+    customers.parent.mkdir(parents=True)
+    customers.write_text(
+        "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
+        "C1,2025-01-01,north,1980,true,a@example.com,,2025-01-01T09:00:00Z\n"
+    )
+    bad = settings.landing_dir / "transactions" / "2025-03-01.csv"
     bad.parent.mkdir(parents=True)
     bad.write_text(
-        "transaction_id,customer_id,occurred_at,kind,amount,channel\nT1,C1,2025-03-01T10:00:00Z,purchase,-x,store\n"
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\n"
+        "T1,C1,2025-03-01T10:00:00Z,purchase,-12.50,store\n"
     )
     with pytest.raises(AirflowRunError) as error:
         dags_test(settings, "boomerang_daily", SECOND, echo=False)
-    assert "transactions/2025-03-02.csv: column amount" in str(error.value)
-    assert bad.exists()
+    message = str(error.value)
+    assert "transactions/2025-03-01.csv: 1 row(s) have amount < 0 (e.g. row 2: -12.50)" in message
+    assert "quarantine/transactions/" in message
+    assert not bad.exists() and list((settings.quarantine_dir / "transactions").rglob("2025-03-01.csv"))
+    # load_landing still ran for the good batch, and dbt built the marts on it.
+    assert _query(settings, "select customer_id from raw.customers") == [("C1",)]
+    assert _query(settings, "select count(*) from raw.transactions") == [(0,)]
+    assert _query(settings, "select count(*) from marts.dim_customers") == [(1,)]

@@ -1,0 +1,659 @@
+"""The quality gate between landing and ``raw``: Great Expectations suites as code.
+
+Every landing batch is read and typed in DuckDB, then validated as a pandas
+frame by a Great Expectations (GX Core 1.x) suite built from the raw contract
+(``boomerang.contract``): columns, types, keys, accepted values, ranges,
+timestamps, the order of paired timestamps, customers that exist, and rows at
+all. GX's SQL datasource returns empty results on DuckDB, so it gets pandas.
+
+Checks that need the warehouse (a key loaded before, a customer nobody has
+seen) are computed set-wise in DuckDB as helper columns that hold the
+offending value, and GX expects them to be null; so does a helper holding any
+text that could not be cast to its column's type. No check loops over rows in
+Python.
+
+A batch either passes whole, is **deferred** (it holds events on or after the
+run's as-of date, which a later run will load), or is **quarantined** whole:
+moved to ``<quarantine>/<source>/<hash>/`` with a JSON and an HTML report
+beside it and recorded in ``ops.quality_results`` / ``ops.quality_failures``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from boomerang.contract import SOURCES, Source
+
+log = logging.getLogger(__name__)
+
+SAMPLE_SIZE = 5
+FUTURE_TOLERANCE = timedelta(days=1)  # clocks and time zones upstream are not perfect
+
+
+def quarantine_message(
+    relative_path: str, summary: str, quarantined_file: Path | str, landing_dir: Path
+) -> str:
+    """What a data engineer reads about one quarantined batch: what broke, where it is, what to do."""
+    source = relative_path.split("/")[0]
+    return (
+        f"{relative_path}: {summary}; the batch is in {Path(quarantined_file).parent}/ (report.html beside it); "
+        f"fix it and drop it back into {landing_dir / source}/"
+    )
+
+
+class QualityGateError(Exception):
+    """One or more batches were quarantined; the message says what to fix and where they are."""
+
+    def __init__(self, messages: list[str]):
+        self.messages = messages
+        super().__init__(
+            f"{len(messages)} landing batch(es) failed the quality gate and were quarantined "
+            "(nothing of them reached raw; good batches of the run were still loaded):\n"
+            + "\n".join(f"  - {message}" for message in messages)
+        )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One expectation a batch broke."""
+
+    expectation: str  # GX's expectation type
+    column: str | None
+    rule: str  # in words: "amount < 0"
+    unexpected_count: int
+    sample: list[tuple[int | None, str]] = field(default_factory=list)  # (file row, value)
+
+    def describe(self) -> str:
+        if self.unexpected_count == 0:
+            return self.rule
+        example = ", ".join(f"row {row}: {value}" if row is not None else value for row, value in self.sample)
+        return f"{self.unexpected_count:,} row(s) have {self.rule}" + (
+            f" (e.g. {example})" if example else ""
+        )
+
+
+@dataclass
+class Verdict:
+    """What the gate decided about one batch."""
+
+    outcome: str  # passed | quarantined | deferred
+    row_count: int
+    evaluated: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    note: str = ""  # why it was deferred, or what could not be read
+
+    def summary(self) -> str:
+        return "; ".join(failure.describe() for failure in self.failures) or self.note
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The time window a batch's dates must fall in."""
+
+    as_of: date | None  # the run's logical date: rows on or after it are deferred
+    now: datetime  # UTC; rows after now + tolerance are "in the future" and quarantined
+    floor: date  # nothing is older than this
+
+    @property
+    def latest(self) -> datetime:
+        return self.now + FUTURE_TOLERANCE
+
+
+# ---------------------------------------------------------------------- GX suites
+
+
+@lru_cache(maxsize=1)
+def _context():
+    """One ephemeral GX context per process, with a pandas datasource; no files, no telemetry."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GX chats at INFO on import and per validation; our log says what the gate decided.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    batch_definition = (
+        context.data_sources.add_pandas("landing")
+        .add_dataframe_asset("batch")
+        .add_batch_definition_whole_dataframe("whole batch")
+    )
+    return context, batch_definition
+
+
+def helper_columns(source: Source, present: set[str]) -> list[str]:
+    """The derived columns the gate adds for ``source``; each must be null on every row."""
+    helpers = [
+        f"{c.name}__unparsed" for c in source.columns if c.duckdb_type != "VARCHAR" and c.name in present
+    ]
+    if set(source.row_key) <= present:
+        helpers.append("_key_loaded_before")
+    if source.references_customers and "customer_id" in present:
+        helpers.append("_unknown_customer")
+    return helpers
+
+
+def build_suite(source: Source, limits: Limits, present: set[str]) -> list[tuple[Any, str]]:
+    """The expectations for one batch of ``source``, each with the rule in words.
+
+    ``present`` is the set of contract columns the file has: expectations on a
+    missing column are left out (the column-set expectation reports it).
+    """
+    import great_expectations.expectations as gxe
+
+    floor = datetime.combine(limits.floor, time(), tzinfo=UTC)
+    checks: list[tuple[Any, str]] = [
+        (gxe.ExpectTableRowCountToBeBetween(min_value=1), "no rows (an empty or truncated file)"),
+        (
+            gxe.ExpectTableColumnsToMatchSet(
+                column_set=["_row", *source.column_names, *helper_columns(source, set(source.column_names))],
+                exact_match=True,
+            ),
+            "columns that differ from the contract",
+        ),
+    ]
+    for column in source.columns:
+        name = column.name
+        if name not in present:
+            continue
+        if column.duckdb_type != "VARCHAR":
+            checks.append(
+                (
+                    gxe.ExpectColumnValuesToBeNull(column=f"{name}__unparsed"),
+                    f"{name} that is not {column.type_words}",
+                )
+            )
+        if not column.nullable:
+            # A value that is there but unreadable is reported once, by the type check above.
+            condition = (
+                {"row_condition": f"{name}__unparsed.isnull()", "condition_parser": "pandas"}
+                if column.duckdb_type != "VARCHAR"
+                else {}
+            )
+            checks.append((gxe.ExpectColumnValuesToNotBeNull(column=name, **condition), f"an empty {name}"))
+        if column.accepted:
+            checks.append(
+                (
+                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(column.accepted)),
+                    f"{name} not in ({', '.join(column.accepted)})",
+                )
+            )
+        if column.min_value is not None or column.max_value is not None:
+            checks.append(
+                (
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=name,
+                        min_value=column.min_value,
+                        max_value=column.max_value,
+                        strict_min=column.strict_min,
+                    ),
+                    _range_words(name, column.min_value, column.max_value, column.strict_min),
+                )
+            )
+        if column.duckdb_type == "TIMESTAMPTZ":
+            checks.append(
+                (
+                    gxe.ExpectColumnValuesToBeBetween(column=name, min_value=floor, max_value=limits.latest),
+                    f"{name} before {limits.floor} or in the future (after {limits.latest:%Y-%m-%d %H:%M} UTC)",
+                )
+            )
+        if column.duckdb_type == "DATE":
+            checks.append(
+                (
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=name,
+                        min_value=floor.replace(tzinfo=None),
+                        max_value=limits.latest.replace(tzinfo=None),
+                    ),
+                    f"{name} before {limits.floor} or in the future",
+                )
+            )
+    if set(source.row_key) <= present:
+        if source.is_versioned:
+            checks.append(
+                (
+                    gxe.ExpectCompoundColumnsToBeUnique(
+                        column_list=list(source.row_key), ignore_row_if="all_values_are_missing"
+                    ),
+                    f"the same ({', '.join(source.row_key)}) as another row of the file",
+                )
+            )
+        else:
+            checks.append(
+                (
+                    gxe.ExpectColumnValuesToBeUnique(column=source.key),
+                    f"a {source.key} repeated within the file",
+                )
+            )
+        checks.append(
+            (
+                gxe.ExpectColumnValuesToBeNull(column="_key_loaded_before"),
+                f"a {'/'.join(source.row_key)} already loaded (a duplicate, not an update)",
+            )
+        )
+    if "_unknown_customer" in helper_columns(source, present):
+        checks.append(
+            (
+                gxe.ExpectColumnValuesToBeNull(column="_unknown_customer"),
+                "a customer_id not found in customers (loaded, or arriving in this run)",
+            )
+        )
+    for later, earlier in source.ordered_pairs:
+        if {later, earlier} <= present:
+            checks.append(
+                (
+                    gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                        column_A=later,
+                        column_B=earlier,
+                        or_equal=True,
+                        ignore_row_if="either_value_is_missing",
+                    ),
+                    f"{later} before {earlier}",
+                )
+            )
+    return checks
+
+
+def _range_words(name: str, low: float | None, high: float | None, strict_low: bool) -> str:
+    if high is None:
+        return f"{name} {'<=' if strict_low else '<'} {low:g}"
+    return f"{name} outside {low:g}-{high:g}"
+
+
+# ---------------------------------------------------------------------- the gate
+
+
+class Gate:
+    """Validates batches on one open warehouse connection, remembering what passed in this run.
+
+    Keys and customers of batches that passed earlier in the same run count as
+    known, so a transactions file may refer to customers arriving in this run,
+    and two pending files cannot sneak in the same key.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, limits: Limits):
+        self.con = con
+        self.limits = limits
+        for source in SOURCES.values():
+            columns = ", ".join(f"{name} {source.column(name).duckdb_type}" for name in source.row_key)
+            con.execute(f"create or replace temp table _pending_keys_{source.name} ({columns})")
+
+    def check(self, batch_path: Path, relative_path: str, source: Source) -> Verdict:
+        """Validate one file staged in ``_text``; leave its typed rows in ``_checked``."""
+        from boomerang.loader import BatchError
+
+        try:
+            present = self.stage_typed(batch_path, relative_path, source)
+        except BatchError as error:
+            problem = str(error).removeprefix(f"{relative_path}: ")
+            return Verdict(
+                "quarantined", row_count=0, failures=[Failure("file_is_readable", None, problem, 0)]
+            )
+        row_count = self.con.execute("select count(*) from _checked").fetchone()[0]  # type: ignore[index]
+        deferred = self._too_recent(source, present)
+        if deferred:
+            return Verdict("deferred", row_count=row_count, note=deferred)
+        checks = build_suite(source, self.limits, present)
+        failures = self._validate(source, checks, present)
+        return Verdict(
+            "quarantined" if failures else "passed",
+            row_count=row_count,
+            evaluated=len(checks),
+            failures=failures,
+        )
+
+    def stage_typed(self, batch_path: Path, relative_path: str, source: Source) -> set[str]:
+        """Read the file and build ``_checked``; return the contract columns it has."""
+        from boomerang.loader import stage
+
+        stage(self.con, batch_path, relative_path)
+        return self._build_checked(source)
+
+    def remember(self, source: Source) -> None:
+        """Count the keys of the batch in ``_checked`` (which passed) as known for the rest of the run."""
+        keys = ", ".join(source.row_key)
+        self.con.execute(f"insert into _pending_keys_{source.name} select {keys} from _checked")
+
+    # -- building the frame ------------------------------------------------------------
+
+    def _build_checked(self, source: Source) -> set[str]:
+        """``_checked``: file row, typed contract columns, extra columns as text, helper columns."""
+        found = dict(self.con.execute("select name, type from pragma_table_info('_text')").fetchall())
+        present = {name for name in source.column_names if name in found}
+        extra = [name for name in found if name not in present and name != "_row"]
+        typed = [
+            f"{_cast(source.column(name).duckdb_type, name, found[name])} as {name}"
+            for name in source.column_names
+            if name in present
+        ]
+        unparsed = [
+            f"case when {_cast(c.duckdb_type, c.name, found[c.name])} is null "
+            f"then nullif(trim(cast({c.name} as varchar)), '') end as {c.name}__unparsed"
+            for c in source.columns
+            if c.duckdb_type != "VARCHAR" and c.name in present
+        ]
+        extras = [f'cast("{name}" as varchar) as "{name}"' for name in extra]
+        self.con.execute(
+            "create or replace temp table _checked as select _row, "
+            + ", ".join([*typed, *unparsed, *extras])
+            + " from _text"
+        )
+        helpers = helper_columns(source, present)
+        if "_key_loaded_before" in helpers:
+            join = " and ".join(f"seen.{c} is not distinct from _checked.{c}" for c in source.row_key)
+            self.con.execute(
+                f"""
+                alter table _checked add column _key_loaded_before varchar;
+                update _checked set _key_loaded_before = cast(_checked.{source.key} as varchar)
+                where exists (select 1 from raw.{source.name} as seen where {join})
+                   or exists (select 1 from _pending_keys_{source.name} as seen where {join});
+                """
+            )
+        if "_unknown_customer" in helpers:
+            self.con.execute(
+                """
+                alter table _checked add column _unknown_customer varchar;
+                update _checked set _unknown_customer = _checked.customer_id
+                where _checked.customer_id is not null
+                  and not exists (select 1 from raw.customers as known where known.customer_id = _checked.customer_id)
+                  and not exists (
+                      select 1 from _pending_keys_customers as known where known.customer_id = _checked.customer_id
+                  );
+                """
+            )
+        return present
+
+    def _too_recent(self, source: Source, present: set[str]) -> str:
+        """Why the batch must wait for a later run (rows on or after the as-of date), or ''."""
+        if self.limits.as_of is None:
+            return ""
+        as_of = self.limits.as_of
+        start = datetime.combine(as_of, time(), tzinfo=UTC)
+        for column in source.columns:
+            if column.name not in present or not column.is_temporal:
+                continue
+            [(count, latest)] = self.con.execute(
+                f"select count(*), max({column.name}) from _checked "
+                f"where {column.name} >= ? and {column.name} <= ?",
+                [start if column.duckdb_type == "TIMESTAMPTZ" else as_of, self.limits.latest],
+            ).fetchall()
+            if count:
+                return (
+                    f"{count:,} row(s) have {column.name} on or after this run's as-of date {as_of} "
+                    f"(latest {latest}); the batch stays in landing and loads in a run on or after "
+                    f"{(latest.date() if isinstance(latest, datetime) else latest) + timedelta(days=1)}"
+                )
+        return ""
+
+    # -- validating -------------------------------------------------------------------
+
+    def _validate(self, source: Source, checks: list[tuple[Any, str]], present: set[str]) -> list[Failure]:
+        import great_expectations as gx
+
+        context, batch_definition = _context()
+        frame = self.con.execute("select * from _checked").df()
+        suite = gx.ExpectationSuite(name=f"{source.name}-{id(frame)}")
+        for expectation, _rule in checks:
+            suite.add_expectation(expectation)
+        suite = context.suites.add(suite)
+        # Ids are given when the suite is added; the order is the order of ``checks``.
+        rules = {
+            expectation.id: rule for expectation, (_e, rule) in zip(suite.expectations, checks, strict=True)
+        }
+        try:
+            result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+                suite,
+                result_format={
+                    "result_format": "SUMMARY",
+                    "unexpected_index_column_names": ["_row"],
+                    "partial_unexpected_count": SAMPLE_SIZE,
+                },
+            )
+        finally:
+            context.suites.delete(suite.name)
+        failures = []
+        for outcome in result.results:
+            if outcome.success:
+                continue
+            config = outcome.expectation_config
+            rule = rules.get(config.id, config.type)
+            failures.append(
+                _failure(config.type, config.kwargs, rule, outcome.result, outcome.exception_info)
+            )
+        return failures
+
+
+def _cast(duckdb_type: str, name: str, stored_type: str) -> str:
+    """SQL that reads column ``name`` (stored as ``stored_type``) as the contract's type, or null."""
+    if duckdb_type == "VARCHAR":
+        return f"nullif(trim(cast({name} as varchar)), '')"
+    if stored_type == "VARCHAR":  # CSV: text, possibly padded
+        return f"try_cast(nullif(trim({name}), '') as {duckdb_type})"
+    return f"try_cast({name} as {duckdb_type})"  # Parquet: already typed, cast directly
+
+
+def _failure(kind: str, kwargs: dict, rule: str, result: dict, exception: dict | None) -> Failure:
+    column = kwargs.get("column") or kwargs.get("column_A")
+    if kind == "expect_table_columns_to_match_set":
+        expected = set(kwargs["column_set"])
+        observed = set(result.get("observed_value") or [])
+        missing = sorted(expected - observed - {c for c in expected if "__" in c or c.startswith("_")})
+        extra = sorted(observed - expected)
+        words = []
+        if missing:
+            words.append(f"missing column(s) {', '.join(missing)}")
+        if extra:
+            words.append(f"unexpected column(s) {', '.join(extra)} (extra columns are rejected, not dropped)")
+        return Failure(kind, None, "; ".join(words) or rule, 0)
+    if kind == "expect_table_row_count_to_be_between":
+        return Failure(kind, None, "no rows: an empty file is not loaded", 0)
+    if exception and exception.get("raised_exception"):
+        return Failure(
+            kind, column, f"{rule} (could not be checked: {exception.get('exception_message')})", 0
+        )
+    sample = []
+    for item in result.get("partial_unexpected_index_list") or []:
+        row = item.get("_row")
+        value = item.get(column) if column else None
+        if kind == "expect_column_pair_values_a_to_be_greater_than_b":
+            a, b = kwargs["column_A"], kwargs["column_B"]
+            shown = f"{a} {_show(item.get(a))} < {b} {_show(item.get(b))}"
+        elif kind == "expect_compound_columns_to_be_unique":
+            shown = ", ".join(f"{c} {_show(item.get(c))}" for c in kwargs["column_list"])
+        elif kind == "expect_column_values_to_not_be_null":
+            shown = "empty"
+        else:
+            shown = _show(value)
+        sample.append((int(row) if row is not None else None, shown))
+    return Failure(kind, column, rule, int(result.get("unexpected_count") or 0), sample[:3])
+
+
+def _show(value: Any) -> str:
+    """A value from a GX result as a person would write it in a message."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "empty"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, datetime):  # pandas Timestamps too
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ" if value.tzinfo else "%Y-%m-%d")
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------- records and reports
+
+
+def record(
+    con: duckdb.DuckDBPyConnection,
+    relative_path: str,
+    content_hash: str,
+    source: Source,
+    as_of: date | None,
+    verdict: Verdict,
+    quarantine_path: Path | None,
+) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    con.execute(
+        "insert into ops.quality_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            relative_path,
+            content_hash,
+            source.name,
+            as_of,
+            now,
+            verdict.outcome,
+            verdict.row_count,
+            verdict.evaluated,
+            len(verdict.failures),
+            str(quarantine_path) if quarantine_path else None,
+            verdict.summary() or None,
+        ],
+    )
+    for failure in verdict.failures:
+        con.execute(
+            "insert into ops.quality_failures values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                relative_path,
+                content_hash,
+                source.name,
+                as_of,
+                now,
+                failure.expectation,
+                failure.column,
+                failure.rule,
+                failure.unexpected_count,
+                json.dumps(failure.sample),
+            ],
+        )
+
+
+def quarantine(
+    path: Path,
+    relative_path: str,
+    content_hash: str,
+    source: Source,
+    verdict: Verdict,
+    quarantine_dir: Path,
+    as_of: date | None,
+) -> Path:
+    """Move the file to ``<quarantine>/<source>/<hash>/`` with report.json and report.html beside it."""
+    folder = quarantine_dir / source.name / content_hash[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    shutil.move(str(path), target)
+    report = {
+        "file": relative_path,
+        "source": source.name,
+        "sha256": content_hash,
+        "as_of": as_of.isoformat() if as_of else None,
+        "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows": verdict.row_count,
+        "expectations_evaluated": verdict.evaluated,
+        "failures": [asdict(failure) for failure in verdict.failures],
+        "what_to_do": f"Fix the file and drop it back into the landing folder as {relative_path}.",
+    }
+    (folder / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (folder / "report.html").write_text(_batch_html(report))
+    return target
+
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2433;max-width:1100px}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e6ee;vertical-align:top}
+th{background:#f5f6fa}.passed{color:#11703a;font-weight:600}.quarantined{color:#b3261e;font-weight:600}
+.deferred{color:#8a5a00;font-weight:600}code{background:#f5f6fa;padding:0 .25rem}.muted{color:#667}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def _batch_html(report: dict) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(f['rule'])}</td><td>{html.escape(str(f['column'] or ''))}</td>"
+        f"<td>{f['unexpected_count']:,}</td>"
+        f"<td>{html.escape(', '.join(f'row {r}: {v}' if r is not None else str(v) for r, v in f['sample']))}</td>"
+        f"<td class='muted'>{html.escape(f['expectation'])}</td></tr>"
+        for f in report["failures"]
+    )
+    return _page(
+        f"Quarantined: {report['file']}",
+        f"<h1>Quarantined: <code>{html.escape(report['file'])}</code></h1>"
+        f"<p>{report['rows']:,} rows, {report['expectations_evaluated']} expectations evaluated, "
+        f"{len(report['failures'])} failed. Run as-of {report['as_of']}, quarantined {report['quarantined_at']}.</p>"
+        f"<p><b>What to do:</b> {html.escape(report['what_to_do'])}</p>"
+        "<table><tr><th>rule broken</th><th>column</th><th>rows</th><th>examples (file row: value)</th>"
+        f"<th>expectation</th></tr>{rows}</table>",
+    )
+
+
+def write_index(con: duckdb.DuckDBPyConnection, reports_dir: Path, limit: int = 500) -> Path:
+    """``<reports>/quality/index.html``: the latest validations, newest first, readable offline."""
+    results = con.execute(
+        "select validated_at, as_of, file_path, source, outcome, row_count, expectations, "
+        "failed_expectations, quarantine_path, message from ops.quality_results "
+        "order by validated_at desc limit ?",
+        [limit],
+    ).fetchall()
+    by_day = con.execute(
+        "select as_of, sum(batches), sum(passed), sum(quarantined), sum(deferred) from ops.quality_by_day "
+        "group by as_of order by as_of desc nulls last limit 60"
+    ).fetchall()
+    day_rows = "".join(
+        f"<tr><td>{day}</td><td>{batches}</td><td class='passed'>{passed}</td>"
+        f"<td class='quarantined'>{quarantined}</td><td class='deferred'>{deferred}</td></tr>"
+        for day, batches, passed, quarantined, deferred in by_day
+    )
+    batch_rows = "".join(
+        f"<tr><td>{validated:%Y-%m-%d %H:%M}</td><td>{as_of}</td><td><code>{html.escape(path)}</code></td>"
+        f"<td class='{outcome}'>{outcome}</td><td>{rows:,}</td><td>{evaluated - failed}/{evaluated}</td>"
+        f"<td>{html.escape(message or '')}"
+        + (
+            f"<br><a href='{Path(qpath).parent.as_uri()}/report.html'>report</a> "
+            f"<span class='muted'>{html.escape(qpath)}</span>"
+            if qpath
+            else ""
+        )
+        + "</td></tr>"
+        for validated, as_of, path, _source, outcome, rows, evaluated, failed, qpath, message in results
+    )
+    folder = reports_dir / "quality"
+    folder.mkdir(parents=True, exist_ok=True)
+    index = folder / "index.html"
+    tmp = folder / ".index.html.tmp"
+    tmp.write_text(
+        _page(
+            "Boomerang data quality",
+            "<h1>Boomerang: landing data quality</h1>"
+            "<p class='muted'>Every landing batch is validated by a Great Expectations suite before it "
+            "reaches <code>raw</code>. Quarantined batches sit in the quarantine folder with a report; "
+            "deferred batches hold rows for a later run. Tables: <code>ops.quality_results</code>, "
+            "<code>ops.quality_failures</code>, <code>ops.quality_by_day</code>.</p>"
+            "<h2>By run date</h2><table><tr><th>as-of</th><th>batches</th><th>passed</th>"
+            f"<th>quarantined</th><th>deferred</th></tr>{day_rows}</table>"
+            "<h2>Latest batches</h2><table><tr><th>validated</th><th>as-of</th><th>file</th><th>outcome</th>"
+            f"<th>rows</th><th>expectations met</th><th>details</th></tr>{batch_rows}</table>",
+        )
+    )
+    tmp.replace(index)
+    return index

@@ -1,0 +1,238 @@
+"""The Great Expectations gate: a corpus of malformed batches, each rejected whole, explained and kept."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import table_checksums
+
+from boomerang.loader import load_landing, validate_landing
+from boomerang.quality import QualityGateError
+
+CORPUS = Path(__file__).parent / "corpus"
+AS_OF = date(2025, 1, 6)
+
+GOOD = {
+    "customers/2025-01-02.csv": (
+        "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
+        "C1,2025-01-01,north,1980,true,a@example.com,,2025-01-01T09:00:00Z\n"
+        "C2,2025-01-02,west,,false,b@example.com,+1-555-0100,2025-01-02T09:00:00Z\n"
+    ),
+    "transactions/2025-01-04.csv": (
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\n"
+        "T1,C1,2025-01-03T10:00:00Z,purchase,12.50,store\n"
+        "T2,C2,2025-01-03T11:00:00Z,purchase,40.00,online\n"
+    ),
+    "complaints/2025-01-04.csv": (
+        "complaint_id,customer_id,opened_at,resolved_at,category,satisfaction\n"
+        "K1,C1,2025-01-03T10:00:00Z,,billing,\n"
+    ),
+}
+
+# case -> fragments the data engineer must read in the error (besides the file name and quarantine path)
+CASES = {
+    "missing_column": ["missing column(s) channel"],
+    "extra_column": ["unexpected column(s) coupon", "rejected, not dropped"],
+    "wrong_type": ["1 row(s) have amount that is not a decimal number", "row 3: 'ten'"],
+    "null_key": ["1 row(s) have an empty transaction_id", "row 3"],
+    "duplicate_key_in_batch": ["2 row(s) have a transaction_id repeated within the file", "row 2: 'T10'"],
+    "key_already_loaded": [
+        "1 row(s) have a transaction_id already loaded (a duplicate, not an update)",
+        "row 3: 'T1'",
+    ],
+    "negative_amount": ["1 row(s) have amount < 0", "row 3: -12.50"],
+    "unknown_kind": ["kind not in (purchase, refund)", "row 3: 'gift'"],
+    "unknown_channel": ["channel not in (store, online, app)", "row 3: 'fax'"],
+    "unknown_customer": ["a customer_id not found in customers", "row 3: 'C999'"],
+    "future_timestamp": ["occurred_at before 1990-01-01 or in the future", "row 3: 2099-01-05"],
+    "timestamp_before_floor": ["occurred_at before 1990-01-01", "row 3: 1970-01-01"],
+    "unparseable_timestamp": ["occurred_at that is not an ISO-8601 timestamp", "row 3: 'last tuesday'"],
+    "resolved_before_opened": ["resolved_at before opened_at", "row 2"],
+    "satisfaction_out_of_range": ["satisfaction outside 1-5", "row 2: 7"],
+    "points_not_positive": ["points <= 0", "row 2: 0"],
+    "header_only": ["no rows: an empty file is not loaded"],
+    "empty_file": ["the file is empty (0 bytes)"],
+    "truncated": ["cannot be read as CSV", "Expected Number of Columns: 6 Found: 3", "cut off"],
+    "bad_encoding": ["cannot be read as CSV", "not UTF-8"],
+    "corrupt_parquet": ["cannot be read as PARQUET", "No magic bytes"],
+    "duplicate_customer_version": [
+        "the same (customer_id, updated_at) as another row of the file",
+        "customer_id 'C3', updated_at 2025-01-05T09:00:00Z",
+    ],
+    "unparseable_boolean": ["marketing_consent that is not true/false", "'maybe'"],
+}
+
+
+def _case_file(case: str) -> Path:
+    [path] = [p for p in (CORPUS / case).rglob("*") if p.is_file()]
+    return path
+
+
+def _write(landing: Path, relative: str, text: str) -> Path:
+    path = landing / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _query(settings, sql: str, params=None):
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def loaded(settings):
+    for relative, text in GOOD.items():
+        _write(settings.landing_dir, relative, text)
+    load_landing(settings, AS_OF)
+    return settings
+
+
+def test_the_corpus_covers_every_case():
+    assert sorted(p.name for p in CORPUS.iterdir() if p.is_dir()) == sorted(CASES)
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_malformed_batch_is_quarantined_whole_and_explained(loaded, case: str):
+    corpus_file = _case_file(case)
+    relative = corpus_file.relative_to(CORPUS / case).as_posix()
+    source = relative.split("/")[0]
+    before = table_checksums(loaded.warehouse_path)
+    dropped = loaded.landing_dir / relative
+    dropped.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(corpus_file, dropped)
+
+    with pytest.raises(QualityGateError) as error:
+        load_landing(loaded, AS_OF)
+
+    message = str(error.value)
+    assert f"{relative}: " in message
+    for fragment in CASES[case]:
+        assert fragment in message, f"{fragment!r} not in:\n{message}"
+    assert "fix it and drop it back into" in message
+    # Nothing of it reached raw ...
+    assert table_checksums(loaded.warehouse_path) == before
+    # ... and nothing is lost: the file sits in quarantine, byte for byte, with its reports.
+    assert not dropped.exists()
+    [(quarantined, outcome, failed)] = _query(
+        loaded,
+        "select quarantine_path, outcome, failed_expectations from ops.quality_results where file_path = ?",
+        [relative],
+    )
+    assert outcome == "quarantined" and failed >= 1
+    kept = Path(quarantined)
+    assert kept.read_bytes() == corpus_file.read_bytes()
+    assert kept.parent.parent == loaded.quarantine_dir / source
+    assert f"quarantine/{source}/" in message
+    report = json.loads((kept.parent / "report.json").read_text())
+    assert report["file"] == relative and report["failures"]
+    assert "<table>" in (kept.parent / "report.html").read_text()
+    rules = _query(
+        loaded,
+        "select rule, unexpected_count, sample from ops.quality_failures where file_path = ?",
+        [relative],
+    )
+    assert rules and all(rule for rule, _count, _sample in rules)
+
+
+def test_a_good_and_a_bad_batch_in_one_run(loaded):
+    _write(
+        loaded.landing_dir,
+        "transactions/good.csv",
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\nT20,C1,2025-01-05T10:00:00Z,purchase,5.00,app\n",
+    )
+    shutil.copy(_case_file("negative_amount"), loaded.landing_dir / "transactions" / "bad.csv")
+    with pytest.raises(QualityGateError, match="1 landing batch"):
+        load_landing(loaded, AS_OF)
+    assert _query(loaded, "select transaction_id from raw.transactions order by 1") == [
+        ("T1",),
+        ("T2",),
+        ("T20",),
+    ]
+    assert _query(
+        loaded, "select outcome from ops.quality_results where file_path = 'transactions/good.csv'"
+    ) == [("passed",)]
+
+
+def test_a_corrected_file_dropped_back_loads_and_the_history_keeps_both(loaded):
+    dropped = loaded.landing_dir / "transactions" / "2025-01-05.csv"
+    shutil.copy(_case_file("negative_amount"), dropped)
+    with pytest.raises(QualityGateError):
+        load_landing(loaded, AS_OF)
+    dropped.write_text(_case_file("negative_amount").read_text().replace("refund,-12.50", "refund,12.50"))
+    report = load_landing(loaded, AS_OF)
+    assert report.loaded == [("transactions/2025-01-05.csv", 2)]
+    history = _query(
+        loaded,
+        "select outcome, count(distinct content_hash) from ops.quality_results "
+        "where file_path = 'transactions/2025-01-05.csv' group by 1 order by 1",
+    )
+    assert history == [("passed", 1), ("quarantined", 1)]
+    assert _query(
+        loaded, "select count(*) from ops.load_manifest where file_path = 'transactions/2025-01-05.csv'"
+    ) == [(1,)]
+
+
+def test_rows_on_or_after_the_as_of_date_wait_for_a_later_run(loaded):
+    late = _write(
+        loaded.landing_dir,
+        "transactions/2025-01-06.csv",
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\nT30,C1,2025-01-06T08:00:00Z,purchase,5.00,app\n",
+    )
+    report = load_landing(loaded, AS_OF)
+    assert [file for file, _why in report.deferred] == ["transactions/2025-01-06.csv"]
+    assert "loads in a run on or after 2025-01-07" in report.deferred[0][1]
+    assert late.exists()
+    assert load_landing(loaded, date(2025, 1, 7)).loaded == [("transactions/2025-01-06.csv", 1)]
+
+
+def test_validate_then_load_checks_each_file_once(settings):
+    for relative, text in GOOD.items():
+        _write(settings.landing_dir, relative, text)
+    validated = validate_landing(settings, AS_OF)
+    assert len(validated.validated) == 3 and _query(settings, "select count(*) from raw.customers") == [(0,)]
+    loaded = load_landing(settings, AS_OF)
+    assert len(loaded.loaded) == 3
+    assert _query(settings, "select count(*), count(distinct file_path) from ops.quality_results") == [(3, 3)]
+
+
+def test_customers_and_keys_arriving_in_the_same_run_count_as_known(settings):
+    for relative, text in GOOD.items():
+        _write(settings.landing_dir, relative, text)
+    # A second pending file repeats a key of the first: only one of them may pass.
+    _write(settings.landing_dir, "transactions/2025-01-05.csv", GOOD["transactions/2025-01-04.csv"])
+    with pytest.raises(QualityGateError, match="already loaded"):
+        validate_landing(settings, AS_OF)
+    outcomes = dict(_query(settings, "select file_path, outcome from ops.quality_results"))
+    assert outcomes["transactions/2025-01-04.csv"] == "passed"  # its customers arrive in the same run
+    assert outcomes["transactions/2025-01-05.csv"] == "quarantined"
+
+
+def test_bi_tables_chart_batches_per_day(loaded):
+    shutil.copy(_case_file("unknown_kind"), loaded.landing_dir / "transactions" / "x.csv")
+    with pytest.raises(QualityGateError):
+        load_landing(loaded, AS_OF)
+    assert _query(
+        loaded, "select as_of, sum(batches), sum(passed), sum(quarantined) from ops.quality_by_day group by 1"
+    ) == [(AS_OF, 4, 3, 1)]
+    [(expectation, column, batches)] = _query(
+        loaded, "select expectation, column_name, batches from ops.quality_failing_expectations"
+    )
+    assert (expectation, column, batches) == ("expect_column_values_to_be_in_set", "kind", 1)
+
+
+def test_the_html_report_lists_every_batch_offline(loaded):
+    index = loaded.reports_dir / "quality" / "index.html"
+    text = index.read_text()
+    for relative in GOOD:
+        assert relative in text
+    assert "http://" not in text and "https://" not in text  # no CDN: it opens offline
