@@ -90,3 +90,85 @@ def test_a_broken_rule_fails_the_build_by_name(built, tmp_path):
     con.close()
     with pytest.raises(DbtError, match="accepted_values_stg_landing__transactions_transaction_kind"):
         pipeline.dbt_build(settings, AS_OF)
+
+
+def _copy_warehouse(built, tmp_path):
+    """A private copy of the built warehouse, with its own dbt target folder."""
+    settings = built.with_(warehouse_path=tmp_path / "copy.duckdb", dbt_target_dir=tmp_path / "target")
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(f"attach '{built.warehouse_path}' as source (read_only)")
+    con.execute("copy from database source to copy")
+    con.execute("detach source")
+    con.close()
+    return settings
+
+
+FEATURES_AS_OF = AS_OF - timedelta(days=20)
+
+
+def _features(settings) -> list[tuple]:
+    return _query(settings, "select * from marts.fct_customer_features order by customer_id")
+
+
+def test_features_do_not_move_when_events_on_or_after_the_as_of_date_change(built, tmp_path):
+    """Leakage test: rewrite the future (on/after the as-of date) and the features stay put."""
+    from boomerang.dbt import run_dbt
+
+    settings = _copy_warehouse(built, tmp_path)
+    select = ["--select", "+fct_customer_features"]
+    run_dbt(settings, "run", FEATURES_AS_OF, select)
+    before = _features(settings)
+    assert len(before) > 300
+
+    cut = f"timestamptz '{FEATURES_AS_OF} 00:00:00+00'"
+    con = duckdb.connect(str(settings.warehouse_path))
+    # Change events at or after the as-of date ...
+    con.execute(f"update raw.transactions set amount = amount * 10 where occurred_at >= {cut}")
+    con.execute(f"update raw.mileage_events set points = points * 3 where occurred_at >= {cut}")
+    con.execute(f"delete from raw.interactions where occurred_at >= {cut}")
+    con.execute(f"update raw.complaints set satisfaction = 1 where resolved_at >= {cut}")
+    # ... and add new ones for every customer, starting exactly at midnight of the as-of date.
+    con.execute(
+        f"""
+        insert into raw.transactions
+        select 'LEAK-' || customer_id, customer_id, {cut}, 'purchase', 999, 'app', 'leak', 'leak'
+        from (select distinct customer_id from raw.customers)
+        """
+    )
+    con.execute(
+        f"""
+        insert into raw.mileage_events
+        select 'LEAK-E-' || customer_id, customer_id, {cut} + interval 1 hour, 'earn', 5000, null, 'leak', 'leak'
+        from (select distinct customer_id from raw.customers)
+        union all
+        select 'LEAK-R-' || customer_id, customer_id, {cut} + interval 2 hour, 'redeem', 100, null, 'leak', 'leak'
+        from (select distinct customer_id from raw.customers)
+        """
+    )
+    con.execute(
+        f"""
+        insert into raw.interactions
+        select 'LEAK-I-' || customer_id, customer_id, {cut}, 'email', 'opened', null, 'leak', 'leak'
+        from (select distinct customer_id from raw.customers)
+        """
+    )
+    con.execute(
+        f"""
+        insert into raw.complaints
+        select 'LEAK-K-' || customer_id, customer_id, {cut}, null, 'billing', null, 'leak', 'leak'
+        from (select distinct customer_id from raw.customers)
+        """
+    )
+    con.close()
+
+    run_dbt(settings, "run", FEATURES_AS_OF, select)
+    assert _features(settings) == before
+
+
+def test_dbt_docs_generate_offline(built, tmp_path):
+    from boomerang.dbt import run_dbt
+
+    settings = built.with_(dbt_target_dir=tmp_path / "docs_target")
+    run_dbt(settings, "docs generate", AS_OF)
+    catalog = (tmp_path / "docs_target" / "catalog.json").read_text()
+    assert "customer_360" in catalog and "fct_mileage_lot_balances" in catalog

@@ -9,6 +9,10 @@ transactions as (
     select * from {{ ref('stg_landing__transactions') }}
 ),
 
+segments as (
+    select * from {{ ref('int_customer_segments') }}
+),
+
 purchase_history as (
     -- strictly before the as-of date: a re-run of the same date gives the same answer
     select
@@ -37,6 +41,9 @@ described as (
             when year({{ as_of_date() }}) - customers.birth_year < 60 then '45-59'
             else '60+'
         end as age_band,
+        ----------  segmentation
+        segments.segment,
+        segments.value_tier,
         ----------  tenure
         customers.signup_date,
         date_diff('day', customers.signup_date, {{ as_of_date() }}) as tenure_days,
@@ -60,6 +67,8 @@ described as (
     from customers
     left join purchase_history
         on customers.customer_id = purchase_history.customer_id
+    left join segments
+        on customers.customer_id = segments.customer_id
     where customers.signup_date < {{ as_of_date() }}
 )
 

@@ -1,0 +1,75 @@
+-- One row per customer who signed up before the run's as-of date: everything a marketer filters on
+-- in one place (segment, value, recency, engagement per channel, complaint status, mileage, tenure).
+-- No PII. Churn risk joins here once customers are scored.
+with
+
+customers as (
+    select * from {{ ref('dim_customers') }}
+),
+
+features as (
+    select * from {{ ref('fct_customer_features') }}
+),
+
+channels as (
+    -- the message channel the customer answers best on, among those they were reached on
+    select
+        customer_id,
+        case
+            when greatest(email_sent_90d, sms_sent_90d, push_sent_90d) = 0 then null
+            when email_engagement_score >= greatest(sms_engagement_score, push_engagement_score) then 'email'
+            when push_engagement_score >= sms_engagement_score then 'push'
+            else 'sms'
+        end as best_channel
+    from features
+),
+
+customer_360 as (
+    select
+        ----------  who
+        customers.customer_id,
+        customers.region,
+        customers.age_band,
+        customers.tenure_band,
+        customers.tenure_days,
+        customers.has_marketing_consent,
+        ----------  segment and value
+        customers.segment,
+        customers.value_tier,
+        customers.lifetime_value,
+        features.spend_365d,
+        features.purchases_365d,
+        features.purchases_90d,
+        features.purchases_trend_90d,
+        customers.days_since_last_purchase,
+        features.overdue_ratio,
+        ----------  engagement per channel
+        features.email_engagement_score,
+        features.sms_engagement_score,
+        features.push_engagement_score,
+        features.app_visits_90d,
+        features.web_visits_90d,
+        channels.best_channel,
+        ----------  complaints
+        features.complaints_open,
+        features.complaints_365d,
+        features.last_satisfaction_score,
+        case
+            when features.complaints_open > 0 then 'open complaint'
+            when features.last_satisfaction_score <= 2 then 'unhappy after complaint'
+            when features.complaints_365d > 0 then 'complained, resolved'
+            else 'no complaint'
+        end as complaint_status,
+        ----------  mileage
+        features.miles_balance,
+        features.miles_expiring_30d,
+        ----------  as of
+        customers.as_of_date
+    from customers
+    inner join features
+        on customers.customer_id = features.customer_id
+    inner join channels
+        on customers.customer_id = channels.customer_id
+)
+
+select * from customer_360
