@@ -169,11 +169,26 @@ def summary(settings: Settings) -> str:
             f"{outcomes.get('quarantined', 0)} quarantined, {outcomes.get('deferred', 0)} deferred "
             f"(ops.quality_results; report: {settings.reports_dir / 'quality' / 'index.html'})."
         )
-        for schema in ("raw", "marts"):
+        for schema in ("raw", "intermediate", "marts"):
             counts = table_row_counts(con, schema)
             if counts:
                 lines.append(f"{schema}:")
-                lines += [f"  {schema}.{name:<28} {rows:>12,} rows" for name, rows in counts.items()]
+                width = max(len(name) for name in counts) + len(schema) + 1
+                lines += [
+                    f"  {schema + '.' + name:<{width}} {rows:>12,} rows" for name, rows in counts.items()
+                ]
+        if "customer_360" in table_row_counts(con, "marts"):
+            lines += ["", "A few customers from marts.customer_360 (what a marketer filters on):"]
+            preview = con.execute(
+                "select customer_id, segment, value_tier, tenure_band, days_since_last_purchase as recency_days, "
+                "round(spend_365d) as spend_365d, best_channel, complaint_status, miles_balance "
+                "from marts.customer_360 order by spend_365d desc, customer_id limit 5"
+            ).df()
+            lines.append(preview.to_string(index=False))
+            segments = con.execute(
+                "select segment, count(*) from marts.customer_360 group by 1 order by 2 desc"
+            ).fetchall()
+            lines.append("Segments: " + ", ".join(f"{name} {count:,}" for name, count in segments))
     lines += [
         "",
         f"Warehouse: {settings.warehouse_path}",

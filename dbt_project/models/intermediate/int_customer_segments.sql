@@ -9,7 +9,7 @@ features as (
 tiered as (
     select
         *,
-        ntile(5) over (order by spend_365d desc, customer_id) as value_quintile
+        ntile(5) over (order by spend_365d desc, customer_id asc) as value_quintile
     from features
 ),
 

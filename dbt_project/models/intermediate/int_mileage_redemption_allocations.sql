@@ -78,7 +78,7 @@ redemption_ranges as (
     from redemptions
     inner join frontier
         on redemptions.mileage_event_id = frontier.event_id
-        and frontier.event_order = 1
+            and frontier.event_order = 1
 ),
 
 allocated as (
@@ -94,9 +94,9 @@ allocated as (
     from redemption_ranges
     inner join lots
         on redemption_ranges.customer_id = lots.customer_id
-        and lots.consumption_start < redemption_ranges.range_end
-        and lots.consumption_end > redemption_ranges.range_start
-        and lots.granted_at <= redemption_ranges.redeemed_at
+            and redemption_ranges.range_end > lots.consumption_start
+            and redemption_ranges.range_start < lots.consumption_end
+            and redemption_ranges.redeemed_at >= lots.granted_at
 ),
 
 uncovered as (

@@ -38,7 +38,7 @@ purchases_around as (
     from purchases
     inner join as_of_dates
         on purchases.occurred_at >= as_of_dates.as_of_date - to_days({{ var('churn_lookback_days') }})
-        and purchases.occurred_at < as_of_dates.as_of_date + to_days({{ var('churn_horizon_days') }})
+            and purchases.occurred_at < as_of_dates.as_of_date + to_days({{ var('churn_horizon_days') }})
     group by purchases.customer_id, as_of_dates.as_of_date
 ),
 
@@ -63,7 +63,7 @@ labelled as (
     from population
     left join purchases_around
         on population.customer_id = purchases_around.customer_id
-        and population.as_of_date = purchases_around.as_of_date
+            and population.as_of_date = purchases_around.as_of_date
 )
 
 select * from labelled

@@ -23,7 +23,7 @@ snapshots as (
     from snapshot_features
     inner join labels
         on snapshot_features.customer_id = labels.customer_id
-        and snapshot_features.as_of_date = labels.as_of_date
+            and snapshot_features.as_of_date = labels.as_of_date
 )
 
 select * from snapshots
