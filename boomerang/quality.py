@@ -430,7 +430,7 @@ class Gate:
             config = outcome.expectation_config
             rule = rules.get(config.id, config.type)
             failures.append(
-                _failure(config.type, config.kwargs, rule, outcome.result, outcome.exception_info)
+                _failure(config.type, config.kwargs, rule, outcome.result, outcome.exception_info, source)
             )
         return failures
 
@@ -444,7 +444,9 @@ def _cast(duckdb_type: str, name: str, stored_type: str) -> str:
     return f"try_cast({name} as {duckdb_type})"  # Parquet: already typed, cast directly
 
 
-def _failure(kind: str, kwargs: dict, rule: str, result: dict, exception: dict | None) -> Failure:
+def _failure(
+    kind: str, kwargs: dict, rule: str, result: dict, exception: dict | None, source: Source
+) -> Failure:
     column = kwargs.get("column") or kwargs.get("column_A")
     if kind == "expect_table_columns_to_match_set":
         expected = set(kwargs["column_set"])
@@ -477,7 +479,22 @@ def _failure(kind: str, kwargs: dict, rule: str, result: dict, exception: dict |
         else:
             shown = _show(value)
         sample.append((int(row) if row is not None else None, shown))
-    return Failure(kind, column, rule, int(result.get("unexpected_count") or 0), sample[:3])
+    return Failure(
+        kind, _contract_column(column, source), rule, int(result.get("unexpected_count") or 0), sample[:3]
+    )
+
+
+def _contract_column(column: str | None, source: Source) -> str | None:
+    """The file's column a helper column speaks for: reports name columns people know."""
+    if column is None:
+        return None
+    if column.endswith("__unparsed"):
+        return column.removesuffix("__unparsed")
+    if column == "_unknown_customer":
+        return "customer_id"
+    if column == "_key_loaded_before":
+        return ", ".join(source.row_key)
+    return column
 
 
 def _show(value: Any) -> str:

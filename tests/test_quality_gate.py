@@ -138,10 +138,14 @@ def test_a_malformed_batch_is_quarantined_whole_and_explained(loaded, case: str)
     assert "<table>" in (kept.parent / "report.html").read_text()
     rules = _query(
         loaded,
-        "select rule, unexpected_count, sample from ops.quality_failures where file_path = ?",
+        "select rule, column_name, unexpected_count from ops.quality_failures where file_path = ?",
         [relative],
     )
-    assert rules and all(rule for rule, _count, _sample in rules)
+    assert rules and all(rule for rule, _column, _count in rules)
+    # Reports name the file's own columns, never the gate's helper columns.
+    assert not [
+        column for _rule, column, _count in rules if column and (column.startswith("_") or "__" in column)
+    ]
 
 
 def test_a_good_and_a_bad_batch_in_one_run(loaded):
