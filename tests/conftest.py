@@ -56,6 +56,15 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
+def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of ``sql`` on the warehouse of ``settings``, opened read-only and closed again."""
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
 def table_checksums(path: Path, schemas: tuple[str, ...] = ("raw",)) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent content hash of every table in ``schemas``."""
     con = duckdb.connect(str(path), read_only=True)

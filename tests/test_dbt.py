@@ -7,7 +7,7 @@ from datetime import timedelta
 import duckdb
 import numpy as np
 import pytest
-from conftest import TINY_DAYS, TINY_START, make_settings
+from conftest import TINY_DAYS, TINY_START, make_settings, query
 
 from boomerang import pipeline
 from boomerang.dbt import DbtError
@@ -29,27 +29,19 @@ def built(tiny_world, tmp_path_factory):
     return settings
 
 
-def _query(settings, sql):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_dim_customers_has_one_row_per_customer_signed_up_before_as_of(built):
     world = World.open(built.world_dir)
     expected = int(np.sum(world.state["signup_day"] < TINY_DAYS))
-    assert _query(built, "select count(*), count(distinct customer_id) from marts.dim_customers") == [
+    assert query(built, "select count(*), count(distinct customer_id) from marts.dim_customers") == [
         (expected, expected)
     ]
-    assert _query(built, "select distinct as_of_date from marts.dim_customers") == [(AS_OF,)]
+    assert query(built, "select distinct as_of_date from marts.dim_customers") == [(AS_OF,)]
 
 
 def test_marts_hold_no_pii(built):
     columns = {
         row[0]
-        for row in _query(
+        for row in query(
             built, "select column_name from information_schema.columns where table_schema = 'marts'"
         )
     }
@@ -57,7 +49,7 @@ def test_marts_hold_no_pii(built):
 
 
 def test_lifetime_value_matches_the_raw_transactions(built):
-    [(mart_total, raw_total)] = _query(
+    [(mart_total, raw_total)] = query(
         built,
         f"""
         select
@@ -70,7 +62,7 @@ def test_lifetime_value_matches_the_raw_transactions(built):
 
 
 def test_staging_keeps_the_latest_customer_version(built):
-    [(versions, customers, staged)] = _query(
+    [(versions, customers, staged)] = query(
         built,
         "select count(*), count(distinct customer_id), (select count(*) from staging.stg_landing__customers) "
         "from raw.customers",
@@ -79,11 +71,8 @@ def test_staging_keeps_the_latest_customer_version(built):
 
 
 def test_a_broken_rule_fails_the_build_by_name(built, tmp_path):
-    settings = built.with_(warehouse_path=tmp_path / "copy.duckdb", dbt_target_dir=tmp_path / "target")
+    settings = _copy_warehouse(built, tmp_path)
     con = duckdb.connect(str(settings.warehouse_path))
-    con.execute(f"attach '{built.warehouse_path}' as source (read_only)")
-    con.execute("copy from database source to copy")
-    con.execute("detach source")
     con.execute(
         "insert into raw.transactions select * replace ('complaint' as kind, 'T-NEW' as transaction_id) from raw.transactions limit 1"
     )
@@ -107,7 +96,7 @@ FEATURES_AS_OF = AS_OF - timedelta(days=20)
 
 
 def _features(settings) -> list[tuple]:
-    return _query(settings, "select * from marts.fct_customer_features order by customer_id")
+    return query(settings, "select * from marts.fct_customer_features order by customer_id")
 
 
 def test_features_do_not_move_when_events_on_or_after_the_as_of_date_change(built, tmp_path):

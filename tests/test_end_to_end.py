@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import duckdb
 import numpy as np
 import pytest
-from conftest import TINY_START, make_settings, table_checksums
+from conftest import TINY_START, make_settings, query, table_checksums
 
 from boomerang.local_airflow import AirflowRunError, dags_test, ensure_metadata_db
 from boomerang.simulator import World
@@ -25,37 +24,29 @@ def airflow_settings(tmp_path_factory):
     return settings
 
 
-def _query(settings, sql):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_two_consecutive_days_then_a_rerun_that_changes_nothing(airflow_settings):
     settings = airflow_settings
 
     dags_test(settings, "boomerang_daily", FIRST, echo=False)
-    first_raw = dict(_query(settings, "select source, sum(row_count) from ops.load_manifest group by 1"))
+    first_raw = dict(query(settings, "select source, sum(row_count) from ops.load_manifest group by 1"))
     assert set(first_raw) == {"customers", "transactions", "mileage_events", "interactions", "complaints"}
-    assert _query(settings, "select distinct as_of_date from marts.dim_customers") == [(FIRST,)]
+    assert query(settings, "select distinct as_of_date from marts.dim_customers") == [(FIRST,)]
 
     dags_test(settings, "boomerang_daily", SECOND, echo=False)
     world = World.open(settings.world_dir)
     assert world.today == SECOND
     expected_customers = int(np.sum(world.state["signup_day"] < (SECOND - TINY_START).days))
-    assert _query(settings, "select count(*), min(as_of_date) from marts.dim_customers") == [
+    assert query(settings, "select count(*), min(as_of_date) from marts.dim_customers") == [
         (expected_customers, SECOND)
     ]
     # The second day loaded exactly that day's files.
     assert (
-        _query(
+        query(
             settings, f"select count(*), min(file_path) from ops.load_manifest where as_of = date '{SECOND}'"
         )[0][0]
         >= 3
     )
-    assert _query(settings, "select count(*) from ops.quality_results where outcome <> 'passed'") == [(0,)]
+    assert query(settings, "select count(*) from ops.quality_results where outcome <> 'passed'") == [(0,)]
 
     before = table_checksums(settings.warehouse_path, ("raw", "ops", "staging", "marts"))
     landing_before = sorted(p.name for p in settings.landing_dir.rglob("*"))
@@ -90,6 +81,6 @@ def test_a_bad_batch_is_quarantined_the_good_ones_load_and_the_run_fails_clearly
     assert "quarantine/transactions/" in message
     assert not bad.exists() and list((settings.quarantine_dir / "transactions").rglob("2025-03-01.csv"))
     # load_landing still ran for the good batch, and dbt built the marts on it.
-    assert _query(settings, "select customer_id from raw.customers") == [("C1",)]
-    assert _query(settings, "select count(*) from raw.transactions") == [(0,)]
-    assert _query(settings, "select count(*) from marts.dim_customers") == [(1,)]
+    assert query(settings, "select customer_id from raw.customers") == [("C1",)]
+    assert query(settings, "select count(*) from raw.transactions") == [(0,)]
+    assert query(settings, "select count(*) from marts.dim_customers") == [(1,)]

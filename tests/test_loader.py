@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import table_checksums
+from conftest import query, table_checksums
 
 from boomerang.loader import load_landing
 
@@ -40,14 +40,6 @@ def loaded(settings):
     return settings
 
 
-def _query(settings, sql: str):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_a_file_is_loaded_once_however_often_the_load_runs(tiny_world, settings):
     settings = settings.with_(landing_dir=tiny_world.landing_dir)
     warehouse = settings.warehouse_path
@@ -61,15 +53,13 @@ def test_a_file_is_loaded_once_however_often_the_load_runs(tiny_world, settings)
 
 
 def test_rows_are_typed_and_carry_their_batch(loaded):
-    rows = _query(
-        loaded, "select transaction_id, amount, kind, _source_file from raw.transactions order by 1"
-    )
+    rows = query(loaded, "select transaction_id, amount, kind, _source_file from raw.transactions order by 1")
     assert [(r[0], float(r[1]), r[2], r[3]) for r in rows] == [
         ("T1", 12.5, "purchase", "transactions/2025-01-04.csv"),
         ("T2", 40.0, "purchase", "transactions/2025-01-04.csv"),
         ("T3", 10.0, "refund", "transactions/2025-01-04.csv"),
     ]
-    assert _query(loaded, "select count(*), sum(row_count) from ops.load_manifest") == [(2, 5)]
+    assert query(loaded, "select count(*), sum(row_count) from ops.load_manifest") == [(2, 5)]
 
 
 def test_a_newer_customer_version_is_a_new_row_not_a_duplicate(loaded):
@@ -80,7 +70,7 @@ def test_a_newer_customer_version_is_a_new_row_not_a_duplicate(loaded):
         "C1,2025-01-01,north,1980,false,a@example.com,,2025-02-01T09:00:00Z\n",
     )
     load_landing(loaded)
-    assert _query(loaded, "select count(*) from raw.customers where customer_id = 'C1'") == [(2,)]
+    assert query(loaded, "select count(*) from raw.customers where customer_id = 'C1'") == [(2,)]
 
 
 def test_csv_and_parquet_load_the_same_rows(tmp_path: Path, loaded):
@@ -96,7 +86,7 @@ def test_csv_and_parquet_load_the_same_rows(tmp_path: Path, loaded):
     con = duckdb.connect(str(tmp_path / "p.duckdb"), read_only=True)
     from_parquet = con.execute(f"select {columns} from raw.transactions order by 1").fetchall()
     con.close()
-    assert from_parquet == _query(loaded, f"select {columns} from raw.transactions order by 1")
+    assert from_parquet == query(loaded, f"select {columns} from raw.transactions order by 1")
 
 
 def test_files_outside_source_folders_are_ignored_not_lost(settings):

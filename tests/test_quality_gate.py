@@ -7,9 +7,8 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
-from conftest import table_checksums
+from conftest import query, table_checksums
 
 from boomerang.loader import load_landing, validate_landing
 from boomerang.quality import QualityGateError
@@ -80,14 +79,6 @@ def _write(landing: Path, relative: str, text: str) -> Path:
     return path
 
 
-def _query(settings, sql: str, params=None):
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def loaded(settings):
     for relative, text in GOOD.items():
@@ -123,7 +114,7 @@ def test_a_malformed_batch_is_quarantined_whole_and_explained(loaded, case: str)
     assert table_checksums(loaded.warehouse_path) == before
     # ... and nothing is lost: the file sits in quarantine, byte for byte, with its reports.
     assert not dropped.exists()
-    [(quarantined, outcome, failed)] = _query(
+    [(quarantined, outcome, failed)] = query(
         loaded,
         "select quarantine_path, outcome, failed_expectations from ops.quality_results where file_path = ?",
         [relative],
@@ -136,7 +127,7 @@ def test_a_malformed_batch_is_quarantined_whole_and_explained(loaded, case: str)
     report = json.loads((kept.parent / "report.json").read_text())
     assert report["file"] == relative and report["failures"]
     assert "<table>" in (kept.parent / "report.html").read_text()
-    rules = _query(
+    rules = query(
         loaded,
         "select rule, column_name, unexpected_count from ops.quality_failures where file_path = ?",
         [relative],
@@ -157,12 +148,12 @@ def test_a_good_and_a_bad_batch_in_one_run(loaded):
     shutil.copy(_case_file("negative_amount"), loaded.landing_dir / "transactions" / "bad.csv")
     with pytest.raises(QualityGateError, match="1 landing batch"):
         load_landing(loaded, AS_OF)
-    assert _query(loaded, "select transaction_id from raw.transactions order by 1") == [
+    assert query(loaded, "select transaction_id from raw.transactions order by 1") == [
         ("T1",),
         ("T2",),
         ("T20",),
     ]
-    assert _query(
+    assert query(
         loaded, "select outcome from ops.quality_results where file_path = 'transactions/good.csv'"
     ) == [("passed",)]
 
@@ -175,13 +166,13 @@ def test_a_corrected_file_dropped_back_loads_and_the_history_keeps_both(loaded):
     dropped.write_text(_case_file("negative_amount").read_text().replace("refund,-12.50", "refund,12.50"))
     report = load_landing(loaded, AS_OF)
     assert report.loaded == [("transactions/2025-01-05.csv", 2)]
-    history = _query(
+    history = query(
         loaded,
         "select outcome, count(distinct content_hash) from ops.quality_results "
         "where file_path = 'transactions/2025-01-05.csv' group by 1 order by 1",
     )
     assert history == [("passed", 1), ("quarantined", 1)]
-    assert _query(
+    assert query(
         loaded, "select count(*) from ops.load_manifest where file_path = 'transactions/2025-01-05.csv'"
     ) == [(1,)]
 
@@ -203,10 +194,10 @@ def test_validate_then_load_checks_each_file_once(settings):
     for relative, text in GOOD.items():
         _write(settings.landing_dir, relative, text)
     validated = validate_landing(settings, AS_OF)
-    assert len(validated.validated) == 3 and _query(settings, "select count(*) from raw.customers") == [(0,)]
+    assert len(validated.validated) == 3 and query(settings, "select count(*) from raw.customers") == [(0,)]
     loaded = load_landing(settings, AS_OF)
     assert len(loaded.loaded) == 3
-    assert _query(settings, "select count(*), count(distinct file_path) from ops.quality_results") == [(3, 3)]
+    assert query(settings, "select count(*), count(distinct file_path) from ops.quality_results") == [(3, 3)]
 
 
 def test_customers_and_keys_arriving_in_the_same_run_count_as_known(settings):
@@ -216,7 +207,7 @@ def test_customers_and_keys_arriving_in_the_same_run_count_as_known(settings):
     _write(settings.landing_dir, "transactions/2025-01-05.csv", GOOD["transactions/2025-01-04.csv"])
     with pytest.raises(QualityGateError, match="already loaded"):
         validate_landing(settings, AS_OF)
-    outcomes = dict(_query(settings, "select file_path, outcome from ops.quality_results"))
+    outcomes = dict(query(settings, "select file_path, outcome from ops.quality_results"))
     assert outcomes["transactions/2025-01-04.csv"] == "passed"  # its customers arrive in the same run
     assert outcomes["transactions/2025-01-05.csv"] == "quarantined"
 
@@ -225,10 +216,10 @@ def test_bi_tables_chart_batches_per_day(loaded):
     shutil.copy(_case_file("unknown_kind"), loaded.landing_dir / "transactions" / "x.csv")
     with pytest.raises(QualityGateError):
         load_landing(loaded, AS_OF)
-    assert _query(
+    assert query(
         loaded, "select as_of, sum(batches), sum(passed), sum(quarantined) from ops.quality_by_day group by 1"
     ) == [(AS_OF, 4, 3, 1)]
-    [(expectation, column, batches)] = _query(
+    [(expectation, column, batches)] = query(
         loaded, "select expectation, column_name, batches from ops.quality_failing_expectations"
     )
     assert (expectation, column, batches) == ("expect_column_values_to_be_in_set", "kind", 1)
