@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the daily steps in order, without Airflow")
     run.add_argument("--as-of", type=_date, required=True)
 
+    train = commands.add_parser("train", help="train, evaluate and (if it earns it) promote a churn model")
+    train.add_argument("--as-of", type=_date, required=True)
+
+    score = commands.add_parser("score", help="score active customers with the champion model")
+    score.add_argument("--as-of", type=_date, required=True)
+
     demo = commands.add_parser("demo", help="simulate a world and run boomerang_daily through Airflow")
     demo.add_argument("--days", type=int, default=3, help="daily runs through Airflow (default 3)")
 
@@ -110,7 +116,19 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         pipeline.simulate_world(settings, args.as_of)
         pipeline.load_landing(settings, args.as_of)
         pipeline.dbt_build(settings, args.as_of)
+        pipeline.score_customers(settings, args.as_of)
         print(summary(settings))
+        return 0
+    if args.command == "train":
+        pipeline.build_training_set(settings, args.as_of)
+        version = pipeline.train_model(settings, args.as_of)
+        pipeline.evaluate_model(settings, version)
+        promoted = pipeline.promote_model(settings, version)
+        print(f"{version}: {'promoted to champion' if promoted else 'rejected (see its status.json)'}")
+        print(model_summary(settings))
+        return 0
+    if args.command == "score":
+        print(f"scored {pipeline.score_customers(settings, args.as_of):,} customers")
         return 0
     if args.command == "demo":
         return demo(settings, args.days)
@@ -127,26 +145,73 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def demo(settings: Settings, days: int) -> int:
-    """Run ``boomerang_daily`` through Airflow for the last ``days`` days of the demo year."""
+    """Daily runs through Airflow for the last ``days`` days of the demo year, with a weekly
+    training run before the last day, so that day's run scores customers with a champion."""
     from boomerang.local_airflow import dags_test, ensure_metadata_db
 
     started = time.monotonic()
     end = settings.world_start + timedelta(days=settings.world_days)
-    dates = [end - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+    dates = [end - timedelta(days=offset) for offset in range(max(days, 2) - 1, -1, -1)]
+    runs = [("boomerang_daily", day) for day in dates[:-1]]
+    runs += [("boomerang_train", dates[-2]), ("boomerang_daily", dates[-1])]
     print(
         f"Boomerang demo: a simulated world of {settings.world_customers:,} customers "
-        f"from {settings.world_start} (seed {settings.world_seed}); boomerang_daily through "
-        f"Airflow for {', '.join(map(str, dates))}.",
+        f"from {settings.world_start} (seed {settings.world_seed}), run through Airflow: "
+        + ", ".join(f"{dag_id} {day}" for dag_id, day in runs),
         flush=True,
     )
-    print(f"[1/{len(dates) + 2}] Airflow metadata database in {settings.airflow_home}", flush=True)
+    total = len(runs) + 2
+    print(f"[1/{total}] Airflow metadata database in {settings.airflow_home}", flush=True)
     ensure_metadata_db(settings)
-    for step, logical_date in enumerate(dates, start=2):
-        print(f"[{step}/{len(dates) + 2}] airflow dags test boomerang_daily {logical_date}", flush=True)
-        dags_test(settings, "boomerang_daily", logical_date)
-    print(f"[{len(dates) + 2}/{len(dates) + 2}] Done in {time.monotonic() - started:.0f}s\n", flush=True)
+    for step, (dag_id, logical_date) in enumerate(runs, start=2):
+        print(f"[{step}/{total}] airflow dags test {dag_id} {logical_date}", flush=True)
+        dags_test(settings, dag_id, logical_date)
+    print(f"[{total}/{total}] Done in {time.monotonic() - started:.0f}s\n", flush=True)
     print(summary(settings))
+    print(model_summary(settings))
     return 0
+
+
+def model_summary(settings: Settings) -> str:
+    """The champion's out-of-time test metrics beside the baselines, and where its report is."""
+    import json
+
+    from ml.registry import champion_version, churn_dir
+
+    version = champion_version(settings.models_dir)
+    if version is None:
+        return "No champion churn model yet: run `boomerang train --as-of <date>` or the boomerang_train DAG."
+    folder = churn_dir(settings.models_dir) / version
+    metrics = json.loads((folder / "metrics.json").read_text())
+    rows = [("champion " + version, metrics["model"])] + [
+        (f"baseline: {name}", values) for name, values in metrics["baselines"].items()
+    ]
+    lines = [
+        f"Churn model (test on {', '.join(metrics['test_as_of_dates'])}, out of time):",
+        f"  {'model':<34} {'ROC-AUC':>8} {'PR-AUC':>8} {'Brier':>7} {'ECE':>7} {'lift@10%':>9}",
+    ]
+    lines += [
+        f"  {name:<34} {m['roc_auc']:>8.3f} {m['pr_auc']:>8.3f} {m['brier']:>7.3f} {m['ece']:>7.3f} "
+        f"{m['lift_top_decile']:>9.2f}"
+        for name, m in rows
+    ]
+    lines.append(f"  report: {folder / 'report.html'}")
+    from boomerang.warehouse import connect
+
+    with connect(settings.warehouse_path, read_only=True) as con:
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'ml' and table_name = 'churn_scores'"
+        ).fetchone()[0]  # type: ignore[index]
+        if exists:
+            scored = con.execute(
+                "select as_of_date, count(*), count(*) filter (where risk_band = 'high') from ml.churn_scores "
+                "group by 1 order by 1 desc limit 1"
+            ).fetchall()
+            for as_of, count, high in scored:
+                lines.append(
+                    f"Scored {count:,} active customers at {as_of}: {high:,} high risk (ml.churn_scores)."
+                )
+    return "\n".join(lines)
 
 
 def summary(settings: Settings) -> str:

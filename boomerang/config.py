@@ -84,6 +84,8 @@ class Settings:
     earn_expiry_days: int
     churn_lookback_days: int
     churn_horizon_days: int
+    # The churn model: XGBoost's device (cpu, or cuda on a GPU machine); the rest is ml/params.yaml.
+    xgb_device: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +112,7 @@ class Settings:
             earn_expiry_days=_int(env, "EARN_EXPIRY_DAYS", 365),
             churn_lookback_days=_int(env, "CHURN_LOOKBACK_DAYS", 90),
             churn_horizon_days=_int(env, "CHURN_HORIZON_DAYS", 60),
+            xgb_device=_choice(env, "XGB_DEVICE", "cpu", ("cpu", "cuda")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -133,6 +136,7 @@ class Settings:
             "earn_expiry_days": "EARN_EXPIRY_DAYS",
             "churn_lookback_days": "CHURN_LOOKBACK_DAYS",
             "churn_horizon_days": "CHURN_HORIZON_DAYS",
+            "xgb_device": "XGB_DEVICE",
         }
         env = {ENV_PREFIX + name: str(getattr(self, field)) for field, name in names.items()}
         env[ENV_PREFIX + "WORLD"] = "on" if self.world_enabled else "off"

@@ -94,3 +94,53 @@ def dbt_build(settings: Settings, as_of: date) -> None:
     from boomerang.dbt import run_dbt
 
     run_dbt(settings, "build", as_of)
+
+
+def _model_params(settings: Settings):
+    from ml.model import Params
+
+    return Params.load(xgboost={"device": settings.xgb_device})
+
+
+def build_training_set(settings: Settings, as_of: date) -> None:
+    """``dbt build`` of the training snapshots and everything they need, for ``as_of``."""
+    from boomerang.dbt import run_dbt
+
+    run_dbt(settings, "build", as_of, ["--select", "+fct_training_snapshots"])
+
+
+def train_model(settings: Settings, as_of: date) -> str:
+    """Train a candidate churn model on the training snapshots; return its version."""
+    from ml import registry
+
+    return registry.train(settings.warehouse_path, settings.models_dir, as_of, _model_params(settings))
+
+
+def evaluate_model(settings: Settings, version: str) -> dict:
+    """Metrics against the baselines on the out-of-time test set, plots, report, model card."""
+    from ml import registry
+
+    return registry.evaluate(settings.warehouse_path, settings.models_dir, version)
+
+
+def promote_model(settings: Settings, version: str) -> bool:
+    """The promotion gate; True when ``version`` became the champion."""
+    from ml import registry
+
+    promoted, _reason = registry.promote(
+        settings.warehouse_path, settings.models_dir, version, _model_params(settings)
+    )
+    return promoted
+
+
+def score_customers(settings: Settings, as_of: date) -> int:
+    """Score active customers at ``as_of`` with the champion into ml.churn_scores."""
+    from ml import score
+
+    return score.score_customers(
+        settings.warehouse_path,
+        settings.models_dir,
+        as_of,
+        settings.churn_lookback_days,
+        _model_params(settings),
+    )

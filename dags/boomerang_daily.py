@@ -4,8 +4,10 @@
 The daily run for one as-of date (the run's logical date): advance the
 simulated world when it is on, validate new landing files with the Great
 Expectations gate (bad batches are quarantined whole), load the good ones into
-`raw` (each file once, all or nothing), then `dbt build` the warehouse in a
-subprocess.
+`raw` (each file once, all or nothing), `dbt build` the warehouse in a
+subprocess, then score every active customer with the champion churn model
+into `ml.churn_scores` (skipped with a warning until `boomerang_train` has
+promoted a champion).
 
 * **Idempotent**: re-running a date loads nothing new and rebuilds the same marts.
 * **One run at a time**: DuckDB has one writer, so `max_active_runs=1`.
@@ -76,6 +78,13 @@ def boomerang_daily():
 
         pipeline.dbt_build(Settings.from_env(), _as_of())
 
+    @task
+    def score_customers() -> int:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        return pipeline.score_customers(Settings.from_env(), _as_of())
+
     # Last, whatever happened before it: the run fails if this run quarantined anything.
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def quality_verdict() -> dict[str, int]:
@@ -84,7 +93,14 @@ def boomerang_daily():
 
         return pipeline.quality_verdict(Settings.from_env(), _as_of())
 
-    simulate_world() >> validate_landing() >> load_landing() >> dbt_build() >> quality_verdict()
+    (
+        simulate_world()
+        >> validate_landing()
+        >> load_landing()
+        >> dbt_build()
+        >> score_customers()
+        >> quality_verdict()
+    )
 
 
 boomerang_daily()

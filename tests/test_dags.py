@@ -57,6 +57,7 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "validate_landing",
         "load_landing",
         "dbt_build",
+        "score_customers",
         "quality_verdict",
     ]
     # The verdict is the leaf, so a quarantine fails the run even though later tasks succeeded.
@@ -85,3 +86,18 @@ def test_dag_files_do_no_heavy_imports_at_parse_time(path: Path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_train_dag_publishes_the_champion_asset_only_after_the_gate(dagbag):
+    dag = dagbag.dags["boomerang_train"]
+    assert [task.task_id for task in dag.topological_sort()] == [
+        "build_training_set",
+        "train",
+        "evaluate",
+        "promote",
+        "publish_champion",
+    ]
+    publish = dag.get_task("publish_champion")
+    assert [outlet.name for outlet in publish.outlets] == ["boomerang_churn_champion"]
+    assert publish.upstream_task_ids == {"promote", "evaluate"}
+    assert type(dag.get_task("promote")).__name__ == "_ShortCircuitDecoratedOperator"

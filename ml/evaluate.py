@@ -1,0 +1,172 @@
+"""Judge a churn model on the out-of-time test set: metrics, two baselines, plots, one HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.features import LABEL, RFM_FEATURES
+from ml.model import matrix
+
+
+def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """ROC-AUC, PR-AUC, Brier, expected calibration error, lift and capture in the top decile."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    order = np.argsort(-p, kind="stable")
+    top = order[: max(1, len(p) // 10)]
+    base_rate = float(y.mean())
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "brier": float(brier_score_loss(y, np.clip(p, 0, 1)))
+        if p.min() >= 0 and p.max() <= 1
+        else float("nan"),
+        "ece": expected_calibration_error(y, p) if p.min() >= 0 and p.max() <= 1 else float("nan"),
+        "lift_top_decile": float(y[top].mean() / base_rate) if base_rate else float("nan"),
+        "capture_top_decile": float(y[top].sum() / max(y.sum(), 1)),
+        "churn_rate": base_rate,
+        "rows": int(len(y)),
+    }
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean |observed rate - predicted probability| over 10 equal-width bins, weighted by their size."""
+    edges = np.linspace(0, 1, bins + 1)
+    index = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            error += mask.mean() * abs(y[mask].mean() - p[mask].mean())
+    return float(error)
+
+
+def baseline_scores(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Two honest baselines on the same test set: recency alone, and logistic regression on RFM."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def rfm(frame: pd.DataFrame, fill: pd.Series) -> np.ndarray:
+        values = pd.DataFrame(matrix(frame, RFM_FEATURES), columns=RFM_FEATURES)
+        return values.fillna(fill).to_numpy()
+
+    fill = pd.DataFrame(matrix(train, RFM_FEATURES), columns=RFM_FEATURES).max() + 1
+    logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    logistic.fit(rfm(train, fill), train[LABEL].to_numpy())
+    recency = pd.to_numeric(test["days_since_last_purchase"], errors="coerce")
+    return {
+        # longer since the last purchase = more likely gone; never bought = the longest
+        "recency_only": recency.fillna(recency.max() + 1).to_numpy(dtype=float),
+        "logistic_rfm": logistic.predict_proba(rfm(test, fill))[:, 1],
+    }
+
+
+def plots(
+    folder: Path,
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    importance: dict[str, float],
+) -> dict[str, Path]:
+    """ROC, precision-recall, calibration, cumulative gains, feature importance: PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+
+    def save(name: str, figure) -> None:
+        figure.tight_layout()
+        path = folder / f"{name}.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        paths[name] = path
+
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    for label, p in scores.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        axis.plot(fpr, tpr, label=label)
+    axis.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+    axis.set(title="ROC (out-of-time test)", xlabel="false positive rate", ylabel="true positive rate")
+    axis.legend(loc="lower right")
+    save("roc", figure)
+
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    for label, p in scores.items():
+        precision, recall, _ = precision_recall_curve(y, p)
+        axis.plot(recall, precision, label=label)
+    axis.axhline(y.mean(), color="k", linestyle=":", linewidth=0.8)
+    axis.set(title="Precision-recall", xlabel="recall", ylabel="precision")
+    axis.legend(loc="upper right")
+    save("precision_recall", figure)
+
+    model_p = scores["model"]
+    edges = np.linspace(0, 1, 11)
+    index = np.clip(np.digitize(model_p, edges[1:-1]), 0, 9)
+    predicted = [model_p[index == b].mean() for b in range(10) if (index == b).any()]
+    observed = [y[index == b].mean() for b in range(10) if (index == b).any()]
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    axis.plot([0, 1], [0, 1], "k:", linewidth=0.8, label="perfect")
+    axis.plot(predicted, observed, "o-", label="model")
+    axis.set(title="Calibration", xlabel="predicted churn probability", ylabel="observed churn rate")
+    axis.legend(loc="upper left")
+    save("calibration", figure)
+
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    share = np.arange(1, len(y) + 1) / len(y)
+    for label, p in scores.items():
+        order = np.argsort(-p, kind="stable")
+        axis.plot(share, np.cumsum(y[order]) / max(y.sum(), 1), label=label)
+    axis.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+    axis.set(
+        title="Cumulative gains",
+        xlabel="share of customers contacted (highest risk first)",
+        ylabel="share of churners reached",
+    )
+    axis.legend(loc="lower right")
+    save("gains", figure)
+
+    top = sorted(importance.items(), key=lambda item: item[1], reverse=True)[:15]
+    figure, axis = plt.subplots(figsize=(6.5, 4.8))
+    axis.barh([name for name, _ in reversed(top)], [value for _, value in reversed(top)])
+    axis.set(title="Feature importance (total gain)", xlabel="gain")
+    save("importance", figure)
+    return paths
+
+
+def report_html(
+    title: str, sections: dict[str, str], metric_rows: dict[str, dict[str, float]], images: dict[str, Path]
+) -> str:
+    """One self-contained page (images inlined), readable offline."""
+    names = ["roc_auc", "pr_auc", "brier", "ece", "lift_top_decile", "capture_top_decile"]
+    header = "".join(f"<th>{name}</th>" for name in names)
+    rows = "".join(
+        f"<tr><td>{html.escape(model)}</td>"
+        + "".join(f"<td>{values.get(name, float('nan')):.3f}</td>" for name in names)
+        + "</tr>"
+        for model, values in metric_rows.items()
+    )
+    pictures = "".join(
+        f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>"
+        f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>"
+        for name, path in images.items()
+    )
+    text = "".join(f"<h2>{html.escape(k)}</h2><p>{html.escape(v)}</p>" for k, v in sections.items())
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2433;max-width:1150px}"
+        "table{border-collapse:collapse}th,td{padding:.3rem .7rem;border-bottom:1px solid #e3e6ee;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:.5rem}"
+        "img{max-width:520px;border:1px solid #e3e6ee}"
+        f"</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<table><tr><th>model</th>{header}</tr>{rows}</table>{text}{pictures}</body></html>\n"
+    )

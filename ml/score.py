@@ -1,0 +1,102 @@
+"""Score every active customer with the champion into ``ml.churn_scores``, with reasons in words."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml.features import describe
+from ml.model import Params, contributions, risk_band
+from ml.registry import TrainedModel, load_champion
+
+log = logging.getLogger(__name__)
+
+SCORES_DDL = """
+create table if not exists ml.churn_scores (
+    customer_id       varchar   not null,
+    as_of_date        date      not null,  -- the run's as-of date: features from events before it
+    churn_probability double    not null,  -- calibrated probability of no purchase in the horizon
+    risk_band         varchar   not null,  -- high | medium | low (thresholds in ml/params.yaml)
+    model_version     varchar   not null,
+    reason_1          varchar,             -- what raises this customer's risk most, in words
+    reason_2          varchar,
+    reason_3          varchar,
+    scored_at         timestamp not null,  -- wall clock, for operators
+    primary key (customer_id, as_of_date, model_version)
+)
+"""
+
+
+def score_frame(model: TrainedModel, features: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Probabilities, risk bands and the top three reasons for each row of ``features``."""
+    probability = model.predict(features)
+    contrib = contributions(model.booster, features, model.features)
+    order = np.argsort(-contrib, axis=1)[:, :3]
+    reasons = []
+    values = features[model.features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    for row in range(len(features)):
+        words = []
+        for column in order[row]:
+            if contrib[row, column] <= 0:
+                break  # only what raises the risk counts as a reason
+            value = values[row, column]
+            words.append(describe(model.features[column], None if np.isnan(value) else value))
+        reasons.append(words + [None] * (3 - len(words)))
+    reason_columns = list(zip(*reasons, strict=True)) if reasons else [(), (), ()]
+    return pd.DataFrame(
+        {
+            "customer_id": features["customer_id"].to_numpy(),
+            "as_of_date": pd.to_datetime(features["as_of_date"]).dt.date.to_numpy(),
+            "churn_probability": probability.astype(float),
+            "risk_band": risk_band(probability, params.risk_bands),
+            "model_version": model.version,
+            "reason_1": list(reason_columns[0]),
+            "reason_2": list(reason_columns[1]),
+            "reason_3": list(reason_columns[2]),
+        }
+    )
+
+
+def score_customers(
+    warehouse_path: Path, models_dir: Path, as_of: date, lookback_days: int, params: Params | None = None
+) -> int:
+    """Score active customers at ``as_of`` with the champion; idempotent per as-of date and version.
+
+    Returns the number of customers scored (0 when there is no champion yet).
+    """
+    import duckdb
+
+    params = params or Params.load()
+    model = load_champion(models_dir)
+    if model is None:
+        log.warning("No champion model in %s yet: nothing scored. Run boomerang_train first.", models_dir)
+        return 0
+    con = duckdb.connect(str(warehouse_path))
+    try:
+        features = con.execute(
+            "select * from marts.fct_customer_features where as_of_date = ? and days_since_last_purchase <= ?",
+            [as_of, lookback_days],
+        ).df()
+        scores = score_frame(model, features, params)
+        scores["scored_at"] = datetime.now(UTC).replace(tzinfo=None)
+        con.execute("create schema if not exists ml")
+        con.execute(SCORES_DDL)
+        con.execute("begin transaction")
+        con.execute(
+            "delete from ml.churn_scores where as_of_date = ? and model_version = ?", [as_of, model.version]
+        )
+        con.register("new_scores", scores)
+        con.execute(
+            "insert into ml.churn_scores select customer_id, as_of_date, churn_probability, risk_band, "
+            "model_version, reason_1, reason_2, reason_3, scored_at from new_scores"
+        )
+        con.execute("commit")
+    finally:
+        con.close()
+    bands = scores["risk_band"].value_counts().to_dict()
+    log.info("Scored %d active customers at %s with %s: %s", len(scores), as_of, model.version, bands)
+    return len(scores)

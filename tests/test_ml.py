@@ -1,0 +1,180 @@
+"""The churn model: out-of-time honesty, leak detection, behaviour, the promotion gate, scoring,
+and boomerang_train through Airflow, on a small simulated world."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import duckdb
+import numpy as np
+import pytest
+from conftest import TINY_START, make_settings, query
+
+from boomerang import pipeline
+from boomerang.local_airflow import dags_test, ensure_metadata_db
+from ml import registry
+from ml.data import LeakageError, as_of_dates, load_snapshots, split_out_of_time
+from ml.features import LABEL
+from ml.model import Params
+from ml.score import score_frame
+
+pytestmark = pytest.mark.slow
+
+DAYS = 330
+AS_OF = TINY_START + timedelta(days=DAYS)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """3,000 customers over 330 days, loaded and built: seven training dates with observed labels."""
+    settings = make_settings(tmp_path_factory.mktemp("ml"), BOOMERANG_WORLD_CUSTOMERS="3000")
+    pipeline.simulate_world(settings, AS_OF)
+    pipeline.load_landing(settings, AS_OF)
+    pipeline.dbt_build(settings, AS_OF)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def champion(world):
+    version = pipeline.train_model(world, AS_OF)
+    pipeline.evaluate_model(world, version)
+    assert pipeline.promote_model(world, version)
+    return version
+
+
+def test_the_split_is_out_of_time(world):
+    split = split_out_of_time(load_snapshots(world.warehouse_path))
+    train, valid, test = as_of_dates(split.train), as_of_dates(split.valid), as_of_dates(split.test)
+    assert len(test) == 1 and len(valid) == 1 and len(train) >= 3
+    assert not test & (train | valid) and not valid & train
+    assert max(train) < min(valid) < min(test)
+
+
+def test_a_planted_leak_is_caught(world, monkeypatch):
+    frame = load_snapshots(world.warehouse_path)
+    # a "feature" computed from the label window: days until the next purchase (censored at the horizon)
+    rng = np.random.default_rng(0)
+    frame["days_to_next_purchase"] = np.where(frame[LABEL] == 1, 60, rng.integers(1, 60, len(frame)))
+    monkeypatch.setattr(registry, "load_snapshots", lambda _path: frame)
+    monkeypatch.setitem(__import__("ml.features").features.FEATURES, "days_to_next_purchase", "{value} days")
+    with pytest.raises(LeakageError, match="days_to_next_purchase"):
+        registry.train(world.warehouse_path, world.models_dir, AS_OF)
+
+
+def test_the_champion_beats_both_baselines_out_of_time(world, champion):
+    metrics = json.loads((world.models_dir / "churn" / champion / "metrics.json").read_text())
+    auc = metrics["model"]["roc_auc"]
+    assert auc > metrics["baselines"]["recency_only"]["roc_auc"]
+    assert auc > metrics["baselines"]["logistic_rfm"]["roc_auc"]
+    assert metrics["promotion"]["promoted"] is True
+    folder = world.models_dir / "churn" / champion
+    for name in (
+        "model.json",
+        "calibrator.json",
+        "features.json",
+        "params.yaml",
+        "training.json",
+        "model_card.md",
+        "report.html",
+    ):
+        assert (folder / name).exists(), name
+    for plot in ("roc", "precision_recall", "calibration", "gains", "importance"):
+        assert (folder / "plots" / f"{plot}.png").stat().st_size > 1000
+    assert not list(folder.rglob("*.pkl")) and not list(folder.rglob("*.pickle"))
+    assert json.loads((world.models_dir / "churn" / "champion.json").read_text())["version"] == champion
+
+
+def test_more_days_since_the_last_purchase_never_lowers_the_risk(world, champion):
+    model = registry.load(world.models_dir, champion)
+    test = split_out_of_time(load_snapshots(world.warehouse_path)).test
+    later = test.copy()
+    later["days_since_last_purchase"] = later["days_since_last_purchase"] + 30
+    before, after = model.predict(test), model.predict(later)
+    assert (after >= before - 1e-9).all()
+    assert after.mean() > before.mean()
+
+
+def test_the_score_does_not_depend_on_the_customer_id(world, champion):
+    model = registry.load(world.models_dir, champion)
+    test = split_out_of_time(load_snapshots(world.warehouse_path)).test
+    renamed = test.assign(customer_id=[f"X{i}" for i in range(len(test))])
+    params = Params.load()
+    assert np.array_equal(
+        score_frame(model, test, params)["churn_probability"],
+        score_frame(model, renamed, params)["churn_probability"],
+    )
+
+
+def test_a_worse_model_is_rejected_with_the_reason(world, champion, monkeypatch):
+    # deliberately worse: a model that may only look at tenure
+    monkeypatch.setattr(registry, "usable_features", lambda _train: ["tenure_days"])
+    weak = registry.train(world.warehouse_path, world.models_dir, AS_OF)
+    registry.evaluate(world.warehouse_path, world.models_dir, weak)
+    promoted, reason = registry.promote(world.warehouse_path, world.models_dir, weak)
+    assert not promoted
+    assert "does not beat the recency_only baseline" in reason
+    assert f"worse than champion {champion}" in reason
+    status = json.loads((world.models_dir / "churn" / weak / "status.json").read_text())
+    assert status["status"] == "rejected" and "baseline" in status["reason"]
+    assert registry.champion_version(world.models_dir) == champion
+
+
+def test_scoring_is_idempotent_and_gives_reasons_in_words(world, champion):
+    first = pipeline.score_customers(world, AS_OF)
+    second = pipeline.score_customers(world, AS_OF)
+    active = query(
+        world,
+        "select count(*) from marts.fct_customer_features where as_of_date = ? and days_since_last_purchase <= 90",
+        [AS_OF],
+    )[0][0]
+    assert first == second == active > 0
+    [(rows, versions, bands)] = query(
+        world,
+        "select count(*), count(distinct model_version), count(distinct risk_band) from ml.churn_scores",
+    )
+    assert (rows, versions) == (active, 1) and bands >= 2
+    [(reason, probability)] = query(
+        world,
+        "select reason_1, churn_probability from ml.churn_scores order by churn_probability desc limit 1",
+    )
+    assert reason and not reason.startswith(("days_", "purchases_")) and 0 < probability <= 1
+
+
+def test_training_copes_without_the_optional_sources(world, tmp_path):
+    settings = world.with_(
+        warehouse_path=tmp_path / "bare.duckdb",
+        dbt_target_dir=tmp_path / "target",
+        models_dir=tmp_path / "models",
+    )
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(f"attach '{world.warehouse_path}' as source (read_only)")
+    con.execute("copy from database source to bare")
+    con.execute("detach source")
+    for table in ("interactions", "complaints", "mileage_events"):
+        con.execute(f"delete from raw.{table}")
+    con.close()
+    pipeline.build_training_set(settings, AS_OF)
+    version = pipeline.train_model(settings, AS_OF)
+    features = json.loads((settings.models_dir / "churn" / version / "features.json").read_text())
+    assert "days_since_last_purchase" in features
+    assert not {"email_engagement_score", "complaints_365d", "miles_balance"} & set(features)
+
+
+def test_the_device_is_a_setting_and_defaults_to_cpu(world):
+    assert world.xgb_device == "cpu"
+    assert Params.load(xgboost={"device": "cuda"}).xgboost["device"] == "cuda"
+    assert Params.load().xgboost["tree_method"] == "hist"
+
+
+def test_boomerang_train_through_airflow(world, tmp_path):
+    settings = world.with_(models_dir=tmp_path / "models", airflow_home=tmp_path / "airflow")
+    ensure_metadata_db(settings)
+    log_file = dags_test(settings, "boomerang_train", AS_OF, echo=False)
+    version = registry.champion_version(settings.models_dir)
+    assert version is not None
+    text = log_file.read_text()
+    assert "end task task_id=publish_champion" in text
+    assert json.loads((settings.models_dir / "churn" / version / "metrics.json").read_text())["promotion"][
+        "promoted"
+    ]
