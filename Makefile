@@ -35,13 +35,13 @@ test: setup ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
 lint: setup ## ruff + sqlfluff
-	$(BIN)/ruff check boomerang dags tests
-	$(BIN)/ruff format --check boomerang dags tests
+	$(BIN)/ruff check boomerang ml dags tests
+	$(BIN)/ruff format --check boomerang ml dags tests
 	cd dbt_project && BOOMERANG_WAREHOUSE=$(CURDIR)/warehouse/lint.duckdb ../$(BIN)/sqlfluff lint models
 
 format: setup ## apply ruff's formatting and fixes
-	$(BIN)/ruff format boomerang dags tests
-	$(BIN)/ruff check --fix boomerang dags tests
+	$(BIN)/ruff format boomerang ml dags tests
+	$(BIN)/ruff check --fix boomerang ml dags tests
 
 docs: setup ## dbt docs (catalog + lineage) for the demo warehouse
 	$(BIN)/boomerang dbt docs --as-of $$($(BIN)/python -c "from boomerang.config import Settings; from datetime import timedelta; s = Settings.from_env(); print(s.world_start + timedelta(days=s.world_days))")

@@ -191,7 +191,7 @@ def model_summary(settings: Settings) -> str:
         f"  {'model':<34} {'ROC-AUC':>8} {'PR-AUC':>8} {'Brier':>7} {'ECE':>7} {'lift@10%':>9}",
     ]
     lines += [
-        f"  {name:<34} {m['roc_auc']:>8.3f} {m['pr_auc']:>8.3f} {m['brier']:>7.3f} {m['ece']:>7.3f} "
+        f"  {name:<34} {m['roc_auc']:>8.3f} {m['pr_auc']:>8.3f} {_metric(m['brier']):>7} {_metric(m['ece']):>7} "
         f"{m['lift_top_decile']:>9.2f}"
         for name, m in rows
     ]
@@ -265,6 +265,11 @@ def summary(settings: Settings) -> str:
         f"Airflow home: {settings.airflow_home}",
     ]
     return "\n".join(lines)
+
+
+def _metric(value: float) -> str:
+    """Brier and ECE only mean something for probabilities; a rank-only baseline shows a dash."""
+    return "-" if value != value else f"{value:.3f}"
 
 
 def _duckdb_version() -> str:

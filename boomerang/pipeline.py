@@ -90,10 +90,13 @@ def quality_verdict(settings: Settings, as_of: date) -> dict[str, int]:
 
 
 def dbt_build(settings: Settings, as_of: date) -> None:
-    """``dbt build`` (models and their tests) for ``as_of``, in a subprocess."""
+    """``dbt build`` (models and their tests) for ``as_of``, in a subprocess.
+
+    The training snapshots (tag ``training``) are left to the weekly training run.
+    """
     from boomerang.dbt import run_dbt
 
-    run_dbt(settings, "build", as_of)
+    run_dbt(settings, "build", as_of, ["--exclude", "tag:training"])
 
 
 def _model_params(settings: Settings):

@@ -150,7 +150,7 @@ def report_html(
     header = "".join(f"<th>{name}</th>" for name in names)
     rows = "".join(
         f"<tr><td>{html.escape(model)}</td>"
-        + "".join(f"<td>{values.get(name, float('nan')):.3f}</td>" for name in names)
+        + "".join(f"<td>{_cell(values.get(name, float('nan')))}</td>" for name in names)
         + "</tr>"
         for model, values in metric_rows.items()
     )
@@ -159,7 +159,10 @@ def report_html(
         f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>"
         for name, path in images.items()
     )
-    text = "".join(f"<h2>{html.escape(k)}</h2><p>{html.escape(v)}</p>" for k, v in sections.items())
+    text = "".join(
+        f"<h2>{html.escape(k)}</h2><pre style='white-space:pre-wrap;font:inherit'>{html.escape(v)}</pre>"
+        for k, v in sections.items()
+    )
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>"
@@ -170,3 +173,8 @@ def report_html(
         f"</style></head><body><h1>{html.escape(title)}</h1>"
         f"<table><tr><th>model</th>{header}</tr>{rows}</table>{text}{pictures}</body></html>\n"
     )
+
+
+def _cell(value: float) -> str:
+    """A metric for the table; a baseline that is not a probability has no Brier or ECE."""
+    return "&mdash;" if value != value else f"{value:.3f}"

@@ -138,7 +138,7 @@ def evaluate(warehouse_path: Path, models_dir: Path, version: str) -> dict:
     (model.folder / "report.html").write_text(
         report_html(
             f"Churn model {version}",
-            {"Model card": card.split("\n", 2)[2][:1500]},
+            {"Model card": card.split("\n", 2)[2]},
             results,
             {name: path for name, path in images.items()},
         )
@@ -246,7 +246,8 @@ rewards policy can spend money on them.
 
 **Data**: marts.fct_training_snapshots. Train on {", ".join(data["train_as_of_dates"])};
 early stopping and calibration on {", ".join(data["valid_as_of_dates"])}; tested out of time on
-{", ".join(data["test_as_of_dates"])}. Rows: {data["rows"]}. Churn rate: {data["churn_rate"]}.
+{", ".join(data["test_as_of_dates"])}. Rows: {_per_slice(data["rows"], "{:,}")}.
+Churn rate: {_per_slice(data["churn_rate"], "{:.1%}")}.
 
 **Features** ({len(model.features)}): {", ".join(model.features)}.
 
@@ -259,3 +260,7 @@ early stopping and calibration on {", ".join(data["valid_as_of_dates"])}; tested
 churn here means "no purchase in the horizon", so slow-rhythm customers can look churned; the
 scores say who is likely to leave, not who a grant would keep (uplift is measured by the holdout).
 """
+
+
+def _per_slice(values: dict, fmt: str) -> str:
+    return ", ".join(f"{name} {fmt.format(value)}" for name, value in values.items())

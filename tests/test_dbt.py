@@ -38,6 +38,17 @@ def test_dim_customers_has_one_row_per_customer_signed_up_before_as_of(built):
     assert query(built, "select distinct as_of_date from marts.dim_customers") == [(AS_OF,)]
 
 
+def test_the_daily_build_leaves_the_training_snapshots_to_the_training_run(built):
+    tables = {
+        row[0]
+        for row in query(
+            built, "select table_name from information_schema.tables where table_schema = 'marts'"
+        )
+    }
+    assert {"customer_360", "dim_customers", "fct_customer_features", "fct_mileage_lot_balances"} <= tables
+    assert not {"fct_training_snapshots", "fct_churn_labels"} & tables
+
+
 def test_marts_hold_no_pii(built):
     columns = {
         row[0]

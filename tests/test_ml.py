@@ -32,6 +32,7 @@ def world(tmp_path_factory):
     pipeline.simulate_world(settings, AS_OF)
     pipeline.load_landing(settings, AS_OF)
     pipeline.dbt_build(settings, AS_OF)
+    pipeline.build_training_set(settings, AS_OF)  # what boomerang_train's first task does
     return settings
 
 

@@ -1,6 +1,8 @@
--- One row per as-of date to snapshot for training: every `snapshot_interval_days` back from the run's
--- as-of date, as far as the data reaches (a date needs a full lookback window of history before it).
--- The most recent dates have a horizon that is not fully observed yet; they are kept and marked.
+-- One row per as-of date to snapshot for training: a fixed grid, every `snapshot_interval_days` days
+-- counted from 1970-01-01, on or before the run's as-of date, as far back as the data reaches (a date
+-- needs a full lookback window of history before it). A fixed grid means the dates do not shift from
+-- one run to the next, so a model's test date stays the test date. The most recent dates have a
+-- horizon that is not fully observed yet; they are kept and marked.
 {%- set interval = var('snapshot_interval_days') -%}
 {%- set unobserved = (var('churn_horizon_days') + interval - 1) // interval %}
 with
@@ -14,9 +16,18 @@ history as (
     from transactions
 ),
 
+latest_grid_date as (
+    select
+        cast(
+            date '1970-01-01'
+            + to_days(({{ as_of_date() }} - date '1970-01-01') // {{ interval }} * {{ interval }}) as date
+        ) as grid_date
+),
+
 candidate_dates as (
-    select cast({{ as_of_date() }} - to_days(steps.step * {{ interval }}) as date) as as_of_date
-    from range(0, {{ var('training_snapshots') + unobserved }}) as steps (step)
+    select cast(latest_grid_date.grid_date - to_days(steps.step * {{ interval }}) as date) as as_of_date
+    from latest_grid_date
+    cross join range(0, {{ var('training_snapshots') + unobserved }}) as steps (step)
 ),
 
 dates as (
