@@ -37,7 +37,9 @@ test: setup ## run the test suite (what CI runs)
 lint: setup ## ruff + sqlfluff
 	$(BIN)/ruff check boomerang ml dags tests
 	$(BIN)/ruff format --check boomerang ml dags tests
-	cd dbt_project && BOOMERANG_WAREHOUSE=$(CURDIR)/warehouse/lint.duckdb ../$(BIN)/sqlfluff lint models
+	mkdir -p warehouse
+	cd dbt_project && BOOMERANG_WAREHOUSE=$(CURDIR)/warehouse/lint.duckdb DBT_TARGET_PATH=$(CURDIR)/warehouse/lint_target \
+		../$(BIN)/sqlfluff lint models
 
 format: setup ## apply ruff's formatting and fixes
 	$(BIN)/ruff format boomerang ml dags tests
