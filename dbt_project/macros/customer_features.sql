@@ -71,6 +71,7 @@ purchase_features as (
         max(feature_transactions.occurred_at) filter (where transaction_kind = 'purchase') as last_purchase_at,
         min(feature_transactions.occurred_at) filter (where transaction_kind = 'purchase') as first_purchase_at,
         count(*) filter (where transaction_kind = 'purchase') as purchases_lifetime,
+        count(*) filter (where transaction_kind = 'refund') as refunds_lifetime,
         {% for days in [30, 90, 365] %}
         count(*) filter (
             where transaction_kind = 'purchase'
@@ -216,7 +217,10 @@ features as (
         date_diff('day', cast(purchase_features.last_purchase_at as date), population.as_of_date)
             as days_since_last_purchase,
         ----------  purchases and spend
+        purchase_features.first_purchase_at,
+        purchase_features.last_purchase_at,
         coalesce(purchase_features.purchases_lifetime, 0) as purchases_lifetime,
+        coalesce(purchase_features.refunds_lifetime, 0) as refunds_lifetime,
         coalesce(purchase_features.purchases_30d, 0) as purchases_30d,
         coalesce(purchase_features.purchases_90d, 0) as purchases_90d,
         coalesce(purchase_features.purchases_365d, 0) as purchases_365d,
