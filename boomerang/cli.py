@@ -117,6 +117,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         pipeline.load_landing(settings, args.as_of)
         pipeline.dbt_build(settings, args.as_of)
         pipeline.score_customers(settings, args.as_of)
+        pipeline.build_scored_marts(settings, args.as_of)
         print(summary(settings))
         return 0
     if args.command == "train":
@@ -243,11 +244,11 @@ def summary(settings: Settings) -> str:
                     f"  {schema + '.' + name:<{width}} {rows:>12,} rows" for name, rows in counts.items()
                 ]
         if "customer_360" in table_row_counts(con, "marts"):
-            lines += ["", "A few customers from marts.customer_360 (what a marketer filters on):"]
+            lines += ["", "The riskiest customers in marts.customer_360 (what a marketer filters on):"]
             preview = con.execute(
-                "select customer_id, segment, value_tier, tenure_band, days_since_last_purchase as recency_days, "
-                "round(spend_365d) as spend_365d, best_channel, complaint_status, miles_balance "
-                "from marts.customer_360 order by spend_365d desc, customer_id limit 5"
+                "select customer_id, segment, value_tier, days_since_last_purchase as recency_days, "
+                "round(spend_365d) as spend_365d, best_channel, round(churn_probability, 2) as churn_risk, "
+                "risk_reason_1 from marts.customer_360 order by churn_probability desc nulls last, customer_id limit 5"
             ).df()
             lines.append(preview.to_string(index=False))
             segments = con.execute(

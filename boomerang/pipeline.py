@@ -92,11 +92,19 @@ def quality_verdict(settings: Settings, as_of: date) -> dict[str, int]:
 def dbt_build(settings: Settings, as_of: date) -> None:
     """``dbt build`` (models and their tests) for ``as_of``, in a subprocess.
 
-    The training snapshots (tag ``training``) are left to the weekly training run.
+    The training snapshots (tag ``training``) are left to the weekly training run, and the
+    marts that show churn scores (tag ``scored``) to :func:`build_scored_marts`, after scoring.
     """
     from boomerang.dbt import run_dbt
 
-    run_dbt(settings, "build", as_of, ["--exclude", "tag:training"])
+    run_dbt(settings, "build", as_of, ["--exclude", "tag:training", "tag:scored"])
+
+
+def build_scored_marts(settings: Settings, as_of: date) -> None:
+    """``dbt build`` of the marts that show the day's churn scores (customer_360)."""
+    from boomerang.dbt import run_dbt
+
+    run_dbt(settings, "build", as_of, ["--select", "tag:scored"])
 
 
 def _model_params(settings: Settings):

@@ -1,4 +1,4 @@
-"""The DuckDB warehouse: opening it and creating the schemas Python owns.
+"""The DuckDB warehouse: opening it and creating the schemas Python owns (raw, ops, ml).
 
 dbt owns ``staging``/``intermediate``/``marts``; Python owns ``raw`` (what the
 loader wrote) and ``ops`` (load manifest, quality-gate results and failures). DuckDB allows one
@@ -87,6 +87,23 @@ OPS_DDL = (
     """,
 )
 
+ML_DDL = (
+    """
+create table if not exists ml.churn_scores (
+    customer_id       varchar   not null,
+    as_of_date        date      not null,  -- the run's as-of date: features from events before it
+    churn_probability double    not null,  -- calibrated probability of no purchase in the horizon
+    risk_band         varchar   not null,  -- high | medium | low (thresholds in ml/params.yaml)
+    model_version     varchar   not null,
+    reason_1          varchar,             -- what raises this customer's risk most, in words
+    reason_2          varchar,
+    reason_3          varchar,
+    scored_at         timestamp not null,  -- wall clock, for operators
+    primary key (customer_id, as_of_date, model_version)
+)
+""",
+)
+
 
 @contextmanager
 def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -110,9 +127,10 @@ def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ``raw`` and ``ops`` schemas and tables if they are missing."""
     con.execute("create schema if not exists raw")
     con.execute("create schema if not exists ops")
+    con.execute("create schema if not exists ml")
     for source in SOURCES.values():
         con.execute(raw_table_ddl(source))
-    for ddl in OPS_DDL:
+    for ddl in (*OPS_DDL, *ML_DDL):
         con.execute(ddl)
 
 

@@ -7,7 +7,8 @@ Expectations gate (bad batches are quarantined whole), load the good ones into
 `raw` (each file once, all or nothing), `dbt build` the warehouse in a
 subprocess, then score every active customer with the champion churn model
 into `ml.churn_scores` (skipped with a warning until `boomerang_train` has
-promoted a champion).
+promoted a champion), and build the marts that show those scores
+(`customer_360`).
 
 * **Idempotent**: re-running a date loads nothing new and rebuilds the same marts.
 * **One run at a time**: DuckDB has one writer, so `max_active_runs=1`.
@@ -85,6 +86,13 @@ def boomerang_daily():
 
         return pipeline.score_customers(Settings.from_env(), _as_of())
 
+    @task
+    def build_scored_marts() -> None:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        pipeline.build_scored_marts(Settings.from_env(), _as_of())
+
     # Last, whatever happened before it: the run fails if this run quarantined anything.
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def quality_verdict() -> dict[str, int]:
@@ -99,6 +107,7 @@ def boomerang_daily():
         >> load_landing()
         >> dbt_build()
         >> score_customers()
+        >> build_scored_marts()
         >> quality_verdict()
     )
 

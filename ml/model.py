@@ -125,8 +125,13 @@ class Calibrator:
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(scores, labels)
         return cls(x=[float(v) for v in iso.X_thresholds_], y=[float(v) for v in iso.y_thresholds_])
 
+    # An isotonic step fitted on a finite slice can reach exactly 0 or 1; nobody is certain to stay
+    # or to leave, and the policy multiplies by these numbers, so they are kept off the ends.
+    floor: float = 0.005
+    ceiling: float = 0.995
+
     def __call__(self, scores: np.ndarray) -> np.ndarray:
-        return np.interp(scores, self.x, self.y)
+        return np.clip(np.interp(scores, self.x, self.y), self.floor, self.ceiling)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"method": "isotonic", "x": self.x, "y": self.y}) + "\n")

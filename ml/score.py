@@ -9,26 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from boomerang.warehouse import ensure_schemas
 from ml.features import describe
 from ml.model import Params, contributions, risk_band
 from ml.registry import TrainedModel, load_champion
 
 log = logging.getLogger(__name__)
-
-SCORES_DDL = """
-create table if not exists ml.churn_scores (
-    customer_id       varchar   not null,
-    as_of_date        date      not null,  -- the run's as-of date: features from events before it
-    churn_probability double    not null,  -- calibrated probability of no purchase in the horizon
-    risk_band         varchar   not null,  -- high | medium | low (thresholds in ml/params.yaml)
-    model_version     varchar   not null,
-    reason_1          varchar,             -- what raises this customer's risk most, in words
-    reason_2          varchar,
-    reason_3          varchar,
-    scored_at         timestamp not null,  -- wall clock, for operators
-    primary key (customer_id, as_of_date, model_version)
-)
-"""
 
 
 def score_frame(model: TrainedModel, features: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -83,8 +69,7 @@ def score_customers(
         ).df()
         scores = score_frame(model, features, params)
         scores["scored_at"] = datetime.now(UTC).replace(tzinfo=None)
-        con.execute("create schema if not exists ml")
-        con.execute(SCORES_DDL)
+        ensure_schemas(con)
         con.execute("begin transaction")
         con.execute(
             "delete from ml.churn_scores where as_of_date = ? and model_version = ?", [as_of, model.version]

@@ -58,6 +58,7 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "load_landing",
         "dbt_build",
         "score_customers",
+        "build_scored_marts",
         "quality_verdict",
     ]
     # The verdict is the leaf, so a quarantine fails the run even though later tasks succeeded.

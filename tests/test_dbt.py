@@ -26,6 +26,7 @@ def built(tiny_world, tmp_path_factory):
     )
     pipeline.load_landing(settings, AS_OF)
     pipeline.dbt_build(settings, AS_OF)
+    pipeline.build_scored_marts(settings, AS_OF)  # as the daily run does after scoring (no model yet)
     return settings
 
 

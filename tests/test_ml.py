@@ -179,3 +179,20 @@ def test_boomerang_train_through_airflow(world, tmp_path):
     assert json.loads((settings.models_dir / "churn" / version / "metrics.json").read_text())["promotion"][
         "promoted"
     ]
+
+
+def test_customer_360_shows_the_days_scores(world, champion):
+    pipeline.score_customers(world, AS_OF)
+    pipeline.build_scored_marts(world, AS_OF)
+    [(scored, with_reason, unscored_active)] = query(
+        world,
+        """
+        select
+            count(*) filter (where risk_band is not null),
+            count(*) filter (where risk_reason_1 is not null),
+            count(*) filter (where risk_band is null and days_since_last_purchase <= 90)
+        from marts.customer_360
+        """,
+    )
+    assert scored == query(world, "select count(*) from ml.churn_scores where as_of_date = ?", [AS_OF])[0][0]
+    assert with_reason > 0 and unscored_active == 0

@@ -1,6 +1,9 @@
 -- One row per customer who signed up before the run's as-of date: everything a marketer filters on
--- in one place (segment, value, recency, engagement per channel, complaint status, mileage, tenure).
--- No PII. Churn risk joins here once customers are scored.
+-- in one place (segment, value, recency, churn risk and why, engagement per channel, complaint
+-- status, mileage, tenure). No PII.
+-- Tagged `scored`: the daily run builds it after scoring customers, so the risk is today's.
+{{ config(tags=['scored']) }}
+
 with
 
 customers as (
@@ -9,6 +12,11 @@ customers as (
 
 features as (
     select * from {{ ref('fct_customer_features') }}
+),
+
+scores as (
+    select * from {{ ref('stg_ml__churn_scores') }}
+    where as_of_date = {{ as_of_date() }}
 ),
 
 channels as (
@@ -43,6 +51,12 @@ customer_360 as (
         features.purchases_trend_90d,
         customers.days_since_last_purchase,
         features.overdue_ratio,
+        ----------  churn risk (active customers, once a champion model scored them)
+        scores.churn_probability,
+        scores.risk_band,
+        scores.reason_1 as risk_reason_1,
+        scores.reason_2 as risk_reason_2,
+        scores.reason_3 as risk_reason_3,
         ----------  engagement per channel
         features.email_engagement_score,
         features.sms_engagement_score,
@@ -70,6 +84,8 @@ customer_360 as (
         on customers.customer_id = features.customer_id
     inner join channels
         on customers.customer_id = channels.customer_id
+    left join scores
+        on customers.customer_id = scores.customer_id
 )
 
 select * from customer_360
