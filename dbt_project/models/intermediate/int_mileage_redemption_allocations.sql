@@ -7,6 +7,11 @@
 -- at least that lot's end. So frontier = redeemed so far + max(0, max over past expiries of
 -- (lot end - redeemed by then)): two running window aggregates, no loop. Each redemption occupies
 -- [frontier - points, frontier) and draws from the lots overlapping that range.
+--
+-- This needs one fixed consumption order per customer, which holds while every lot has the same
+-- lifetime (earn lots: earn_expiry_days), since then expiry order = grant order. Pre-grants (the
+-- rewards ledger) expire sooner and arrive later, so they jump the queue: they must be allocated as
+-- their own class first (redemptions take from the open pre-grant, the rest flows to earn lots).
 with
 
 lots as (
