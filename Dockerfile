@@ -1,5 +1,5 @@
 # The image docker-compose.yml runs: Airflow 3 + dbt + the project's locked
-# dependencies. dags/, dbt_project/ and boomerang/ are mounted over the copies
+# dependencies. dags/, dbt_project/, boomerang/ and ml/ are mounted over the copies
 # baked in here, so edits show up without a rebuild.
 FROM python:3.11-slim
 
@@ -16,5 +16,6 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --extra postgres --no-install-project
 
 COPY boomerang ./boomerang
+COPY ml ./ml
 COPY dags ./dags
 COPY dbt_project ./dbt_project

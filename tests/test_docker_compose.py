@@ -55,6 +55,8 @@ def test_project_folders_are_mounted_where_the_settings_point(compose):
         assert mounts[env["AIRFLOW__CORE__DAGS_FOLDER"]] == "./dags"
         assert mounts[env["BOOMERANG_DBT_PROJECT_DIR"]] == "./dbt_project"
         assert mounts["/opt/boomerang/boomerang"] == "./boomerang"
+        assert mounts["/opt/boomerang/ml"] == "./ml"  # the churn model code the tasks import
+        assert mounts[env["BOOMERANG_MODELS_DIR"]] == "./models"
         assert mounts[env["BOOMERANG_LANDING_DIR"]] == "./landing"
         warehouse_dir = str(Path(env["BOOMERANG_WAREHOUSE"]).parent)
         assert mounts[warehouse_dir] == "warehouse", "the warehouse lives on a named volume"
@@ -69,6 +71,8 @@ def test_the_image_installs_the_locked_dependencies():
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert "uv sync --frozen" in dockerfile and "--extra postgres" in dockerfile
     assert "COPY pyproject.toml uv.lock" in dockerfile
+    for package in ("boomerang", "ml", "dags", "dbt_project"):
+        assert f"COPY {package} ./{package}" in dockerfile
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
     assert any(dep.startswith("psycopg2") for dep in project["project"]["optional-dependencies"]["postgres"])
     lock = (PROJECT_ROOT / "uv.lock").read_text()

@@ -249,15 +249,19 @@ features as (
         coalesce(mileage_flow_features.miles_redeemed_365d, 0) as miles_redeemed_365d,
         coalesce(mileage_balance_features.miles_balance, 0) as miles_balance,
         coalesce(mileage_balance_features.miles_expiring_30d, 0) as miles_expiring_30d,
-        ----------  engagement per channel (90 days); score = (opens + 2 clicks) / 3 (sends + 2), in [0, 1)
+        ----------  engagement per channel (90 days); score = (opens + 2 clicks) / 3 (sends + 2), in [0, 1]
         {% for channel in ['email', 'sms', 'push'] %}
         coalesce(engagement_features.{{ channel }}_sent_90d, 0) as {{ channel }}_sent_90d,
         engagement_features.{{ channel }}_opened_90d / nullif(engagement_features.{{ channel }}_sent_90d, 0)
             as {{ channel }}_open_rate_90d,
         engagement_features.{{ channel }}_clicked_90d / nullif(engagement_features.{{ channel }}_sent_90d, 0)
             as {{ channel }}_click_rate_90d,
-        (coalesce(engagement_features.{{ channel }}_opened_90d, 0) + 2 * coalesce(engagement_features.{{ channel }}_clicked_90d, 0))
-        / (3.0 * (coalesce(engagement_features.{{ channel }}_sent_90d, 0) + 2)) as {{ channel }}_engagement_score,
+        -- capped at 1: an open in the window can belong to a message sent just before it
+        least(
+            1.0,
+            (coalesce(engagement_features.{{ channel }}_opened_90d, 0) + 2 * coalesce(engagement_features.{{ channel }}_clicked_90d, 0))
+            / (3.0 * (coalesce(engagement_features.{{ channel }}_sent_90d, 0) + 2))
+        ) as {{ channel }}_engagement_score,
         {% endfor %}
         coalesce(engagement_features.app_visits_90d, 0) as app_visits_90d,
         coalesce(engagement_features.web_visits_90d, 0) as web_visits_90d,
