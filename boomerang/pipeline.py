@@ -1,7 +1,9 @@
-"""The steps of a daily run, one function per Airflow task, each keyed by ``as_of``.
+"""The steps of the daily and the training runs: one function per Airflow task, keyed by ``as_of``.
 
-Each step is idempotent: running it again for the same date changes nothing.
-The DAG files and the CLI call these and nothing else.
+Each step is idempotent: running it again for the same date changes nothing
+(training the same data with the same parameters gives the same model version).
+The DAG files and the CLI call these and nothing else; heavy imports happen
+inside each function, so importing this module is cheap.
 """
 
 from __future__ import annotations
