@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from ml.data import Split, check_no_leakage, load_snapshots, split_out_of_time, usable_features
@@ -76,13 +77,26 @@ def train(warehouse_path: Path, models_dir: Path, as_of: date, params: Params | 
     calibrator = Calibrator.fit(raw_scores(booster, split.valid, features), split.valid[LABEL].to_numpy())
 
     window = split.window()
+    # The version names what was learned: parameters, features, dates and the training data itself.
+    data_fingerprint = [
+        int(pd.util.hash_pandas_object(part[[*features, LABEL]], index=False).sum() % (1 << 63))
+        for part in (split.train, split.valid)
+    ]
     digest = hashlib.sha256(
-        json.dumps([params.as_dict(), features, window], sort_keys=True, default=str).encode()
+        json.dumps(
+            [params.as_dict(), features, window, data_fingerprint], sort_keys=True, default=str
+        ).encode()
     ).hexdigest()[:8]
     version = f"{as_of:%Y%m%d}-{digest}"
-    folder = churn_dir(models_dir) / version
+    final = churn_dir(models_dir) / version
+    if final.exists():
+        # Same parameters, features, dates and data: this exact model exists (perhaps as champion).
+        log.info("Version %s is already trained (%s); keeping it", version, final)
+        return version
+    # Written aside and renamed into place: a version folder is always complete.
+    folder = final.with_name(f".{version}.partial")
     if folder.exists():
-        shutil.rmtree(folder)  # same data, same params: the same version, trained again
+        shutil.rmtree(folder)
     folder.mkdir(parents=True)
     booster.save_model(folder / "model.json")
     calibrator.save(folder / "calibrator.json")
@@ -103,6 +117,7 @@ def train(warehouse_path: Path, models_dir: Path, as_of: date, params: Params | 
         + "\n"
     )
     _status(folder, "candidate", "trained, not yet evaluated")
+    folder.rename(final)
     log.info(
         "Trained %s: %d features, %d trees, rows %s",
         version,

@@ -196,3 +196,11 @@ def test_customer_360_shows_the_days_scores(world, champion):
     )
     assert scored == query(world, "select count(*) from ml.churn_scores where as_of_date = ?", [AS_OF])[0][0]
     assert with_reason > 0 and unscored_active == 0
+
+
+def test_training_the_same_data_again_keeps_the_same_version(world, champion):
+    folder = world.models_dir / "churn" / champion
+    before = (folder / "model.json").read_bytes(), (folder / "status.json").read_text()
+    assert pipeline.train_model(world, AS_OF) == champion
+    assert ((folder / "model.json").read_bytes(), (folder / "status.json").read_text()) == before
+    assert not list((world.models_dir / "churn").glob(".*partial"))
