@@ -56,6 +56,14 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
+def write_file(landing: Path, relative: str, text: str) -> Path:
+    """Drop a text file into a landing folder (``relative`` like ``transactions/x.csv``)."""
+    path = landing / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
     """Rows of ``sql`` on the warehouse of ``settings``, opened read-only and closed again."""
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)

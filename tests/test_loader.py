@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import query, table_checksums
+from conftest import query, table_checksums, write_file
 
 from boomerang.loader import load_landing
 
@@ -24,18 +24,11 @@ TRANSACTIONS = (
 )
 
 
-def _write(landing: Path, relative: str, text: str) -> Path:
-    path = landing / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
 @pytest.fixture
 def loaded(settings):
     """A warehouse with two good batches loaded."""
-    _write(settings.landing_dir, "customers/2025-01-02.csv", CUSTOMERS)
-    _write(settings.landing_dir, "transactions/2025-01-04.csv", TRANSACTIONS)
+    write_file(settings.landing_dir, "customers/2025-01-02.csv", CUSTOMERS)
+    write_file(settings.landing_dir, "transactions/2025-01-04.csv", TRANSACTIONS)
     load_landing(settings)
     return settings
 
@@ -63,7 +56,7 @@ def test_rows_are_typed_and_carry_their_batch(loaded):
 
 
 def test_a_newer_customer_version_is_a_new_row_not_a_duplicate(loaded):
-    _write(
+    write_file(
         loaded.landing_dir,
         "customers/2025-02-01.csv",
         "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
@@ -90,9 +83,9 @@ def test_csv_and_parquet_load_the_same_rows(tmp_path: Path, loaded):
 
 
 def test_files_outside_source_folders_are_ignored_not_lost(settings):
-    _write(settings.landing_dir, "customers/a.csv", CUSTOMERS)
-    _write(settings.landing_dir, "readme.txt", "notes")
-    _write(settings.landing_dir, "orders/2025-01-01.csv", "order_id\n1\n")
+    write_file(settings.landing_dir, "customers/a.csv", CUSTOMERS)
+    write_file(settings.landing_dir, "readme.txt", "notes")
+    write_file(settings.landing_dir, "orders/2025-01-01.csv", "order_id\n1\n")
     report = load_landing(settings)
     assert sorted(report.ignored) == ["orders/2025-01-01.csv", "readme.txt"]
     assert (settings.landing_dir / "orders" / "2025-01-01.csv").exists()

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import query, table_checksums
+from conftest import query, table_checksums, write_file
 
 from boomerang.loader import load_landing, validate_landing
 from boomerang.quality import QualityGateError
@@ -72,17 +72,10 @@ def _case_file(case: str) -> Path:
     return path
 
 
-def _write(landing: Path, relative: str, text: str) -> Path:
-    path = landing / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
 @pytest.fixture
 def loaded(settings):
     for relative, text in GOOD.items():
-        _write(settings.landing_dir, relative, text)
+        write_file(settings.landing_dir, relative, text)
     load_landing(settings, AS_OF)
     return settings
 
@@ -140,7 +133,7 @@ def test_a_malformed_batch_is_quarantined_whole_and_explained(loaded, case: str)
 
 
 def test_a_good_and_a_bad_batch_in_one_run(loaded):
-    _write(
+    write_file(
         loaded.landing_dir,
         "transactions/good.csv",
         "transaction_id,customer_id,occurred_at,kind,amount,channel\nT20,C1,2025-01-05T10:00:00Z,purchase,5.00,app\n",
@@ -178,7 +171,7 @@ def test_a_corrected_file_dropped_back_loads_and_the_history_keeps_both(loaded):
 
 
 def test_rows_on_or_after_the_as_of_date_wait_for_a_later_run(loaded):
-    late = _write(
+    late = write_file(
         loaded.landing_dir,
         "transactions/2025-01-06.csv",
         "transaction_id,customer_id,occurred_at,kind,amount,channel\nT30,C1,2025-01-06T08:00:00Z,purchase,5.00,app\n",
@@ -192,7 +185,7 @@ def test_rows_on_or_after_the_as_of_date_wait_for_a_later_run(loaded):
 
 def test_validate_then_load_checks_each_file_once(settings):
     for relative, text in GOOD.items():
-        _write(settings.landing_dir, relative, text)
+        write_file(settings.landing_dir, relative, text)
     validated = validate_landing(settings, AS_OF)
     assert len(validated.validated) == 3 and query(settings, "select count(*) from raw.customers") == [(0,)]
     loaded = load_landing(settings, AS_OF)
@@ -202,9 +195,9 @@ def test_validate_then_load_checks_each_file_once(settings):
 
 def test_customers_and_keys_arriving_in_the_same_run_count_as_known(settings):
     for relative, text in GOOD.items():
-        _write(settings.landing_dir, relative, text)
+        write_file(settings.landing_dir, relative, text)
     # A second pending file repeats a key of the first: only one of them may pass.
-    _write(settings.landing_dir, "transactions/2025-01-05.csv", GOOD["transactions/2025-01-04.csv"])
+    write_file(settings.landing_dir, "transactions/2025-01-05.csv", GOOD["transactions/2025-01-04.csv"])
     with pytest.raises(QualityGateError, match="already loaded"):
         validate_landing(settings, AS_OF)
     outcomes = dict(query(settings, "select file_path, outcome from ops.quality_results"))
