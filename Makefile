@@ -49,4 +49,4 @@ docs: setup ## dbt docs (catalog + lineage) for the demo warehouse
 	$(BIN)/boomerang dbt docs --as-of $$($(BIN)/python -c "from boomerang.config import Settings; from datetime import timedelta; s = Settings.from_env(); print(s.world_start + timedelta(days=s.world_days))")
 
 clean: ## remove local state: warehouse, landing, world, quarantine, reports, trained models, Airflow home (not the venv)
-	rm -rf warehouse landing world quarantine reports models/churn .airflow
+	rm -rf warehouse landing world quarantine reports outbox models/churn .airflow

@@ -47,11 +47,122 @@ def _date(env: Mapping[str, str], name: str, default: date) -> date:
         ) from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(ENV_PREFIX + name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name}={value!r} is not a number; unset it or give e.g. {default}") from None
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = env.get(ENV_PREFIX + name) or default
     if value not in allowed:
         raise ValueError(f"{ENV_PREFIX}{name}={value!r} must be one of {', '.join(allowed)}")
     return value
+
+
+# Bump when the policy's rules change in code (boomerang/policy.py); knob changes are hashed in.
+POLICY_RULES_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who gets a pre-grant, how much, for how long: the rewards policy's knobs (boomerang/policy.py).
+
+    Each maps to ``BOOMERANG_<NAME>`` (see ``ENV``); :attr:`version` names the rules and these
+    values, and is recorded on every decision.
+    """
+
+    campaign_id: str = "pregrant-churn"
+    grant_points: int = 500  # the base grant
+    tenure_bonus_points: int = 100  # added per full year a customer has been with us ...
+    max_tenure_bonus_points: int = 500  # ... up to this: tenure only ever raises a grant
+    max_points_per_customer: int = 1000  # one grant never exceeds this
+    expiry_days: int = 30  # a pre-grant is usable for this many days, then what is left is clawed back
+    cooldown_days: int = 60  # days after a decision (grant or holdout) before the next one
+    contact_cap: int = 4  # messages (ours + every campaign's sends) a customer may get in the window
+    contact_window_days: int = 7
+    budget_points: int = 150_000  # points granted per run, at most
+    holdout_share: float = 0.1  # of the selected customers, recorded as control and never granted
+    min_churn_probability: float = 0.25  # below this the model says a grant saves nothing worth it
+    value_per_mile: float = 0.01  # what a redeemed mile costs us, in currency
+    margin_rate: float = 0.3  # share of a customer's yearly spend we keep as profit
+    expected_save_rate: float = 0.15  # chance a grant keeps a customer who would otherwise leave
+    expected_redeem_rate: float = 0.6  # share of a grant we expect to be spent (the rest comes back)
+    make_good: bool = True  # an open complaint, slow to resolve, gets a make-good grant instead
+    make_good_after_days: int = 7  # how long a complaint must have been open for a make-good
+
+    ENV = {
+        "campaign_id": "CAMPAIGN",
+        "grant_points": "GRANT_POINTS",
+        "tenure_bonus_points": "GRANT_TENURE_BONUS_POINTS",
+        "max_tenure_bonus_points": "GRANT_MAX_TENURE_BONUS_POINTS",
+        "max_points_per_customer": "GRANT_MAX_POINTS",
+        "expiry_days": "GRANT_EXPIRY_DAYS",
+        "cooldown_days": "GRANT_COOLDOWN_DAYS",
+        "contact_cap": "CONTACT_CAP",
+        "contact_window_days": "CONTACT_WINDOW_DAYS",
+        "budget_points": "GRANT_BUDGET_POINTS",
+        "holdout_share": "HOLDOUT_SHARE",
+        "min_churn_probability": "GRANT_MIN_CHURN_PROBABILITY",
+        "value_per_mile": "VALUE_PER_MILE",
+        "margin_rate": "MARGIN_RATE",
+        "expected_save_rate": "EXPECTED_SAVE_RATE",
+        "expected_redeem_rate": "EXPECTED_REDEEM_RATE",
+        "make_good": "MAKE_GOOD",
+        "make_good_after_days": "MAKE_GOOD_AFTER_DAYS",
+    }
+
+    def __post_init__(self) -> None:
+        if self.cooldown_days < self.expiry_days:
+            raise ValueError(
+                f"BOOMERANG_GRANT_COOLDOWN_DAYS={self.cooldown_days} is shorter than "
+                f"BOOMERANG_GRANT_EXPIRY_DAYS={self.expiry_days}: a customer could hold two pre-grants at "
+                "once. Make the cooldown at least the expiry."
+            )
+        if not 0 <= self.holdout_share < 1:
+            raise ValueError(f"BOOMERANG_HOLDOUT_SHARE={self.holdout_share} must be in [0, 1), e.g. 0.1")
+        for name in ("grant_points", "expiry_days", "max_points_per_customer"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"BOOMERANG_{self.ENV[name]}={getattr(self, name)} must be above 0")
+        for name in ("tenure_bonus_points", "max_tenure_bonus_points", "budget_points", "contact_cap"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"BOOMERANG_{self.ENV[name]}={getattr(self, name)} must not be negative")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Policy:
+        values: dict[str, object] = {}
+        for name, variable in cls.ENV.items():
+            default = cls.__dataclass_fields__[name].default
+            if isinstance(default, bool):
+                values[name] = _choice(env, variable, "on" if default else "off", ("on", "off")) == "on"
+            elif isinstance(default, int):
+                values[name] = _int(env, variable, default)
+            elif isinstance(default, float):
+                values[name] = _float(env, variable, default)
+            else:
+                values[name] = env.get(ENV_PREFIX + variable) or default
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            ENV_PREFIX + variable: (
+                ("on" if value else "off") if isinstance(value := getattr(self, name), bool) else str(value)
+            )
+            for name, variable in self.ENV.items()
+        }
+
+    @property
+    def version(self) -> str:
+        """``p<rules>-<hash of the knobs>``: changes whenever a rule or a value does."""
+        import hashlib
+        import json
+
+        knobs = json.dumps({name: getattr(self, name) for name in self.ENV}, sort_keys=True)
+        return f"p{POLICY_RULES_VERSION}-{hashlib.sha256(knobs.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -67,6 +178,7 @@ class Settings:
     quarantine_dir: Path
     reports_dir: Path
     world_dir: Path
+    outbox_dir: Path
     models_dir: Path
     dbt_project_dir: Path
     dbt_target_dir: Path
@@ -86,6 +198,8 @@ class Settings:
     churn_horizon_days: int
     # The churn model: XGBoost's device (cpu, or cuda on a GPU machine); the rest is ml/params.yaml.
     xgb_device: str
+    # The rewards policy: who gets a pre-grant, how much, for how long.
+    policy: Policy
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +212,7 @@ class Settings:
             quarantine_dir=_path(env, "QUARANTINE_DIR", root / "quarantine"),
             reports_dir=_path(env, "REPORTS_DIR", root / "reports"),
             world_dir=_path(env, "WORLD_DIR", root / "world"),
+            outbox_dir=_path(env, "OUTBOX_DIR", root / "outbox"),
             models_dir=_path(env, "MODELS_DIR", root / "models"),
             dbt_project_dir=_path(env, "DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project"),
             dbt_target_dir=_path(env, "DBT_TARGET_DIR", root / "warehouse" / "dbt_target"),
@@ -113,6 +228,7 @@ class Settings:
             churn_lookback_days=_int(env, "CHURN_LOOKBACK_DAYS", 90),
             churn_horizon_days=_int(env, "CHURN_HORIZON_DAYS", 60),
             xgb_device=_choice(env, "XGB_DEVICE", "cpu", ("cpu", "cuda")),
+            policy=Policy.from_env(env),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -124,6 +240,7 @@ class Settings:
             "reports_dir": "REPORTS_DIR",
             "timestamp_floor": "TIMESTAMP_FLOOR",
             "world_dir": "WORLD_DIR",
+            "outbox_dir": "OUTBOX_DIR",
             "models_dir": "MODELS_DIR",
             "dbt_project_dir": "DBT_PROJECT_DIR",
             "dbt_target_dir": "DBT_TARGET_DIR",
@@ -140,6 +257,7 @@ class Settings:
         }
         env = {ENV_PREFIX + name: str(getattr(self, field)) for field, name in names.items()}
         env[ENV_PREFIX + "WORLD"] = "on" if self.world_enabled else "off"
+        env.update(self.policy.to_env())
         return env
 
     def with_(self, **changes: object) -> Settings:

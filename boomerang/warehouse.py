@@ -1,7 +1,8 @@
-"""The DuckDB warehouse: opening it and creating the schemas Python owns (raw, ops, ml).
+"""The DuckDB warehouse: opening it and creating the schemas Python owns (raw, ops, ml, ledger).
 
 dbt owns ``staging``/``intermediate``/``marts``; Python owns ``raw`` (what the
-loader wrote) and ``ops`` (load manifest, quality-gate results and failures). DuckDB allows one
+loader wrote), ``ops`` (load manifest, quality-gate results and failures, ledger invariants),
+``ml`` (churn scores) and ``ledger`` (grants, holdouts, clawbacks and the outbox: boomerang.ledger). DuckDB allows one
 writer process at a time, so every writer opens, works and closes promptly.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from boomerang.contract import SOURCES, raw_table_ddl
+from boomerang.ledger import ensure_ledger
 
 OPS_DDL = (
     """
@@ -124,7 +126,7 @@ def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ``raw`` and ``ops`` schemas and tables if they are missing."""
+    """Create the schemas Python owns (``raw``, ``ops``, ``ml``, ``ledger``) and their tables if missing."""
     con.execute("create schema if not exists raw")
     con.execute("create schema if not exists ops")
     con.execute("create schema if not exists ml")
@@ -132,6 +134,7 @@ def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(raw_table_ddl(source))
     for ddl in (*OPS_DDL, *ML_DDL):
         con.execute(ddl)
+    ensure_ledger(con)
 
 
 def table_row_counts(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:

@@ -1,0 +1,648 @@
+"""The mileage ledger: the system of record for what Boomerang granted, held out and clawed back.
+
+``ledger.entries`` is append-only. Every entry has a deterministic key and a hash of its payload:
+writing an entry whose key exists with the same hash is a no-op, with another hash a loud
+:class:`LedgerConflictError`. Corrections are new entries, never updates. Each write is one
+transaction that also fills ``ledger.outbox``, the queue the loyalty system reads, so a grant and
+its outbox row exist together or not at all.
+
+A pre-grant is a mileage lot usable from its ``effective_at`` until (not including) its
+``expires_at``. Redemptions (``raw.mileage_events`` of kind ``redeem``) consume the customer's
+open pre-grant first (``ledger.pregrant_allocations``); what is unused at expiry is clawed back
+once. :func:`check_invariants` proves the books balance at the end of every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+KINDS = ("pregrant", "holdout", "clawback")
+
+LEDGER_DDL = (
+    """
+    create table if not exists ledger.entries (
+        entry_key          varchar   primary key,  -- deterministic: pregrant:<campaign>:<customer>:<as_of> ...
+        kind               varchar   not null,     -- pregrant | holdout | clawback
+        customer_id        varchar   not null,
+        lot_id             varchar,                -- pregrant: its own key; clawback: the lot it closes
+        points             bigint    not null,     -- pregrant: granted; clawback: taken back; holdout: 0
+        effective_at       timestamp not null,     -- UTC; a pre-grant is usable from here
+        expires_at         timestamp,              -- UTC; a pre-grant is usable strictly before this
+        campaign_id        varchar   not null,
+        policy_version     varchar   not null,
+        as_of_date         date      not null,     -- the run (Airflow logical date) that decided it
+        -- the decision record (pregrant and holdout): why this customer, and what it cost
+        arm                varchar,                -- treatment | control
+        grant_rule         varchar,                -- promotional | make_good
+        churn_probability  double,
+        model_version      varchar,
+        reason_1           varchar,
+        reason_2           varchar,
+        reason_3           varchar,
+        expected_value     double,                 -- currency: risk x save x value - expected mileage cost
+        decision_rank      integer,                -- 1 = the best expected value of the run
+        budget_used_points bigint,                 -- points granted by the run up to and including this one
+        tenure_days        integer,
+        channel            varchar,                -- email | sms | push: how the customer is told
+        payload_hash       varchar   not null,     -- sha256 of every column above (canonical JSON)
+        recorded_at        timestamp not null      -- wall clock, for operators only (not in the hash)
+    )
+    """,
+    """
+    create table if not exists ledger.outbox (
+        idempotency_key varchar   primary key,  -- the ledger entry's key: apply each at most once
+        operation       varchar   not null,     -- credit (pre-grant) | debit (clawback)
+        customer_id     varchar   not null,
+        points          bigint    not null,
+        expires_at      timestamp,              -- credits: spendable strictly before this (UTC)
+        channel         varchar,                -- credits: email | sms | push
+        message         varchar   not null,     -- what the customer (or their statement) reads
+        campaign_id     varchar   not null,
+        as_of_date      date      not null,
+        created_at      timestamp not null      -- wall clock
+    )
+    """,
+    """
+    create table if not exists ops.ledger_invariants (
+        as_of_date  date      not null,
+        invariant   varchar   not null,
+        description varchar   not null,
+        violations  bigint    not null,
+        sample      varchar,              -- a few offending rows, as text
+        checked_at  timestamp not null
+    )
+    """,
+    # Redemptions use the customer's open pre-grant first. Policy allows one open pre-grant per
+    # customer at a time (an invariant checks it), so each redemption meets at most one lot: the
+    # lot takes, in time order, what it still has. The rest of a redemption flows to earn lots
+    # (dbt: int_mileage_redemption_allocations). A redemption at or after expires_at never uses it.
+    """
+    create or replace view ledger.pregrant_allocations as
+    with
+    lots as (
+        select entry_key as lot_id, customer_id, points as granted_points, effective_at, expires_at
+        from ledger.entries
+        where kind = 'pregrant'
+    ),
+    redemptions as (
+        select event_id, customer_id, timezone('UTC', occurred_at) as redeemed_at, points
+        from raw.mileage_events
+        where kind = 'redeem'
+    ),
+    in_window as (
+        select
+            redemptions.event_id,
+            redemptions.customer_id,
+            redemptions.redeemed_at,
+            redemptions.points,
+            lots.lot_id,
+            lots.granted_points,
+            coalesce(sum(redemptions.points) over (
+                partition by lots.lot_id
+                order by redemptions.redeemed_at, redemptions.event_id
+                rows between unbounded preceding and 1 preceding
+            ), 0) as redeemed_before
+        from redemptions
+        inner join lots
+            on redemptions.customer_id = lots.customer_id
+            and redemptions.redeemed_at >= lots.effective_at
+            and redemptions.redeemed_at < lots.expires_at
+    )
+    select
+        event_id as redemption_id,
+        customer_id,
+        redeemed_at,
+        lot_id,
+        points as redeemed_points,
+        least(points, granted_points - redeemed_before) as allocated_points
+    from in_window
+    where redeemed_before < granted_points
+    """,
+)
+
+
+class LedgerConflictError(RuntimeError):
+    """An entry key already exists with a different payload: the ledger refuses to rewrite history."""
+
+
+class LedgerInvariantError(RuntimeError):
+    """The books do not balance; the message names each broken invariant with examples."""
+
+
+# ---------------------------------------------------------------------- fault injection
+
+FailpointHook = Callable[[str], None]
+_failpoint_hook: FailpointHook | None = None
+
+
+def failpoint(name: str) -> None:
+    """A named point where tests can crash a write: ``BOOMERANG_FAILPOINT=<name>`` SIGKILLs the
+    process right there (a real crash, for fault-injection tests); an in-process hook may raise."""
+    if os.environ.get("BOOMERANG_FAILPOINT") == name:
+        log.warning("Failpoint %s: killing this process (BOOMERANG_FAILPOINT)", name)
+        os.kill(os.getpid(), signal.SIGKILL)
+    if _failpoint_hook is not None:
+        _failpoint_hook(name)
+
+
+def set_failpoint_hook(hook: FailpointHook | None) -> None:
+    """Install (or remove, with None) an in-process failpoint hook; for tests."""
+    global _failpoint_hook
+    _failpoint_hook = hook
+
+
+# ---------------------------------------------------------------------- entries
+
+
+def pregrant_key(campaign_id: str, customer_id: str, as_of: date) -> str:
+    return f"pregrant:{campaign_id}:{customer_id}:{as_of.isoformat()}"
+
+
+def holdout_key(campaign_id: str, customer_id: str, as_of: date) -> str:
+    return f"holdout:{campaign_id}:{customer_id}:{as_of.isoformat()}"
+
+
+def clawback_key(lot_id: str) -> str:
+    return f"clawback:{lot_id}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger entry; everything but ``recorded_at`` is its payload."""
+
+    entry_key: str
+    kind: str
+    customer_id: str
+    points: int
+    effective_at: datetime
+    campaign_id: str
+    policy_version: str
+    as_of_date: date
+    lot_id: str | None = None
+    expires_at: datetime | None = None
+    arm: str | None = None
+    grant_rule: str | None = None
+    churn_probability: float | None = None
+    model_version: str | None = None
+    reason_1: str | None = None
+    reason_2: str | None = None
+    reason_3: str | None = None
+    expected_value: float | None = None
+    decision_rank: int | None = None
+    budget_used_points: int | None = None
+    tenure_days: int | None = None
+    channel: str | None = None
+    message: str | None = field(default=None, compare=False)  # outbox text, not ledger payload
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.entry_key}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.kind == "holdout" and self.points != 0:
+            raise ValueError(f"{self.entry_key}: a holdout grants nothing, got {self.points} points")
+        if self.kind != "holdout" and self.points <= 0:
+            raise ValueError(f"{self.entry_key}: a {self.kind} needs points > 0, got {self.points}")
+        if self.kind == "pregrant" and (self.expires_at is None or self.expires_at <= self.effective_at):
+            raise ValueError(f"{self.entry_key}: a pre-grant needs an expiry after it starts")
+
+    def payload(self) -> dict:
+        values = asdict(self)
+        values.pop("message")
+        return values
+
+    @property
+    def payload_hash(self) -> str:
+        canonical = json.dumps(self.payload(), sort_keys=True, default=_json_default, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON-serialisable: {value!r}")
+
+
+ENTRY_COLUMNS = [name for name in Entry.__dataclass_fields__ if name != "message"]
+
+
+def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ``ledger`` schema, its tables and views (needs ``raw`` and ``ops`` first)."""
+    con.execute("create schema if not exists ledger")
+    for ddl in LEDGER_DDL:
+        con.execute(ddl)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one :func:`record` call did."""
+
+    written: int
+    already_there: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"written": self.written, "already_there": self.already_there}
+
+
+def record(
+    con: duckdb.DuckDBPyConnection,
+    entries: Sequence[Entry],
+    *,
+    decision_scope: tuple[str, date] | None = None,
+    recorded_at: datetime | None = None,
+) -> WriteResult:
+    """Append ``entries`` and their outbox rows in one transaction; replays are no-ops.
+
+    ``decision_scope=(campaign_id, as_of)`` says these entries are the whole decision of that run:
+    if that run already decided, the new decision must be the same set of keys with the same
+    payloads (a re-run with changed inputs, e.g. another model's scores, is refused, not
+    re-granted). Raises :class:`LedgerConflictError` on any key whose payload differs.
+    """
+    import pyarrow as pa
+
+    keys = [entry.entry_key for entry in entries]
+    if len(set(keys)) != len(keys):
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        raise LedgerConflictError(f"The same entry key twice in one write: {duplicates[:5]}")
+    recorded_at = recorded_at or datetime.now().replace(microsecond=0)
+    new = pa.Table.from_pylist(
+        [{"entry_key": entry.entry_key, "payload_hash": entry.payload_hash} for entry in entries],
+        schema=pa.schema([("entry_key", pa.string()), ("payload_hash", pa.string())]),
+    )
+
+    failpoint("ledger.before_begin")
+    con.execute("begin transaction")
+    try:
+        con.register("new_entries", new)
+        conflicts = con.execute(
+            """
+            select new_entries.entry_key
+            from new_entries
+            inner join ledger.entries using (entry_key)
+            where new_entries.payload_hash <> entries.payload_hash
+            order by 1
+            """
+        ).fetchall()
+        if conflicts:
+            raise LedgerConflictError(_conflict_message([key for (key,) in conflicts], con))
+        if decision_scope is not None:
+            _check_same_decision(con, *decision_scope)
+        existing = {
+            key
+            for (key,) in con.execute(
+                "select entry_key from ledger.entries where entry_key in (select entry_key from new_entries)"
+            ).fetchall()
+        }
+        fresh = [entry for entry in entries if entry.entry_key not in existing]
+        if fresh:
+            fresh_rows = [{**entry.payload(), "payload_hash": entry.payload_hash} for entry in fresh]
+            con.register("fresh_entries", pa.Table.from_pylist(fresh_rows, schema=_entry_schema()))
+            con.execute(
+                f"insert into ledger.entries ({', '.join(ENTRY_COLUMNS)}, payload_hash, recorded_at) "
+                f"select {', '.join(ENTRY_COLUMNS)}, payload_hash, ? from fresh_entries",
+                [recorded_at],
+            )
+            failpoint("ledger.after_entries")
+            outbox_rows = [_outbox_row(entry) for entry in fresh if entry.kind != "holdout"]
+            con.register("fresh_outbox", pa.Table.from_pylist(outbox_rows, schema=_outbox_schema()))
+            con.execute(
+                "insert into ledger.outbox select *, ? from fresh_outbox", [recorded_at]
+            )
+        failpoint("ledger.before_commit")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        for name in ("new_entries", "fresh_entries", "fresh_outbox"):
+            try:
+                con.unregister(name)
+            except Exception:  # noqa: S110 - not registered on this path
+                pass
+    failpoint("ledger.after_commit")
+    return WriteResult(written=len(fresh), already_there=len(entries) - len(fresh))
+
+
+def _check_same_decision(con: duckdb.DuckDBPyConnection, campaign_id: str, as_of: date) -> None:
+    """A run that already decided must decide the same set again (``new_entries`` is registered)."""
+    missing, added = con.execute(
+        """
+        with earlier as (
+            select entry_key from ledger.entries
+            where campaign_id = ? and as_of_date = ? and kind in ('pregrant', 'holdout')
+        )
+        select
+            (select list(entry_key order by entry_key) from earlier
+             where entry_key not in (select entry_key from new_entries)),
+            (select list(entry_key order by entry_key) from new_entries
+             where exists (select 1 from earlier)
+             and entry_key not in (select entry_key from earlier))
+        """,
+        [campaign_id, as_of],
+    ).fetchone()  # type: ignore[misc]
+    if missing or added:
+        raise LedgerConflictError(
+            f"Campaign {campaign_id} already decided its grants for {as_of}, and this run decides "
+            f"differently: {len(missing or [])} earlier decision(s) would be dropped (e.g. {(missing or [])[:3]}) "
+            f"and {len(added or [])} new one(s) added (e.g. {(added or [])[:3]}). The ledger never re-grants: "
+            "the inputs of that date changed (another champion model, late data). Leave the date as it is, "
+            "or record a correction as new entries."
+        )
+
+
+def _conflict_message(keys: list[str], con: duckdb.DuckDBPyConnection) -> str:
+    return (
+        f"{len(keys)} ledger entr{'y' if len(keys) == 1 else 'ies'} already exist with a different payload "
+        f"(e.g. {', '.join(keys[:3])}). The ledger is append-only: a re-run must decide exactly what the "
+        "first run decided. Something that decision depends on changed (model scores, policy settings, "
+        "late-arriving redemptions). Nothing was written. Compare the stored entries "
+        "(select * from ledger.entries where entry_key = '...') with today's inputs, and record a "
+        "correction as a new entry rather than changing history."
+    )
+
+
+def _outbox_row(entry: Entry) -> dict:
+    return {
+        "idempotency_key": entry.entry_key,
+        "operation": "credit" if entry.kind == "pregrant" else "debit",
+        "customer_id": entry.customer_id,
+        "points": entry.points,
+        "expires_at": entry.expires_at,
+        "channel": entry.channel,
+        "message": entry.message or "",
+        "campaign_id": entry.campaign_id,
+        "as_of_date": entry.as_of_date,
+    }
+
+
+def _entry_schema():
+    import pyarrow as pa
+
+    types = {
+        "points": pa.int64(),
+        "effective_at": pa.timestamp("us"),
+        "expires_at": pa.timestamp("us"),
+        "as_of_date": pa.date32(),
+        "churn_probability": pa.float64(),
+        "expected_value": pa.float64(),
+        "decision_rank": pa.int32(),
+        "budget_used_points": pa.int64(),
+        "tenure_days": pa.int32(),
+    }
+    return pa.schema(
+        [(name, types.get(name, pa.string())) for name in ENTRY_COLUMNS] + [("payload_hash", pa.string())]
+    )
+
+
+def _outbox_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("idempotency_key", pa.string()),
+            ("operation", pa.string()),
+            ("customer_id", pa.string()),
+            ("points", pa.int64()),
+            ("expires_at", pa.timestamp("us")),
+            ("channel", pa.string()),
+            ("message", pa.string()),
+            ("campaign_id", pa.string()),
+            ("as_of_date", pa.date32()),
+        ]
+    )
+
+
+# ---------------------------------------------------------------------- lots and the outbox files
+
+LOT_POSITIONS_SQL = """
+with
+lots as (
+    select
+        entry_key as lot_id, customer_id, campaign_id, points as granted_points,
+        effective_at, expires_at, as_of_date as granted_on
+    from ledger.entries
+    where kind = 'pregrant' and as_of_date <= $as_of
+),
+used as (
+    select lot_id, sum(allocated_points) as used_points
+    from ledger.pregrant_allocations
+    where redeemed_at < $as_of::timestamp
+    group by lot_id
+),
+clawed as (
+    select lot_id, sum(points) as clawed_points, count(*) as clawbacks, min(effective_at) as clawed_at
+    from ledger.entries
+    where kind = 'clawback' and as_of_date <= $as_of
+    group by lot_id
+)
+select
+    lots.*,
+    coalesce(used.used_points, 0) as used_points,
+    coalesce(clawed.clawed_points, 0) as clawed_points,
+    coalesce(clawed.clawbacks, 0) as clawbacks,
+    clawed.clawed_at,
+    lots.expires_at <= $as_of::timestamp as is_expired,
+    lots.granted_points - coalesce(used.used_points, 0) - coalesce(clawed.clawed_points, 0) as remaining_points,
+    -- what the customer can still spend, judged by time alone: all that is unused until expiry, 0 after
+    case when lots.expires_at <= $as_of::timestamp then 0
+         else lots.granted_points - coalesce(used.used_points, 0) end as outstanding_points
+from lots
+left join used on lots.lot_id = used.lot_id
+left join clawed on lots.lot_id = clawed.lot_id
+"""
+
+
+def lot_positions(con: duckdb.DuckDBPyConnection, as_of: date) -> list[dict]:
+    """Every pre-grant lot decided on or before ``as_of``, with what was used and clawed back by then."""
+    cursor = con.execute(LOT_POSITIONS_SQL + " order by lot_id", {"as_of": as_of})
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def write_outbox_file(con: duckdb.DuckDBPyConnection, outbox_dir: Path, as_of: date) -> Path | None:
+    """Write ``<outbox_dir>/<as_of>.jsonl``: every outbox row of that run, one JSON object a line.
+
+    Rewritten whole from ``ledger.outbox`` each time (same rows, same bytes), through a temporary
+    file renamed into place, so a reader sees the old file or the new one, never half of one.
+    """
+    cursor = con.execute(
+        "select idempotency_key, operation, customer_id, points, expires_at, channel, message, "
+        "campaign_id, as_of_date from ledger.outbox where as_of_date = ? order by idempotency_key",
+        [as_of],
+    )
+    names = [column[0] for column in cursor.description]
+    rows = cursor.fetchall()
+    path = outbox_dir / f"{as_of.isoformat()}.jsonl"
+    if not rows:
+        return None
+    outbox_dir.mkdir(parents=True, exist_ok=True)
+    text = "".join(
+        json.dumps(dict(zip(names, row, strict=True)), default=_json_default, sort_keys=True) + "\n"
+        for row in rows
+    )
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def read_outbox_files(outbox_dir: Path, *, after: date | None, until: date) -> list[dict]:
+    """Outbox messages of runs after ``after`` (exclusive) and before ``until`` (exclusive), in order."""
+    if not outbox_dir.exists():
+        return []
+    messages = []
+    for path in sorted(outbox_dir.glob("*.jsonl")):
+        try:
+            day = date.fromisoformat(path.stem)
+        except ValueError:
+            continue
+        if (after is None or day > after) and day < until:
+            messages += [json.loads(line) for line in path.read_text().splitlines() if line]
+    return messages
+
+
+# ---------------------------------------------------------------------- invariants
+
+
+@dataclass(frozen=True)
+class Invariant:
+    name: str
+    description: str
+    sql: str  # rows that break it; $as_of is the run date
+
+
+INVARIANTS: tuple[Invariant, ...] = (
+    Invariant(
+        "remaining_within_granted",
+        "per lot, 0 <= remaining <= granted",
+        f"select lot_id, granted_points, used_points, clawed_points, remaining_points from ({LOT_POSITIONS_SQL}) "
+        "where remaining_points < 0 or remaining_points > granted_points",
+    ),
+    Invariant(
+        "lot_adds_up",
+        "per lot, granted = used + clawed back + outstanding (a missing, early or wrong clawback breaks it)",
+        f"select lot_id, granted_points, used_points, clawed_points, outstanding_points from ({LOT_POSITIONS_SQL}) "
+        "where granted_points <> used_points + clawed_points + outstanding_points",
+    ),
+    Invariant(
+        "customer_adds_up",
+        "per customer, granted = used + clawed back + outstanding, and no balance below zero",
+        "select customer_id, sum(granted_points) as granted, sum(used_points) as used, "
+        "sum(clawed_points) as clawed, sum(outstanding_points) as outstanding "
+        f"from ({LOT_POSITIONS_SQL}) group by customer_id "
+        "having sum(granted_points) <> sum(used_points) + sum(clawed_points) + sum(outstanding_points) "
+        "or sum(remaining_points) < 0",
+    ),
+    Invariant(
+        "overall_adds_up",
+        "overall, granted = used + clawed back + outstanding",
+        "select sum(granted_points) as granted, sum(used_points) as used, sum(clawed_points) as clawed, "
+        f"sum(outstanding_points) as outstanding from ({LOT_POSITIONS_SQL}) "
+        "having sum(granted_points) <> sum(used_points) + sum(clawed_points) + sum(outstanding_points)",
+    ),
+    Invariant(
+        "one_decision_per_key",
+        "one pre-grant or holdout per campaign, customer and run date",
+        "select campaign_id, customer_id, as_of_date, count(*) as decisions from ledger.entries "
+        "where kind in ('pregrant', 'holdout') and as_of_date <= $as_of group by all having count(*) > 1",
+    ),
+    Invariant(
+        "one_clawback_per_lot",
+        "a lot is clawed back at most once, and only a pre-grant lot",
+        "select clawback.lot_id, count(*) as clawbacks, any_value(lot.kind) as lot_kind "
+        "from ledger.entries as clawback left join ledger.entries as lot on clawback.lot_id = lot.entry_key "
+        "where clawback.kind = 'clawback' and clawback.as_of_date <= $as_of group by clawback.lot_id "
+        "having count(*) > 1 or any_value(lot.kind) is distinct from 'pregrant'",
+    ),
+    Invariant(
+        "clawback_not_before_expiry",
+        "a clawback takes effect at or after its lot's expiry",
+        "select clawback.entry_key, clawback.effective_at, lot.expires_at from ledger.entries as clawback "
+        "inner join ledger.entries as lot on clawback.lot_id = lot.entry_key "
+        "where clawback.kind = 'clawback' and clawback.effective_at < lot.expires_at",
+    ),
+    Invariant(
+        "one_open_pregrant_per_customer",
+        "a customer never holds two pre-grant lots open at the same time",
+        "select first.customer_id, first.entry_key, second.entry_key from ledger.entries as first "
+        "inner join ledger.entries as second on first.customer_id = second.customer_id "
+        "and first.entry_key < second.entry_key and first.effective_at < second.expires_at "
+        "and second.effective_at < first.expires_at "
+        "where first.kind = 'pregrant' and second.kind = 'pregrant' "
+        "and first.as_of_date <= $as_of and second.as_of_date <= $as_of",
+    ),
+    Invariant(
+        "every_grant_and_clawback_in_outbox",
+        "every pre-grant and clawback has its outbox row with the same points, and nothing else is there",
+        "select coalesce(entries.entry_key, outbox.idempotency_key) as entry_key, entries.points, outbox.points "
+        "from (select * from ledger.entries where kind <> 'holdout' and as_of_date <= $as_of) as entries "
+        "full join (select * from ledger.outbox where as_of_date <= $as_of) as outbox "
+        "on entries.entry_key = outbox.idempotency_key "
+        "where entries.entry_key is null or outbox.idempotency_key is null or entries.points <> outbox.points",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class InvariantResult:
+    name: str
+    description: str
+    violations: int
+    sample: str
+
+    @property
+    def holds(self) -> bool:
+        return self.violations == 0
+
+
+def check_invariants(con: duckdb.DuckDBPyConnection, as_of: date) -> list[InvariantResult]:
+    """Run every invariant on the ledger as of ``as_of``; nothing is written."""
+    results = []
+    for invariant in INVARIANTS:
+        cursor = con.execute(invariant.sql, {"as_of": as_of} if "$as_of" in invariant.sql else {})
+        names = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+        sample = "; ".join(
+            ", ".join(f"{name}={value}" for name, value in zip(names, row, strict=True)) for row in rows[:5]
+        )
+        results.append(InvariantResult(invariant.name, invariant.description, len(rows), sample))
+    return results
+
+
+def record_invariants(
+    con: duckdb.DuckDBPyConnection, as_of: date, results: Iterable[InvariantResult]
+) -> None:
+    """Keep the results of a run's check in ``ops.ledger_invariants`` (a re-run replaces them)."""
+    checked_at = datetime.now().replace(microsecond=0)
+    con.execute("begin transaction")
+    con.execute("delete from ops.ledger_invariants where as_of_date = ?", [as_of])
+    con.executemany(
+        "insert into ops.ledger_invariants values (?, ?, ?, ?, ?, ?)",
+        [(as_of, r.name, r.description, r.violations, r.sample or None, checked_at) for r in results],
+    )
+    con.execute("commit")
+
+
+def invariant_error(as_of: date, results: Iterable[InvariantResult]) -> LedgerInvariantError | None:
+    broken = [result for result in results if not result.holds]
+    if not broken:
+        return None
+    lines = [
+        f"  - {r.name} ({r.description}): {r.violations} violation(s), e.g. {r.sample}" for r in broken
+    ]
+    return LedgerInvariantError(
+        f"The mileage ledger does not balance as of {as_of}: {len(broken)} invariant(s) broken.\n"
+        + "\n".join(lines)
+        + "\nNothing downstream should trust today's ledger marts. See ops.ledger_invariants; "
+        "the entries are in ledger.entries (append-only: correct with new entries)."
+    )
