@@ -5,6 +5,7 @@ boomerang simulate --until 2026-01-01   advance the simulated world (writes land
 boomerang load --as-of 2026-01-01       load new landing files into raw
 boomerang dbt build --as-of 2026-01-01  run dbt in a subprocess
 boomerang run --as-of 2026-01-01        the daily steps in order, without Airflow
+boomerang check-ledger --as-of 2026-01-01  the mileage ledger's invariants
 boomerang demo                          simulate a world and run boomerang_daily through Airflow
 boomerang summary                       what the warehouse holds and how to open it
 boomerang sql "select ..."              a read-only query on the warehouse
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="simulate a world and run boomerang_daily through Airflow")
     demo.add_argument("--days", type=int, default=3, help="daily runs through Airflow (default 3)")
 
+    ledger = commands.add_parser("check-ledger", help="check the mileage ledger's invariants as of a date")
+    ledger.add_argument("--as-of", type=_date, required=True)
+
     commands.add_parser("summary", help="what the warehouse holds and how to open it")
 
     sql = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
@@ -117,7 +121,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         pipeline.load_landing(settings, args.as_of)
         pipeline.dbt_build(settings, args.as_of)
         pipeline.score_customers(settings, args.as_of)
+        pipeline.clawback_expired(settings, args.as_of)
+        pipeline.pregrant(settings, args.as_of)
         pipeline.build_scored_marts(settings, args.as_of)
+        pipeline.check_ledger(settings, args.as_of)
         print(summary(settings))
         return 0
     if args.command == "train":
@@ -133,6 +140,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "demo":
         return demo(settings, args.days)
+    if args.command == "check-ledger":
+        for name, violations in pipeline.check_ledger(settings, args.as_of).items():
+            print(f"{name}: {violations} violation(s)")
+        return 0
     if args.command == "summary":
         print(summary(settings))
         return 0

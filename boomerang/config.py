@@ -17,6 +17,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 ENV_PREFIX = "BOOMERANG_"
 
+WAREHOUSE_SCHEMAS = ("raw", "ops", "ml", "ledger", "staging", "intermediate", "marts")
+
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     value = env.get(ENV_PREFIX + name)
@@ -54,7 +56,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"{ENV_PREFIX}{name}={value!r} is not a number; unset it or give e.g. {default}") from None
+        raise ValueError(
+            f"{ENV_PREFIX}{name}={value!r} is not a number; unset it or give e.g. {default}"
+        ) from None
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -230,6 +234,16 @@ class Settings:
             xgb_device=_choice(env, "XGB_DEVICE", "cpu", ("cpu", "cuda")),
             policy=Policy.from_env(env),
         )
+
+    def __post_init__(self) -> None:
+        # DuckDB names the database after the file's stem; one named like a schema makes every
+        # reference to that schema ambiguous.
+        if self.warehouse_path.stem in WAREHOUSE_SCHEMAS:
+            raise ValueError(
+                f"BOOMERANG_WAREHOUSE={self.warehouse_path}: a DuckDB file named like one of its schemas "
+                f"({', '.join(WAREHOUSE_SCHEMAS)}) cannot be queried unambiguously; choose another file name, "
+                "e.g. boomerang.duckdb"
+            )
 
     def to_env(self) -> dict[str, str]:
         """The ``BOOMERANG_*`` variables that rebuild these settings in another process."""

@@ -70,7 +70,7 @@ LEDGER_DDL = (
         channel         varchar,                -- credits: email | sms | push
         message         varchar   not null,     -- what the customer (or their statement) reads
         campaign_id     varchar   not null,
-        as_of_date      date      not null,
+        as_of_date      date      not null,     -- the run that wrote it: its file is <outbox>/<as_of_date>.jsonl
         created_at      timestamp not null      -- wall clock
     )
     """,
@@ -258,6 +258,7 @@ def record(
     con: duckdb.DuckDBPyConnection,
     entries: Sequence[Entry],
     *,
+    run_date: date,
     decision_scope: tuple[str, date] | None = None,
     recorded_at: datetime | None = None,
 ) -> WriteResult:
@@ -266,7 +267,7 @@ def record(
     ``decision_scope=(campaign_id, as_of)`` says these entries are the whole decision of that run:
     if that run already decided, the new decision must be the same set of keys with the same
     payloads (a re-run with changed inputs, e.g. another model's scores, is refused, not
-    re-granted). Raises :class:`LedgerConflictError` on any key whose payload differs.
+    re-granted). New outbox rows carry ``run_date``, the run that wrote them. Raises :class:`LedgerConflictError` on any key whose payload differs.
     """
     import pyarrow as pa
 
@@ -313,11 +314,9 @@ def record(
                 [recorded_at],
             )
             failpoint("ledger.after_entries")
-            outbox_rows = [_outbox_row(entry) for entry in fresh if entry.kind != "holdout"]
+            outbox_rows = [_outbox_row(entry, run_date) for entry in fresh if entry.kind != "holdout"]
             con.register("fresh_outbox", pa.Table.from_pylist(outbox_rows, schema=_outbox_schema()))
-            con.execute(
-                "insert into ledger.outbox select *, ? from fresh_outbox", [recorded_at]
-            )
+            con.execute("insert into ledger.outbox select *, ? from fresh_outbox", [recorded_at])
         failpoint("ledger.before_commit")
         con.execute("commit")
     except BaseException:
@@ -325,10 +324,7 @@ def record(
         raise
     finally:
         for name in ("new_entries", "fresh_entries", "fresh_outbox"):
-            try:
-                con.unregister(name)
-            except Exception:  # noqa: S110 - not registered on this path
-                pass
+            con.unregister(name)  # a no-op for a name this path did not register
     failpoint("ledger.after_commit")
     return WriteResult(written=len(fresh), already_there=len(entries) - len(fresh))
 
@@ -371,7 +367,7 @@ def _conflict_message(keys: list[str], con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
-def _outbox_row(entry: Entry) -> dict:
+def _outbox_row(entry: Entry, run_date: date) -> dict:
     return {
         "idempotency_key": entry.entry_key,
         "operation": "credit" if entry.kind == "pregrant" else "debit",
@@ -381,7 +377,7 @@ def _outbox_row(entry: Entry) -> dict:
         "channel": entry.channel,
         "message": entry.message or "",
         "campaign_id": entry.campaign_id,
-        "as_of_date": entry.as_of_date,
+        "as_of_date": run_date,
     }
 
 
@@ -586,9 +582,11 @@ INVARIANTS: tuple[Invariant, ...] = (
         "every pre-grant and clawback has its outbox row with the same points, and nothing else is there",
         "select coalesce(entries.entry_key, outbox.idempotency_key) as entry_key, entries.points, outbox.points "
         "from (select * from ledger.entries where kind <> 'holdout' and as_of_date <= $as_of) as entries "
-        "full join (select * from ledger.outbox where as_of_date <= $as_of) as outbox "
+        "full join ledger.outbox as outbox "
         "on entries.entry_key = outbox.idempotency_key "
-        "where entries.entry_key is null or outbox.idempotency_key is null or entries.points <> outbox.points",
+        "where (entries.entry_key is null and outbox.idempotency_key not in "
+        "(select entry_key from ledger.entries where as_of_date > $as_of)) "
+        "or outbox.idempotency_key is null or entries.points <> outbox.points",
     ),
 )
 
@@ -637,9 +635,7 @@ def invariant_error(as_of: date, results: Iterable[InvariantResult]) -> LedgerIn
     broken = [result for result in results if not result.holds]
     if not broken:
         return None
-    lines = [
-        f"  - {r.name} ({r.description}): {r.violations} violation(s), e.g. {r.sample}" for r in broken
-    ]
+    lines = [f"  - {r.name} ({r.description}): {r.violations} violation(s), e.g. {r.sample}" for r in broken]
     return LedgerInvariantError(
         f"The mileage ledger does not balance as of {as_of}: {len(broken)} invariant(s) broken.\n"
         + "\n".join(lines)

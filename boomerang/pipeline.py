@@ -35,6 +35,7 @@ def simulate_world(settings: Settings, as_of: date) -> int:
         seed=settings.world_seed,
         start=settings.world_start,
         file_format=settings.world_file_format,
+        outbox_dir=settings.outbox_dir,
     )
     log.info("World wrote %d landing file(s) up to %s", len(written), as_of)
     return len(written)
@@ -103,10 +104,33 @@ def dbt_build(settings: Settings, as_of: date) -> None:
 
 
 def build_scored_marts(settings: Settings, as_of: date) -> None:
-    """``dbt build`` of the marts that show the day's churn scores (customer_360)."""
+    """``dbt build`` of the marts built after scoring and the rewards steps: the ones that show the
+    day's churn scores (tag ``scored``: customer_360) and the ledger marts (tag ``ledger``: lots,
+    decisions, daily rewards), with their tests."""
     from boomerang.dbt import run_dbt
 
-    run_dbt(settings, "build", as_of, ["--select", "tag:scored"])
+    run_dbt(settings, "build", as_of, ["--select", "tag:scored", "tag:ledger"])
+
+
+def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:
+    """Claw back what is unused of every pre-grant expired by ``as_of`` (ledger + outbox), once."""
+    from boomerang import rewards
+
+    return rewards.clawback_expired(settings, as_of)
+
+
+def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
+    """Decide the day's pre-grants and holdout (policy) and record them (ledger + outbox), once."""
+    from boomerang import rewards
+
+    return rewards.pregrant(settings, as_of)
+
+
+def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
+    """The ledger's invariants in SQL; raises if the books do not balance."""
+    from boomerang import rewards
+
+    return rewards.check_ledger(settings, as_of)
 
 
 def _model_params(settings: Settings):

@@ -7,10 +7,19 @@ Expectations gate (bad batches are quarantined whole), load the good ones into
 `raw` (each file once, all or nothing), `dbt build` the warehouse in a
 subprocess, then score every active customer with the champion churn model
 into `ml.churn_scores` (skipped with a warning until `boomerang_train` has
-promoted a champion), and build the marts that show those scores
-(`customer_360`).
+promoted a champion). Then the rewards: claw back the unused points of every
+pre-grant that expired by the as-of date, decide the day's pre-grants and
+holdout with the policy, and record both in the append-only `ledger.entries`
+with their `ledger.outbox` rows (and `outbox/<date>.jsonl` for the loyalty
+system). Finally build the marts that show scores and the ledger
+(`customer_360`, `fct_pregrant_lots`, `fct_pregrant_decisions`,
+`rewards_daily`) and check the ledger's invariants in SQL.
 
-* **Idempotent**: re-running a date loads nothing new and rebuilds the same marts.
+* **Idempotent**: re-running a date loads nothing new, writes no new ledger entry and
+  rebuilds the same marts. A re-run whose inputs changed (another champion's scores)
+  fails with a payload-mismatch error instead of granting again.
+* **The books balance**: `check_ledger` fails the run if any ledger invariant breaks
+  (results in `ops.ledger_invariants`).
 * **One run at a time**: DuckDB has one writer, so `max_active_runs=1`.
 * **Backfill**: `airflow backfill create --dag-id boomerang_daily --from-date 2025-06-01 --to-date 2025-06-30`
   (runs go one at a time, oldest first).
@@ -87,11 +96,32 @@ def boomerang_daily():
         return pipeline.score_customers(Settings.from_env(), _as_of())
 
     @task
-    def build_scored_marts() -> None:
+    def clawback_expired() -> dict[str, int]:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        return pipeline.clawback_expired(Settings.from_env(), _as_of())
+
+    @task
+    def pregrant() -> dict[str, int]:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        return pipeline.pregrant(Settings.from_env(), _as_of())
+
+    @task
+    def build_ledger_marts() -> None:
         from boomerang import pipeline
         from boomerang.config import Settings
 
         pipeline.build_scored_marts(Settings.from_env(), _as_of())
+
+    @task(retries=0)  # books that do not balance need a person, not a retry
+    def check_ledger() -> dict[str, int]:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        return pipeline.check_ledger(Settings.from_env(), _as_of())
 
     # Last, whatever happened before it: the run fails if this run quarantined anything.
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
@@ -107,7 +137,10 @@ def boomerang_daily():
         >> load_landing()
         >> dbt_build()
         >> score_customers()
-        >> build_scored_marts()
+        >> clawback_expired()
+        >> pregrant()
+        >> build_ledger_marts()
+        >> check_ledger()
         >> quality_verdict()
     )
 

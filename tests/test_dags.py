@@ -58,7 +58,10 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "load_landing",
         "dbt_build",
         "score_customers",
-        "build_scored_marts",
+        "clawback_expired",
+        "pregrant",
+        "build_ledger_marts",
+        "check_ledger",
         "quality_verdict",
     ]
     # The verdict is the leaf, so a quarantine fails the run even though later tasks succeeded.
@@ -66,6 +69,8 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
     # Good batches load even when the gate quarantined others in the same run.
     assert dag.get_task("load_landing").trigger_rule == "all_done"
     assert dag.get_task("validate_landing").retries == 0
+    # A ledger that does not balance needs a person, not a retry.
+    assert dag.get_task("check_ledger").retries == 0
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[p.stem for p in DAG_FILES])

@@ -1,0 +1,242 @@
+"""The rewards steps of a daily run: claw back expired pre-grants, decide and record new ones,
+and prove the ledger balances. Each step is keyed by the run's as-of date and safe to re-run.
+
+The decisions are :mod:`boomerang.policy`'s; the writes are :mod:`boomerang.ledger`'s (one
+transaction per step, exactly once). This module reads the facts the policy needs from the
+warehouse, point in time: only ledger entries of earlier runs and events before the as-of date.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from boomerang import ledger
+from boomerang.config import Policy, Settings
+from boomerang.policy import decide, message, summarise
+
+log = logging.getLogger(__name__)
+
+# One row per scored customer at the run's date, with what the policy needs to know about them.
+# Churn scores of the day (every active customer the champion scored), their marketer-facing
+# attributes (customer_360, built for the same date), and from the ledger only earlier runs.
+CANDIDATES_SQL = """
+with
+scores as (
+    select customer_id, churn_probability, model_version, reason_1, reason_2, reason_3
+    from staging.stg_ml__churn_scores
+    where as_of_date = $as_of
+),
+open_complaints as (
+    select customer_id, max(date_diff('day', opened_at, $as_of::timestamp)) as open_complaint_days
+    from staging.stg_landing__complaints
+    where opened_at < $as_of::timestamp and (resolved_at is null or resolved_at >= $as_of::timestamp)
+    group by customer_id
+),
+decisions as (
+    select
+        customer_id,
+        max(as_of_date) as last_decision_date,
+        bool_or(kind = 'pregrant' and expires_at > $as_of::timestamp) as has_open_pregrant
+    from ledger.entries
+    where kind in ('pregrant', 'holdout') and as_of_date < $as_of
+    group by customer_id
+),
+messages as (
+    -- every campaign's sends in the window (ours excluded: counted from the ledger below, once)
+    select customer_id, count(*) as messages
+    from staging.stg_landing__interactions
+    where interaction_kind = 'sent'
+        and occurred_at >= $as_of::timestamp - to_days($window)
+        and occurred_at < $as_of::timestamp
+        and campaign_id is distinct from $campaign
+    group by customer_id
+    union all
+    select customer_id, count(*) as messages
+    from ledger.entries
+    where kind = 'pregrant' and as_of_date >= $as_of - to_days($window) and as_of_date < $as_of
+    group by customer_id
+),
+message_counts as (
+    select customer_id, sum(messages) as messages_in_window from messages group by customer_id
+)
+select
+    scores.customer_id,
+    scores.churn_probability,
+    scores.model_version,
+    scores.reason_1,
+    scores.reason_2,
+    scores.reason_3,
+    customers.has_marketing_consent,
+    customers.tenure_days,
+    customers.spend_365d,
+    customers.best_channel,
+    open_complaints.open_complaint_days,
+    decisions.last_decision_date,
+    coalesce(decisions.has_open_pregrant, false) as has_open_pregrant,
+    coalesce(message_counts.messages_in_window, 0) as messages_in_window
+from scores
+inner join marts.customer_360 as customers on scores.customer_id = customers.customer_id
+left join open_complaints on scores.customer_id = open_complaints.customer_id
+left join decisions on scores.customer_id = decisions.customer_id
+left join message_counts on scores.customer_id = message_counts.customer_id
+order by scores.customer_id
+"""
+
+
+def read_candidates(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy) -> pd.DataFrame:
+    """The facts behind the policy for every customer scored at ``as_of`` (empty without scores)."""
+    return con.execute(
+        CANDIDATES_SQL,
+        {"as_of": as_of, "window": policy.contact_window_days, "campaign": policy.campaign_id},
+    ).df()
+
+
+def decision_entries(decisions: pd.DataFrame, policy: Policy, as_of: date) -> list[ledger.Entry]:
+    """Ledger entries for the selected customers: a pre-grant for treatment, a holdout for control."""
+    effective_at = datetime.combine(as_of, datetime.min.time())
+    entries = []
+    for row in decisions[decisions["selected"]].to_dict("records"):
+        treated = row["arm"] == "treatment"
+        key = (ledger.pregrant_key if treated else ledger.holdout_key)(
+            policy.campaign_id, row["customer_id"], as_of
+        )
+        entries.append(
+            ledger.Entry(
+                entry_key=key,
+                kind="pregrant" if treated else "holdout",
+                customer_id=row["customer_id"],
+                lot_id=key if treated else None,
+                points=int(row["points"]) if treated else 0,
+                effective_at=effective_at,
+                expires_at=row["expires_at"].to_pydatetime() if treated else None,
+                campaign_id=policy.campaign_id,
+                policy_version=policy.version,
+                as_of_date=as_of,
+                arm=row["arm"],
+                grant_rule=row["grant_rule"],
+                churn_probability=round(float(row["churn_probability"]), 6),
+                model_version=row["model_version"],
+                reason_1=_text(row["reason_1"]),
+                reason_2=_text(row["reason_2"]),
+                reason_3=_text(row["reason_3"]),
+                expected_value=round(float(row["expected_value"]), 4),
+                decision_rank=int(row["decision_rank"]),
+                budget_used_points=int(row["budget_used_points"]),
+                tenure_days=None if pd.isna(row["tenure_days"]) else int(row["tenure_days"]),
+                channel=row["channel"] if treated else None,
+                message=message(row, policy) if treated else None,
+            )
+        )
+    return entries
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
+    """Decide the run's pre-grants and holdouts and record them with their outbox rows.
+
+    Re-running a date writes nothing new; a re-run that would decide differently (another model's
+    scores, changed policy knobs) raises :class:`boomerang.ledger.LedgerConflictError`.
+    """
+    from boomerang.warehouse import connect, ensure_schemas
+
+    policy = settings.policy
+    with connect(settings.warehouse_path) as con:
+        ensure_schemas(con)
+        candidates = read_candidates(con, as_of, policy)
+        if candidates.empty:
+            log.warning(
+                "No churn scores for %s (no champion model yet?): no pre-grants decided. "
+                "Run boomerang_train, then re-run this date.",
+                as_of,
+            )
+        decisions = decide(candidates, policy, as_of)
+        entries = decision_entries(decisions, policy, as_of)
+        result = ledger.record(con, entries, decision_scope=(policy.campaign_id, as_of), run_date=as_of)
+        path = ledger.write_outbox_file(con, settings.outbox_dir, as_of)
+    counts = {**summarise(decisions), **result.as_dict()}
+    log.info(
+        "Pre-grants for %s (policy %s): %s; outbox file %s",
+        as_of,
+        policy.version,
+        ", ".join(f"{key} {value:,}" for key, value in counts.items()),
+        path or "(none: nothing to send)",
+    )
+    return counts
+
+
+def clawback_entries(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy) -> list[ledger.Entry]:
+    """A clawback for each pre-grant lot expired by ``as_of`` with points unused and none yet.
+
+    The amount is what the lot's allocation left unused before its expiry; the entry takes effect
+    at the expiry and belongs to the date it fell due, so whichever run records it (the day it is
+    due, or a later one after a gap) writes the very same entry.
+    """
+    entries = []
+    for lot in ledger.lot_positions(con, as_of):
+        unused = lot["granted_points"] - lot["used_points"]
+        if not lot["is_expired"] or lot["clawbacks"] > 0 or unused <= 0:
+            continue  # open, already clawed back, or fully used: closed with no entry
+        expires_at: datetime = lot["expires_at"]
+        entries.append(
+            ledger.Entry(
+                entry_key=ledger.clawback_key(lot["lot_id"]),
+                kind="clawback",
+                customer_id=lot["customer_id"],
+                lot_id=lot["lot_id"],
+                points=int(unused),
+                effective_at=expires_at,
+                campaign_id=lot["campaign_id"],
+                policy_version=policy.version,
+                as_of_date=expires_at.date(),
+                message=f"{unused} unused gift miles expired on {expires_at - timedelta(days=1):%d %B %Y}.".lstrip(
+                    "0"
+                ),
+            )
+        )
+    return entries
+
+
+def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:
+    """Claw back the unused points of every pre-grant lot expired by ``as_of``, exactly once."""
+    from boomerang.warehouse import connect, ensure_schemas
+
+    with connect(settings.warehouse_path) as con:
+        ensure_schemas(con)
+        entries = clawback_entries(con, as_of, settings.policy)
+        result = ledger.record(con, entries, run_date=as_of)
+        path = ledger.write_outbox_file(con, settings.outbox_dir, as_of)
+    counts = {
+        "lots_clawed_back": len(entries),
+        "points_clawed_back": sum(entry.points for entry in entries),
+        **result.as_dict(),
+    }
+    log.info(
+        "Clawbacks as of %s: %s; outbox file %s",
+        as_of,
+        ", ".join(f"{key} {value:,}" for key, value in counts.items()),
+        path or "(none)",
+    )
+    return counts
+
+
+def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
+    """Check every ledger invariant as of ``as_of``, keep the results in ops.ledger_invariants,
+    and raise :class:`boomerang.ledger.LedgerInvariantError` if any is broken."""
+    from boomerang.warehouse import connect, ensure_schemas
+
+    with connect(settings.warehouse_path) as con:
+        ensure_schemas(con)
+        results = ledger.check_invariants(con, as_of)
+        ledger.record_invariants(con, as_of, results)
+    error = ledger.invariant_error(as_of, results)
+    if error is not None:
+        raise error
+    log.info("Ledger invariants as of %s: all %d hold", as_of, len(results))
+    return {result.name: result.violations for result in results}
