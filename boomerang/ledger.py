@@ -305,18 +305,17 @@ def record(
             ).fetchall()
         }
         fresh = [entry for entry in entries if entry.entry_key not in existing]
-        if fresh:
-            fresh_rows = [{**entry.payload(), "payload_hash": entry.payload_hash} for entry in fresh]
-            con.register("fresh_entries", pa.Table.from_pylist(fresh_rows, schema=_entry_schema()))
-            con.execute(
-                f"insert into ledger.entries ({', '.join(ENTRY_COLUMNS)}, payload_hash, recorded_at) "
-                f"select {', '.join(ENTRY_COLUMNS)}, payload_hash, ? from fresh_entries",
-                [recorded_at],
-            )
-            failpoint("ledger.after_entries")
-            outbox_rows = [_outbox_row(entry, run_date) for entry in fresh if entry.kind != "holdout"]
-            con.register("fresh_outbox", pa.Table.from_pylist(outbox_rows, schema=_outbox_schema()))
-            con.execute("insert into ledger.outbox select *, ? from fresh_outbox", [recorded_at])
+        fresh_rows = [{**entry.payload(), "payload_hash": entry.payload_hash} for entry in fresh]
+        con.register("fresh_entries", pa.Table.from_pylist(fresh_rows, schema=_entry_schema()))
+        con.execute(
+            f"insert into ledger.entries ({', '.join(ENTRY_COLUMNS)}, payload_hash, recorded_at) "
+            f"select {', '.join(ENTRY_COLUMNS)}, payload_hash, ? from fresh_entries",
+            [recorded_at],
+        )
+        failpoint("ledger.after_entries")
+        outbox_rows = [_outbox_row(entry, run_date) for entry in fresh if entry.kind != "holdout"]
+        con.register("fresh_outbox", pa.Table.from_pylist(outbox_rows, schema=_outbox_schema()))
+        con.execute("insert into ledger.outbox select *, ? from fresh_outbox", [recorded_at])
         failpoint("ledger.before_commit")
         con.execute("commit")
     except BaseException:

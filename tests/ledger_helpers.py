@@ -28,6 +28,14 @@ def pregrant(
     customer_id: str, as_of: date, points: int = 500, expiry_days: int = 30, **extra
 ) -> ledger.Entry:
     key = ledger.pregrant_key(CAMPAIGN, customer_id, as_of)
+    decision = {
+        "arm": "treatment",
+        "grant_rule": "promotional",
+        "churn_probability": 0.5,
+        "model_version": "m-test",
+        "channel": "email",
+        "message": f"{points} miles",
+    }
     return ledger.Entry(
         entry_key=key,
         kind="pregrant",
@@ -39,13 +47,7 @@ def pregrant(
         campaign_id=CAMPAIGN,
         policy_version="p-test",
         as_of_date=as_of,
-        arm="treatment",
-        grant_rule="promotional",
-        churn_probability=0.5,
-        model_version="m-test",
-        channel="email",
-        message=f"{points} miles",
-        **extra,
+        **(decision | extra),
     )
 
 
