@@ -10,9 +10,17 @@ The world moves one day at a time with every customer handled at once (numpy
 arrays, no per-customer Python), and its random numbers for day ``d`` come from
 ``(seed, d)`` alone, so the same seed gives the same rows however the days are
 split into calls. Its state and its hidden ground truth live in the world folder,
-apart from the warehouse. Grants read from an outbox can later be fed to
-:meth:`World.advance` as extra spendable miles; the state is laid out for that
-(per-customer arrays keyed by customer number).
+apart from the warehouse.
+
+The world reacts to pre-grants: before each day it applies the credits (and
+checks the clawbacks) the pipeline wrote to its outbox for that day. Each
+customer carries a hidden persuadability type (:data:`PERSUADABILITY`): while a
+grant is open a persuadable customer churns far less and buys more, a sleeping
+dog churns a little more, the others go on as before; grant holders spend the
+grant first. What each grant was given to is recorded in ``truth/`` in the world
+folder, for measuring uplift, never in landing. Grant-related random numbers
+come from their own ``(seed, day)`` stream, so a world without an outbox writes
+the same bytes as one that never heard of grants.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+
+from boomerang.ledger import read_outbox_files
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +63,19 @@ BUCKET_DAYS = 30
 
 STATE_FILE = "state.npz"
 META_FILE = "world.json"
+TRUTH_DIR = "truth"  # hidden ground truth, in the world folder only
+GRANT_TRUTH_FILE = "grants.parquet"
+GRANT_STREAM = 7  # grant-related draws come from (seed, day, GRANT_STREAM), apart from the main stream
 SECONDS_OPEN = 8 * 3600  # activity happens between 08:00 and 22:00 UTC
 SECONDS_SPAN = 14 * 3600
+
+# What the hidden ``persuadability`` code (int8) means: how a customer reacts to a grant.
+PERSUADABILITY = (
+    "sure_thing",  # 0: stays anyway
+    "persuadable",  # 1: stays because of a grant
+    "lost_cause",  # 2: leaves regardless
+    "sleeping_dog",  # 3: contact annoys them: slightly more likely to leave
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,16 @@ class Behaviour:
     churn_open_complaint: float = 1.2
     churn_bad_resolution: float = 0.9
     churn_tenure: float = 0.5  # per log(1 + tenure years), lowers the hazard
+    # Reactions to an open pre-grant (day in [grant day, expiry)), one value per
+    # persuadability code in PERSUADABILITY order: sure thing, persuadable, lost cause, sleeping dog.
+    grant_churn_logit: tuple[float, ...] = (0.0, -3.0, 0.0, 0.5)  # added to the churn logit
+    grant_purchase_factor: tuple[float, ...] = (1.0, 1.3, 1.0, 1.0)  # multiplies the purchase rate
+    # Taken off disengagement once, when the grant arrives: the lasting effect that keeps
+    # persuadable customers better retained after the campaign too.
+    grant_disengagement_drop: tuple[float, ...] = (0.0, 0.15, 0.0, 0.0)
+    grant_redeem_share: tuple[float, ...] = (0.7, 0.9, 0.3, 0.5)  # chance a purchase spends the grant
+    grant_redeem_points_per_unit: int = 20  # a grant redemption covers up to 20 points per unit spent,
+    grant_redeem_min_points: int = 100  # in hundreds, at least 100 (capped by what is left)
 
 
 class World:
@@ -86,6 +117,7 @@ class World:
         self.meta = meta
         self.state = state
         self.behaviour = Behaviour()
+        self._grant_truth: list[dict] = []  # credits applied by the running advance, for truth/
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -107,6 +139,7 @@ class World:
             "next_complaint": 1,
             "file_format": file_format,
             "initial_customers_written": False,
+            **_outbox_meta(),
         }
         return cls(world_dir, meta, state)
 
@@ -115,6 +148,11 @@ class World:
         meta = json.loads((world_dir / META_FILE).read_text())
         with np.load(world_dir / STATE_FILE) as arrays:
             state = {name: arrays[name] for name in arrays.files}
+        # Worlds saved before grants existed lack these: no customer holds a grant.
+        for name, values in _grant_state(state["number"].shape[0]).items():
+            state.setdefault(name, values)
+        for key, value in _outbox_meta().items():
+            meta.setdefault(key, value)
         return cls(world_dir, meta, state)
 
     @classmethod
@@ -159,12 +197,17 @@ class World:
 
     # ------------------------------------------------------------------ simulation
 
-    def advance(self, until: date, landing_dir: Path) -> list[Path]:
+    def advance(self, until: date, landing_dir: Path, outbox_dir: Path | None = None) -> list[Path]:
         """Simulate every day before ``until`` not simulated yet; write and return landing files.
 
         Days are written one file per source per calendar month (a single day
         when advancing one day), named after the first and last day they hold.
         Calling it again for a date already reached writes nothing.
+
+        With ``outbox_dir``, the outbox files dated before ``until`` and after the
+        last one applied are read: each day's credits and clawbacks are applied
+        before that day is simulated (ones for days already simulated are late:
+        applied before the first new day, with a warning). No file is applied twice.
         """
         first = self.meta["next_day"]
         last = (until - self.start).days  # exclusive
@@ -173,6 +216,9 @@ class World:
             log.info("World already simulated up to %s; nothing to do", self.today)
             return written
         started = time.monotonic()
+        messages = self._read_outbox(outbox_dir, until)
+        next_message = 0
+        self._grant_truth = []
         day = first
         while day < last:
             month_end = _next_month_offset(self.start, day)
@@ -182,6 +228,12 @@ class World:
                 tables.setdefault("customers", []).append(self._customer_rows(np.arange(self.size), day))
                 self.meta["initial_customers_written"] = True
             for offset in range(day, chunk_end):
+                due = next_message
+                while due < len(messages) and messages[due]["day"] <= offset:
+                    due += 1  # sorted by day: the ones due come first
+                if due > next_message:
+                    self._apply_outbox(offset, messages[next_message:due])
+                    next_message = due
                 for name, table in self._simulate_day(offset).items():
                     tables.setdefault(name, []).append(table)
             written += self._write(tables, day, chunk_end - 1, landing_dir)
@@ -197,12 +249,170 @@ class World:
             )
             day = chunk_end
             self.meta["next_day"] = day
+        self._write_grant_truth(first)
         self.save()
         return written
 
     @property
     def size(self) -> int:
         return int(self.state["number"].shape[0])
+
+    # ------------------------------------------------------------------ grants
+
+    def _read_outbox(self, outbox_dir: Path | None, until: date) -> list[dict]:
+        """Outbox messages not applied yet and dated before ``until``, by day; debits before credits."""
+        if outbox_dir is None:
+            return []
+        through = self.meta["outbox_through"]
+        after = date.fromisoformat(through) if through else None
+        messages = read_outbox_files(outbox_dir, after=after, until=until)
+        for message in messages:
+            message["day"] = (date.fromisoformat(message["as_of_date"]) - self.start).days
+        # A clawback and a new grant of the same customer can share a file: check the old one first.
+        return sorted(messages, key=lambda message: (message["day"], message["operation"] != "debit"))
+
+    def _apply_outbox(self, day: int, messages: list[dict]) -> None:
+        """Apply the outbox messages due before ``day`` is simulated (each exactly once)."""
+        late = [message for message in messages if message["day"] < day]
+        if late:
+            log.warning(
+                "%s outbox message(s) dated %s..%s arrived after the world had simulated that day; "
+                "applying them from %s",
+                len(late),
+                late[0]["as_of_date"],
+                late[-1]["as_of_date"],
+                self.start + timedelta(days=day),
+            )
+        counts = self.meta["outbox_counts"]
+        for message in messages:
+            if message["operation"] == "credit":
+                counts["late_credits"] += int(message["day"] < day)
+                self._apply_credit(day, message)
+            elif message["operation"] == "debit":
+                self._check_clawback(day, message)
+            else:
+                log.warning(
+                    "Outbox message %s has operation %r, neither credit nor debit; ignored",
+                    message.get("idempotency_key"),
+                    message["operation"],
+                )
+        self.meta["outbox_through"] = max(message["as_of_date"] for message in messages)
+
+    def _apply_credit(self, day: int, message: dict) -> None:
+        s = self.state
+        index = self._customer_index(message["customer_id"])
+        if index is None:
+            log.warning(
+                "Outbox credit %s names customer %r, unknown to the world; ignored",
+                message["idempotency_key"],
+                message["customer_id"],
+            )
+            self.meta["outbox_counts"]["unknown_customers"] += 1
+            return
+        if (
+            s["grant_start_day"][index] <= day < s["grant_expiry_day"][index]
+            and s["grant_points_left"][index] > 0
+        ):
+            log.warning(
+                "Outbox credit %s replaces customer %s's open grant (%s points left)",
+                message["idempotency_key"],
+                message["customer_id"],
+                s["grant_points_left"][index],
+            )
+        expires = datetime.fromisoformat(message["expires_at"])
+        if expires.tzinfo is not None:
+            expires = expires.astimezone(UTC).replace(tzinfo=None)
+        # A grant expiring during a day is not spent on that day at all: the world never redeems late.
+        expiry_day = (expires.date() - self.start).days
+        kind = int(s["persuadability"][index])
+        churned = bool(s["churn_day"][index] >= 0)
+        s["grant_points_left"][index] = int(message["points"])
+        s["grant_start_day"][index] = message["day"]
+        s["grant_expiry_day"][index] = expiry_day
+        if day < expiry_day:
+            drop = self.behaviour.grant_disengagement_drop[kind]
+            s["disengagement"][index] = max(0.0, float(s["disengagement"][index]) - drop)
+        self.meta["outbox_counts"]["credits"] += 1
+        self._grant_truth.append(
+            {
+                "idempotency_key": message["idempotency_key"],
+                "customer_id": message["customer_id"],
+                "persuadability": PERSUADABILITY[kind],
+                "grant_date": self.start + timedelta(days=message["day"]),
+                "applied_date": self.start + timedelta(days=day),
+                "expiry_date": self.start + timedelta(days=expiry_day),
+                "points": int(message["points"]),
+                "churned_before_grant": churned,
+            }
+        )
+
+    def _check_clawback(self, day: int, message: dict) -> None:
+        """Check a clawback against what the world had left of that grant at its expiry.
+
+        The world already stopped the grant at expiry, so nothing is taken; a
+        clawback that does not match is counted (and logged), never fatal.
+        """
+        s = self.state
+        counts = self.meta["outbox_counts"]
+        index = self._customer_index(message["customer_id"])
+        lot_date = message["idempotency_key"].rsplit(":", 1)[-1]
+        try:
+            lot_day = (date.fromisoformat(lot_date) - self.start).days
+        except ValueError:
+            lot_day = None
+        if index is None or lot_day is None or s["grant_start_day"][index] != lot_day:
+            problem = "the world holds no such grant"
+        elif day < s["grant_expiry_day"][index]:
+            problem = "the grant has not expired yet"
+        elif int(message["points"]) != s["grant_points_left"][index]:
+            problem = f"the world had {s['grant_points_left'][index]} points left at expiry"
+        else:
+            counts["clawbacks_matched"] += 1
+            return
+        counts["clawback_mismatches"] += 1
+        log.warning(
+            "Outbox clawback %s of %s points does not match: %s",
+            message["idempotency_key"],
+            message["points"],
+            problem,
+        )
+
+    def _customer_index(self, customer_id: str) -> int | None:
+        """Row of ``C<8 digits>`` in the state arrays (customer numbers run 1, 2, ...), or None."""
+        digits = customer_id[1:] if isinstance(customer_id, str) and customer_id[:1] == "C" else ""
+        if not digits.isdigit():
+            return None
+        index = int(digits) - 1
+        if 0 <= index < self.size and self.state["number"][index] == index + 1:
+            return index
+        return None
+
+    def _grant_open(self, day: int) -> np.ndarray:
+        """Customers whose grant is open on ``day`` (whether or not points are left)."""
+        s = self.state
+        return (s["grant_start_day"] >= 0) & (s["grant_start_day"] <= day) & (day < s["grant_expiry_day"])
+
+    def _write_grant_truth(self, first_day: int) -> None:
+        """Append this call's applied credits to ``truth/grants.parquet`` (rewritten whole, renamed in).
+
+        Rows applied on or after ``first_day`` already there come from a call whose
+        state was never saved; they are replaced, so a retried call records each grant once.
+        """
+        path = self.world_dir / TRUTH_DIR / GRANT_TRUTH_FILE
+        if not self._grant_truth and not path.exists():
+            return
+        new = pa.Table.from_pylist(self._grant_truth, schema=GRANT_TRUTH_SCHEMA)
+        if path.exists():
+            old = pq.read_table(path)
+            first = pa.scalar(self.start + timedelta(days=first_day), pa.date32())
+            kept = old.filter(pc.less(old["applied_date"], first))
+            if not self._grant_truth and kept.num_rows == old.num_rows:
+                return
+            new = pa.concat_tables([kept, new])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name("." + path.name + ".tmp")
+        pq.write_table(new, tmp)
+        tmp.replace(path)
 
     def _simulate_day(self, day: int) -> dict[str, pa.Table]:
         b = self.behaviour
@@ -220,6 +430,9 @@ class World:
         s = self.state
         n = self.size
         alive = s["churn_day"] < 0
+        granted = self._grant_open(day)
+        any_granted = bool(granted.any())
+        kinds = s["persuadability"]
 
         # A few customers change their marketing consent: a newer customers row.
         flips = np.flatnonzero(alive & (rng.random(n) < b.consent_flip_per_day))
@@ -243,12 +456,16 @@ class World:
             + b.churn_bad_resolution * (s["bad_resolution_until"] > day)
             - b.churn_tenure * np.log1p(tenure_years)
         )
+        if any_granted:  # guarded so a world without grants computes exactly what it always did
+            logit = logit + np.where(granted, np.array(b.grant_churn_logit)[kinds], 0.0)
         churning = alive & (rng.random(n) < 1 / (1 + np.exp(-logit)))
         s["churn_day"][churning] = day
         alive &= ~churning
 
         # Purchases, refunds and mileage.
         rate = (1 - 0.8 * disengaged) / (b.purchase_days_mean * s["rhythm"])
+        if any_granted:
+            rate = np.where(granted, rate * np.array(b.grant_purchase_factor)[kinds], rate)
         buyers = np.flatnonzero(alive & (rng.random(n) < rate))
         amounts = np.round(np.exp(rng.normal(s["basket_log_mean"][buyers], 0.5)).astype(np.float64) + 1.0, 2)
         channel_draw = rng.random(buyers.size)
@@ -279,11 +496,22 @@ class World:
         s["miles"][buyers, 0] += earned
         usable = s["miles"][buyers].sum(axis=1)
         redeeming = (usable >= 500) & (rng.random(buyers.size) < b.redeem_share)
+        # A grant holder spends the grant, never earned miles as well: the warehouse gives a
+        # redemption inside a grant's window to the grant first, so one per purchase keeps the
+        # world's books and the warehouse's the same.
+        holding = granted[buyers] & (s["grant_points_left"][buyers] > 0) if any_granted else None
+        if holding is not None:
+            redeeming &= ~holding
         redeem_rows = np.flatnonzero(redeeming)
         redeemed = (np.minimum(usable[redeem_rows], amounts[redeem_rows] * 20) // 100 * 100).astype(np.int64)
         keep = redeemed > 0
         redeem_rows, redeemed = redeem_rows[keep], redeemed[keep]
         _spend_oldest_first(s["miles"], buyers[redeem_rows], redeemed)
+        if holding is not None and holding.any():
+            grant_rows, grant_points = self._redeem_grants(day, buyers, amounts, holding)
+            order = np.argsort(np.concatenate([redeem_rows, grant_rows]), kind="stable")
+            redeem_rows = np.concatenate([redeem_rows, grant_rows])[order]
+            redeemed = np.concatenate([redeemed, grant_points])[order]
         mileage_rows = np.concatenate([np.arange(buyers.size), redeem_rows])
         out["mileage_events"] = pa.table(
             {
@@ -302,6 +530,22 @@ class World:
         # Complaints: opened on some purchases, resolved days (or weeks) later.
         out["complaints"] = self._complaints(rng, day, alive, buyers)
         return out
+
+    def _redeem_grants(
+        self, day: int, buyers: np.ndarray, amounts: np.ndarray, holding: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Purchases (rows of ``buyers``) that spend the buyer's grant, and the points each spends."""
+        b = self.behaviour
+        s = self.state
+        grant_rng = np.random.default_rng([self.meta["seed"], day, GRANT_STREAM])
+        share = np.array(b.grant_redeem_share)[s["persuadability"][buyers]]
+        rows = np.flatnonzero(holding & (grant_rng.random(buyers.size) < share))
+        wanted = np.maximum(
+            b.grant_redeem_min_points, np.floor(amounts[rows] * b.grant_redeem_points_per_unit / 100) * 100
+        ).astype(np.int64)
+        points = np.minimum(s["grant_points_left"][buyers[rows]], wanted)
+        s["grant_points_left"][buyers[rows]] -= points  # buyers are distinct: one purchase each
+        return rows, points
 
     def _interactions(
         self,
@@ -521,7 +765,46 @@ def _new_customers(
         "complaint_resolve_day": np.zeros(count, np.int32),
         "complaint_category": np.zeros(count, np.int8),
         "bad_resolution_until": np.full(count, -1, np.int32),
+        **_grant_state(count),
     }
+
+
+def _grant_state(count: int) -> dict[str, np.ndarray]:
+    """Per-customer grant state: no grant yet. Holds the latest grant only (one at a time)."""
+    return {
+        # Points of the latest grant not spent; frozen at expiry, when the grant stops being
+        # spendable, so after expiry it is what was left (what the clawback should take).
+        "grant_points_left": np.zeros(count, np.int64),
+        "grant_start_day": np.full(count, -1, np.int32),  # the grant's as-of day; -1: never granted
+        "grant_expiry_day": np.full(count, -1, np.int32),  # first day it can no longer be spent
+    }
+
+
+def _outbox_meta() -> dict:
+    return {
+        "outbox_through": None,  # as-of date of the latest outbox file applied
+        "outbox_counts": {
+            "credits": 0,
+            "late_credits": 0,
+            "unknown_customers": 0,
+            "clawbacks_matched": 0,
+            "clawback_mismatches": 0,
+        },
+    }
+
+
+GRANT_TRUTH_SCHEMA = pa.schema(
+    [
+        ("idempotency_key", pa.string()),
+        ("customer_id", pa.string()),
+        ("persuadability", pa.string()),
+        ("grant_date", pa.date32()),  # the credit's as-of date: spendable from then on
+        ("applied_date", pa.date32()),  # when the world read it (later than grant_date if late)
+        ("expiry_date", pa.date32()),  # first day it can no longer be spent
+        ("points", pa.int64()),
+        ("churned_before_grant", pa.bool_()),
+    ]
+)
 
 
 def _spend_oldest_first(miles: np.ndarray, customers: np.ndarray, amounts: np.ndarray) -> None:
@@ -579,11 +862,15 @@ def advance_world(
     seed: int,
     start: date,
     file_format: str = "parquet",
+    outbox_dir: Path | None = None,
 ) -> list[Path]:
-    """Open (or create) the world and simulate it up to, not including, ``until``."""
+    """Open (or create) the world and simulate it up to, not including, ``until``.
+
+    With ``outbox_dir``, the pipeline's outbox files there are applied as the days pass.
+    """
     if until <= start:
         raise ValueError(f"The world starts on {start}; nothing to simulate before {until}")
     world = World.open_or_create(
         world_dir, customers=customers, seed=seed, start=start, file_format=file_format
     )
-    return world.advance(until, landing_dir)
+    return world.advance(until, landing_dir, outbox_dir)

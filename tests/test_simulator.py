@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
+import logging
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
-from boomerang.simulator import World, advance_world
+from boomerang.simulator import PERSUADABILITY, STATE_FILE, World, advance_world
 
 START = date(2025, 1, 1)
 
 
 def _simulate(
-    root: Path, seed: int, days: int = 40, customers: int = 300, steps: tuple[int, ...] = ()
+    root: Path,
+    seed: int,
+    days: int = 40,
+    customers: int = 300,
+    steps: tuple[int, ...] = (),
+    outbox: Path | None = None,
 ) -> World:
     for stop in (*steps, days):
         advance_world(
@@ -27,8 +35,77 @@ def _simulate(
             customers=customers,
             seed=seed,
             start=START,
+            outbox_dir=outbox,
         )
     return World.open(root / "world")
+
+
+def _customer(number: int) -> str:
+    return f"C{number:08d}"
+
+
+def _credit(number: int, day: int, points: int = 1000, expiry_days: int = 20) -> dict:
+    """An outbox credit as the pipeline writes it: a pre-grant from ``START + day``."""
+    as_of = START + timedelta(days=day)
+    return {
+        "idempotency_key": f"pregrant:pregrant-churn:{_customer(number)}:{as_of}",
+        "operation": "credit",
+        "customer_id": _customer(number),
+        "points": points,
+        "expires_at": f"{as_of + timedelta(days=expiry_days)}T00:00:00",
+        "channel": "email",
+        "message": "Some miles on us",
+        "campaign_id": "pregrant-churn",
+        "as_of_date": as_of.isoformat(),
+    }
+
+
+def _debit(number: int, granted_day: int, day: int, points: int) -> dict:
+    """An outbox clawback of the grant made on ``START + granted_day``, as of ``START + day``."""
+    granted = START + timedelta(days=granted_day)
+    return {
+        "idempotency_key": f"clawback:pregrant:pregrant-churn:{_customer(number)}:{granted}",
+        "operation": "debit",
+        "customer_id": _customer(number),
+        "points": points,
+        "expires_at": None,
+        "channel": "email",
+        "message": "",
+        "campaign_id": "pregrant-churn",
+        "as_of_date": (START + timedelta(days=day)).isoformat(),
+    }
+
+
+def _write_outbox(outbox: Path, day: int, messages: list[dict]) -> Path:
+    outbox.mkdir(parents=True, exist_ok=True)
+    path = outbox / f"{START + timedelta(days=day)}.jsonl"
+    path.write_text("".join(json.dumps(message, sort_keys=True) + "\n" for message in messages))
+    return path
+
+
+def _redemptions(landing: Path) -> list[tuple]:
+    """Every redeem row with its purchase: customer, day, points, amount, seconds after the purchase."""
+    return duckdb.sql(
+        f"""
+        select
+            redeem.customer_id,
+            datediff('day', date '{START}', redeem.occurred_at::date) as day,
+            redeem.points,
+            purchase.amount,
+            epoch(redeem.occurred_at) - epoch(purchase.occurred_at) as seconds_after,
+            purchase.customer_id as buyer,
+            redeem.transaction_id
+        from read_parquet('{landing}/mileage_events/*.parquet') as redeem
+        left join read_parquet('{landing}/transactions/*.parquet') as purchase
+            on purchase.transaction_id = redeem.transaction_id and purchase.kind = 'purchase'
+        where redeem.kind = 'redeem'
+        order by redeem.occurred_at, redeem.event_id
+        """
+    ).fetchall()
+
+
+def _grant_truth(world_dir: Path) -> list[dict]:
+    return pq.read_table(world_dir / "truth" / "grants.parquet").to_pylist()
 
 
 def _file_hashes(landing: Path) -> dict[str, str]:
@@ -147,3 +224,220 @@ def test_csv_timestamps_are_iso_8601_utc(tmp_path: Path):
     with (tmp_path / "landing" / "transactions" / "2025-01-01_2025-01-03.csv").open() as handle:
         first = next(csv.DictReader(handle))
     assert first["occurred_at"].startswith("2025-01-0") and first["occurred_at"].endswith("Z")
+
+
+# ---------------------------------------------------------------------- reactions to pre-grants
+
+
+def test_an_empty_or_missing_outbox_changes_nothing(tmp_path: Path):
+    _simulate(tmp_path / "none", seed=5)
+    _simulate(tmp_path / "missing", seed=5, outbox=tmp_path / "no-such-folder")
+    (tmp_path / "empty-outbox").mkdir()
+    _simulate(tmp_path / "empty", seed=5, outbox=tmp_path / "empty-outbox")
+    expected = _file_hashes(tmp_path / "none" / "landing")
+    assert expected
+    assert _file_hashes(tmp_path / "missing" / "landing") == expected
+    assert _file_hashes(tmp_path / "empty" / "landing") == expected
+    assert not (tmp_path / "empty" / "world" / "truth").exists()
+
+
+def test_grants_are_spent_only_inside_their_window_and_never_beyond_them(tmp_path: Path):
+    # A young world: nobody has earned the 500 miles an ordinary redemption needs, so every
+    # redeem row of the granted world spends a grant.
+    _simulate(tmp_path / "plain", seed=8, days=45)
+    assert _redemptions(tmp_path / "plain" / "landing") == []
+    granted = list(range(2, 301, 2))  # every even-numbered customer
+    _write_outbox(
+        tmp_path / "outbox", 10, [_credit(number, 10, points=1000, expiry_days=20) for number in granted]
+    )
+    _simulate(tmp_path / "granted", seed=8, days=45, outbox=tmp_path / "outbox")
+
+    redemptions = _redemptions(tmp_path / "granted" / "landing")
+    assert len(redemptions) > 30
+    left = {_customer(number): 1000 for number in granted}
+    for customer, day, points, amount, seconds_after, buyer, _ in redemptions:
+        assert customer in left, f"{customer} was never granted anything"
+        assert 10 <= day < 30, f"{customer} redeemed on day {day}, outside the grant's window"
+        assert buyer == customer and seconds_after == 60  # tied to the customer's own purchase
+        # Spent from the grant alone: at least 100 in hundreds, capped by what is left.
+        assert points == min(left[customer], max(100, int(amount * 20 / 100) * 100))
+        left[customer] -= points
+    assert min(left.values()) >= 0
+    transactions = [row[-1] for row in redemptions]
+    assert len(transactions) == len(set(transactions)), "a purchase redeemed twice"
+
+
+def test_an_outbox_file_is_applied_once_however_often_the_world_reads_it(tmp_path: Path, caplog):
+    credits = [_credit(number, 5) for number in range(1, 301, 3)]
+    path = _write_outbox(tmp_path / "outbox", 5, credits)
+    text = path.read_text()
+    for stop in (10, 20, 20, 30):
+        path.write_text(text)  # the pipeline re-ran: the same file, rewritten
+        advance_world(
+            tmp_path / "world",
+            tmp_path / "landing",
+            START + timedelta(days=stop),
+            customers=300,
+            seed=4,
+            start=START,
+            outbox_dir=tmp_path / "outbox",
+        )
+    world = World.open(tmp_path / "world")
+    assert world.meta["outbox_through"] == (START + timedelta(days=5)).isoformat()
+    assert world.meta["outbox_counts"]["credits"] == len(credits)
+    truth = _grant_truth(tmp_path / "world")
+    assert sorted(row["idempotency_key"] for row in truth) == sorted(c["idempotency_key"] for c in credits)
+    assert "arrived after" not in caplog.text
+    # The same rows as a world that read the file once.
+    _simulate(tmp_path / "once", seed=4, days=30, outbox=tmp_path / "outbox")
+    for source in ("transactions", "mileage_events"):
+        assert _rows(tmp_path / "landing", source) == _rows(tmp_path / "once" / "landing", source)
+
+
+def test_a_late_credit_is_applied_once_from_the_next_day_simulated(tmp_path: Path, caplog):
+    _simulate(tmp_path, seed=8, days=10)
+    credits = [_credit(number, 5, expiry_days=20) for number in range(1, 301)]
+    _write_outbox(tmp_path / "outbox", 5, credits)
+    with caplog.at_level(logging.WARNING, logger="boomerang.simulator"):
+        world = _simulate(tmp_path, seed=8, days=40, steps=(20,), outbox=tmp_path / "outbox")
+    assert caplog.text.count("arrived after the world had simulated") == 1
+    assert world.meta["outbox_counts"]["late_credits"] == len(credits)
+    truth = _grant_truth(tmp_path / "world")
+    assert len(truth) == len(credits)
+    assert {(row["grant_date"], row["applied_date"]) for row in truth} == {
+        (START + timedelta(days=5), START + timedelta(days=10))
+    }
+    days = [day for _, day, *_ in _redemptions(tmp_path / "landing")]
+    assert days and min(days) >= 10 and max(days) < 25
+
+
+def test_rows_do_not_depend_on_how_the_days_are_split_with_grants(tmp_path: Path):
+    outbox = tmp_path / "outbox"
+    _write_outbox(outbox, 0, [_credit(number, 0, expiry_days=15) for number in range(1, 301, 4)])
+    _write_outbox(outbox, 10, [_credit(number, 10, points=500) for number in range(2, 301, 4)])
+    _write_outbox(
+        outbox, 11, [_credit(number, 11, points=300, expiry_days=30) for number in range(3, 301, 4)]
+    )
+    # A new grant on the day the first one expires, and a later one after a split at a month's end.
+    _write_outbox(outbox, 15, [_credit(number, 15, points=200) for number in range(1, 301, 8)])
+    _write_outbox(outbox, 31, [_credit(number, 31) for number in range(4, 301, 4)])
+    once = _simulate(tmp_path / "once", seed=3, days=50, outbox=outbox)
+    split = _simulate(tmp_path / "split", seed=3, days=50, steps=(10, 11, 12, 15, 31), outbox=outbox)
+    for source in ("customers", "transactions", "mileage_events", "interactions", "complaints"):
+        assert _rows(tmp_path / "once" / "landing", source) == _rows(tmp_path / "split" / "landing", source)
+    assert _grant_truth(tmp_path / "once" / "world") == _grant_truth(tmp_path / "split" / "world")
+    for name in ("grant_points_left", "grant_start_day", "grant_expiry_day", "churn_day"):
+        assert np.array_equal(once.state[name], split.state[name])
+    assert once.meta["outbox_counts"] == split.meta["outbox_counts"]
+
+
+def test_clawbacks_are_checked_against_what_the_world_had_left(tmp_path: Path, caplog):
+    outbox = tmp_path / "outbox"
+    granted = list(range(1, 301, 10))
+    _write_outbox(outbox, 5, [_credit(number, 5, points=2000, expiry_days=10) for number in granted])
+    _simulate(tmp_path, seed=8, days=15, outbox=outbox)
+    spent = {number: 0 for number in granted}
+    for customer, _, points, *_ in _redemptions(tmp_path / "landing"):
+        spent[int(customer[1:])] += points
+    assert any(spent.values())
+    left = {number: 2000 - used for number, used in spent.items() if used < 2000}
+    debits = [_debit(number, 5, 15, points) for number, points in left.items()]
+    debits[0]["points"] += 100  # one the world disagrees with
+    debits.append(_debit(2, 5, 15, 500))  # and one for a grant it never saw
+    _write_outbox(outbox, 15, debits)
+    with caplog.at_level(logging.WARNING, logger="boomerang.simulator"):
+        world = _simulate(tmp_path, seed=8, days=16, outbox=outbox)
+    counts = world.meta["outbox_counts"]
+    assert counts["clawbacks_matched"] == len(left) - 1
+    assert counts["clawback_mismatches"] == 2
+    assert caplog.text.count("does not match") == 2
+
+
+def test_grants_keep_persuadable_customers(tmp_path: Path):
+    customers, seed = 2000, 21
+    hidden = World.create(tmp_path / "peek", customers=customers, seed=seed, start=START).state
+    persuadable = np.flatnonzero(hidden["persuadability"] == PERSUADABILITY.index("persuadable"))
+    _write_outbox(
+        tmp_path / "outbox",
+        0,
+        [_credit(int(hidden["number"][i]), 0, expiry_days=30) for i in persuadable],
+    )
+    with_grants = _simulate(
+        tmp_path / "granted", seed, days=30, customers=customers, outbox=tmp_path / "outbox"
+    )
+    without = _simulate(tmp_path / "plain", seed, days=30, customers=customers)
+    churned_with = int((with_grants.state["churn_day"][persuadable] >= 0).sum())
+    churned_without = int((without.state["churn_day"][persuadable] >= 0).sum())
+    assert churned_without >= 5, "the test needs some churn to prevent"
+    assert churned_with < churned_without / 2
+
+
+def test_grant_truth_stays_in_the_world_folder(tmp_path: Path):
+    credits = [_credit(number, 3) for number in range(1, 301, 5)] + [_credit(99_999, 3)]
+    _write_outbox(tmp_path / "outbox", 3, credits)
+    world = _simulate(tmp_path, seed=2, days=20, outbox=tmp_path / "outbox")
+    truth = _grant_truth(tmp_path / "world")
+    assert len(truth) == len(credits) - 1  # the unknown customer is not granted anything
+    assert world.meta["outbox_counts"]["unknown_customers"] == 1
+    assert set(truth[0]) == {
+        "idempotency_key",
+        "customer_id",
+        "persuadability",
+        "grant_date",
+        "applied_date",
+        "expiry_date",
+        "points",
+        "churned_before_grant",
+    }
+    assert {row["persuadability"] for row in truth} <= set(PERSUADABILITY)
+    landing = tmp_path / "landing"
+    assert not [
+        path
+        for path in landing.rglob("*")
+        if "truth" in path.relative_to(landing).as_posix() or "grant" in path.name
+    ]
+    columns = duckdb.sql(f"select distinct name from parquet_schema('{landing}/*/*.parquet')").fetchall()
+    assert not [name for (name,) in columns if "persuad" in name or "grant" in name]
+
+
+def test_a_world_saved_before_grants_existed_still_opens(tmp_path: Path):
+    outbox = tmp_path / "outbox"
+    _write_outbox(outbox, 8, [_credit(number, 8) for number in range(1, 301, 2)])
+    _simulate(tmp_path / "old", seed=6, days=5)
+    # Strip what the grant code added, as the older code saved it.
+    world_dir = tmp_path / "old" / "world"
+    with np.load(world_dir / STATE_FILE) as arrays:
+        old_state = {name: arrays[name] for name in arrays.files if not name.startswith("grant_")}
+    np.savez(world_dir / STATE_FILE, **old_state)
+    meta = json.loads((world_dir / "world.json").read_text())
+    (world_dir / "world.json").write_text(
+        json.dumps({key: value for key, value in meta.items() if not key.startswith("outbox")})
+    )
+    _simulate(tmp_path / "old", seed=6, days=15, outbox=outbox)
+    _simulate(tmp_path / "new", seed=6, days=15, outbox=outbox)
+    for source in ("transactions", "mileage_events"):
+        assert _rows(tmp_path / "old" / "landing", source) == _rows(tmp_path / "new" / "landing", source)
+
+
+def test_grant_holders_spend_the_grant_and_not_their_earned_miles(tmp_path: Path):
+    world = World.create(tmp_path / "world", customers=600, seed=9, start=START)
+    world.state["miles"][:, 0] = 5000  # everyone could redeem earned miles from day one
+    world.save()
+    granted = list(range(2, 601, 2))
+    _write_outbox(tmp_path / "outbox", 5, [_credit(number, 5, points=100_000) for number in granted])
+    world = _simulate(tmp_path, seed=9, days=45, customers=600, outbox=tmp_path / "outbox")
+
+    spent_in_window = dict.fromkeys(map(_customer, granted), 0)
+    others_in_window = holders_after = 0
+    for customer, day, points, *_ in _redemptions(tmp_path / "landing"):
+        if customer in spent_in_window and 5 <= day < 25:
+            spent_in_window[customer] += points
+        elif customer in spent_in_window and day >= 25:
+            holders_after += 1
+        elif 5 <= day < 25:
+            others_in_window += 1
+    # Every redemption of a holder inside the window came out of the grant: the books agree.
+    index = np.array(granted) - 1
+    left = dict(zip(map(_customer, granted), world.state["grant_points_left"][index].tolist(), strict=True))
+    assert all(spent_in_window[customer] == 100_000 - left[customer] for customer in spent_in_window)
+    assert others_in_window > 0 and holders_after > 0  # the ordinary logic still runs for the rest
