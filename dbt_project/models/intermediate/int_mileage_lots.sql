@@ -1,10 +1,16 @@
--- One row per mileage lot: every earn event is a lot with an expiry (the pre-grants of the
--- rewards ledger join here as lots of their own). `consumption_start`/`_end` place the lot in the
--- customer's consumption order, soonest-expiring first: a redemption uses the lots in that order.
+-- One row per mileage lot: every earn event, and every pre-grant of the rewards ledger, with its
+-- expiry. `consumption_start`/`_end` place an earn lot in the customer's consumption order,
+-- soonest-expiring first: a redemption uses the earn lots in that order. Pre-grants expire sooner
+-- and arrive later, so they are allocated as their own class first
+-- (int_mileage_redemption_allocations) and have no place in that order (null ranges).
 with
 
 mileage_events as (
     select * from {{ ref('stg_landing__mileage_events') }}
+),
+
+ledger_entries as (
+    select * from {{ ref('stg_ledger__entries') }}
 ),
 
 earned_lots as (
@@ -17,12 +23,13 @@ earned_lots as (
         points as granted_points,
         ----------  timestamps
         occurred_at as granted_at,
-        occurred_at + to_days({{ var('earn_expiry_days') }}) as expires_at
+        occurred_at + to_days({{ var('earn_expiry_days') }}) as expires_at,
+        cast(null as date) as decided_date
     from mileage_events
     where mileage_event_kind = 'earn'
 ),
 
-ordered as (
+earned_lots_ordered as (
     select
         *,
         sum(granted_points) over (
@@ -31,9 +38,38 @@ ordered as (
             rows between unbounded preceding and current row
         ) as consumption_end
     from earned_lots
+),
+
+earned_lots_placed as (
+    select
+        *,
+        consumption_end - granted_points as consumption_start
+    from earned_lots_ordered
+),
+
+pregrant_lots as (
+    select
+        ----------  ids
+        entry_key as lot_id,
+        customer_id,
+        ----------  attributes
+        'pregrant' as lot_kind,
+        points as granted_points,
+        ----------  timestamps
+        effective_at as granted_at,
+        expires_at,
+        run_date as decided_date,
+        ----------  consumption order: none, pre-grants are allocated first
+        cast(null as bigint) as consumption_end,
+        cast(null as bigint) as consumption_start
+    from ledger_entries
+    where entry_kind = 'pregrant'
+),
+
+final as (
+    select * from earned_lots_placed
+    union all
+    select * from pregrant_lots
 )
 
-select
-    *,
-    consumption_end - granted_points as consumption_start
-from ordered
+select * from final

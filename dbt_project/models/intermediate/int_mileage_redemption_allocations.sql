@@ -1,17 +1,21 @@
--- One row per redemption and lot it drew points from: redemptions use open lots soonest-expiring
--- first, and a lot that expired is never used after its expiry. A part of a redemption no open lot
--- covered (the source let a customer overdraw) is one row with lot_id null, caught by a test.
+-- One row per redemption and lot it drew points from. A redemption first uses the customer's open
+-- pre-grant (the rewards ledger decides how much: stg_ledger__pregrant_allocations), then earn lots
+-- soonest-expiring first for the rest; a lot that expired is never used after its expiry. A part of
+-- a redemption no open lot covered (the source let a customer overdraw) is one row with lot_id null,
+-- caught by a test.
 --
--- How: in each customer's consumption order (int_mileage_lots), a "frontier" marks how many points
--- are gone, used or expired. A redemption moves it forward by its points; a lot's expiry moves it to
--- at least that lot's end. So frontier = redeemed so far + max(0, max over past expiries of
--- (lot end - redeemed by then)): two running window aggregates, no loop. Each redemption occupies
--- [frontier - points, frontier) and draws from the lots overlapping that range.
+-- Pre-grants are their own class, allocated first: they expire sooner and arrive later than earn
+-- lots, so they would jump the queue of the method below. Policy allows one open pre-grant per
+-- customer, so each redemption meets at most one, and only the residual (points - what the pre-grant
+-- took) goes on to the earn lots.
 --
--- This needs one fixed consumption order per customer, which holds while every lot has the same
--- lifetime (earn lots: earn_expiry_days), since then expiry order = grant order. Pre-grants (the
--- rewards ledger) expire sooner and arrive later, so they jump the queue: they must be allocated as
--- their own class first (redemptions take from the open pre-grant, the rest flows to earn lots).
+-- Earn lots, how: in each customer's consumption order of earn lots (int_mileage_lots), a "frontier"
+-- marks how many points are gone, used or expired. A residual redemption moves it forward by its
+-- points; a lot's expiry moves it to at least that lot's end. So frontier = redeemed so far +
+-- max(0, max over past expiries of (lot end - redeemed by then)): two running window aggregates, no
+-- loop. Each residual occupies [frontier - points, frontier) and draws from the lots overlapping that
+-- range. This needs one fixed consumption order per customer, which holds because every earn lot has
+-- the same lifetime (earn_expiry_days), so expiry order = grant order.
 with
 
 lots as (
@@ -23,6 +27,43 @@ redemptions as (
     where mileage_event_kind = 'redeem'
 ),
 
+pregrant_allocations as (
+    select * from {{ ref('stg_ledger__pregrant_allocations') }}
+),
+
+earn_lots as (
+    select * from lots
+    where lot_kind = 'earn'
+),
+
+allocated_to_pregrants as (
+    select
+        redemptions.mileage_event_id as redemption_id,
+        redemptions.customer_id,
+        redemptions.transaction_id,
+        redemptions.occurred_at as redeemed_at,
+        pregrant_allocations.lot_id,
+        'pregrant' as lot_kind,
+        pregrant_allocations.allocated_points
+    from redemptions
+    inner join pregrant_allocations
+        on redemptions.mileage_event_id = pregrant_allocations.redemption_id
+),
+
+residual_redemptions as (
+    -- what the pre-grant did not cover (all of it, outside a pre-grant window) flows to earn lots
+    select
+        redemptions.mileage_event_id,
+        redemptions.customer_id,
+        redemptions.transaction_id,
+        redemptions.occurred_at,
+        redemptions.points - coalesce(allocated_to_pregrants.allocated_points, 0) as points
+    from redemptions
+    left join allocated_to_pregrants
+        on redemptions.mileage_event_id = allocated_to_pregrants.redemption_id
+    where redemptions.points - coalesce(allocated_to_pregrants.allocated_points, 0) > 0
+),
+
 consumption_events as (
     -- at equal times a lot expires before a redemption can use it (a lot is usable while t < expiry)
     select
@@ -32,7 +73,7 @@ consumption_events as (
         lot_id as event_id,
         0 as redeemed_points,
         consumption_end as expiry_level
-    from lots
+    from earn_lots
     union all
     select
         customer_id,
@@ -41,7 +82,7 @@ consumption_events as (
         mileage_event_id as event_id,
         points as redeemed_points,
         null as expiry_level
-    from redemptions
+    from residual_redemptions
 ),
 
 redeemed_so_far as (
@@ -73,35 +114,35 @@ frontier as (
 
 redemption_ranges as (
     select
-        redemptions.mileage_event_id as redemption_id,
-        redemptions.customer_id,
-        redemptions.transaction_id,
-        redemptions.occurred_at as redeemed_at,
-        redemptions.points as redeemed_points,
-        frontier.frontier_end - redemptions.points as range_start,
+        residual_redemptions.mileage_event_id as redemption_id,
+        residual_redemptions.customer_id,
+        residual_redemptions.transaction_id,
+        residual_redemptions.occurred_at as redeemed_at,
+        residual_redemptions.points as residual_points,
+        frontier.frontier_end - residual_redemptions.points as range_start,
         frontier.frontier_end as range_end
-    from redemptions
+    from residual_redemptions
     inner join frontier
-        on redemptions.mileage_event_id = frontier.event_id
+        on residual_redemptions.mileage_event_id = frontier.event_id
             and frontier.event_order = 1
 ),
 
-allocated as (
+allocated_to_earn_lots as (
     select
         redemption_ranges.redemption_id,
         redemption_ranges.customer_id,
         redemption_ranges.transaction_id,
         redemption_ranges.redeemed_at,
-        lots.lot_id,
-        lots.lot_kind,
-        least(redemption_ranges.range_end, lots.consumption_end)
-        - greatest(redemption_ranges.range_start, lots.consumption_start) as allocated_points
+        earn_lots.lot_id,
+        earn_lots.lot_kind,
+        least(redemption_ranges.range_end, earn_lots.consumption_end)
+        - greatest(redemption_ranges.range_start, earn_lots.consumption_start) as allocated_points
     from redemption_ranges
-    inner join lots
-        on redemption_ranges.customer_id = lots.customer_id
-            and redemption_ranges.range_end > lots.consumption_start
-            and redemption_ranges.range_start < lots.consumption_end
-            and redemption_ranges.redeemed_at >= lots.granted_at
+    inner join earn_lots
+        on redemption_ranges.customer_id = earn_lots.customer_id
+            and redemption_ranges.range_end > earn_lots.consumption_start
+            and redemption_ranges.range_start < earn_lots.consumption_end
+            and redemption_ranges.redeemed_at >= earn_lots.granted_at
 ),
 
 uncovered as (
@@ -112,21 +153,24 @@ uncovered as (
         redemption_ranges.redeemed_at,
         cast(null as varchar) as lot_id,
         cast(null as varchar) as lot_kind,
-        redemption_ranges.redeemed_points - coalesce(sum(allocated.allocated_points), 0) as allocated_points
+        redemption_ranges.residual_points
+        - coalesce(sum(allocated_to_earn_lots.allocated_points), 0) as allocated_points
     from redemption_ranges
-    left join allocated
-        on redemption_ranges.redemption_id = allocated.redemption_id
+    left join allocated_to_earn_lots
+        on redemption_ranges.redemption_id = allocated_to_earn_lots.redemption_id
     group by
         redemption_ranges.redemption_id,
         redemption_ranges.customer_id,
         redemption_ranges.transaction_id,
         redemption_ranges.redeemed_at,
-        redemption_ranges.redeemed_points
-    having redemption_ranges.redeemed_points - coalesce(sum(allocated.allocated_points), 0) > 0
+        redemption_ranges.residual_points
+    having redemption_ranges.residual_points - coalesce(sum(allocated_to_earn_lots.allocated_points), 0) > 0
 ),
 
 final as (
-    select * from allocated
+    select * from allocated_to_pregrants
+    union all
+    select * from allocated_to_earn_lots
     union all
     select * from uncovered
 )
