@@ -38,7 +38,7 @@ lint: setup ## ruff + sqlfluff
 	$(BIN)/ruff check boomerang ml dags tests
 	$(BIN)/ruff format --check boomerang ml dags tests
 	mkdir -p warehouse
-	cd dbt_project && BOOMERANG_WAREHOUSE=$(CURDIR)/warehouse/lint.duckdb DBT_TARGET_PATH=$(CURDIR)/warehouse/lint_target \
+	cd dbt_project && BOOMERANG_AS_OF=2026-01-01 BOOMERANG_WAREHOUSE=$(CURDIR)/warehouse/lint.duckdb DBT_TARGET_PATH=$(CURDIR)/warehouse/lint_target \
 		../$(BIN)/sqlfluff lint models
 
 format: setup ## apply ruff's formatting and fixes

@@ -85,7 +85,7 @@ class Policy:
     tenure_bonus_points: int = 100  # added per full year a customer has been with us ...
     max_tenure_bonus_points: int = 500  # ... up to this: tenure only ever raises a grant
     max_points_per_customer: int = 1000  # one grant never exceeds this
-    expiry_days: int = 30  # a pre-grant is usable for this many days, then what is left is clawed back
+    expiry_days: int = 14  # a pre-grant is usable for this many days, then what is left is clawed back
     cooldown_days: int = 60  # days after a decision (grant or holdout) before the next one
     contact_cap: int = 4  # messages (ours + every campaign's sends) a customer may get in the window
     contact_window_days: int = 7
@@ -290,10 +290,10 @@ class Settings:
             "DBT_USE_COLORS": "false",
         }
 
-    def dbt_vars(self, as_of: date) -> dict[str, object]:
-        """dbt variables for a run at ``as_of``."""
+    def dbt_vars(self) -> dict[str, object]:
+        """dbt variables (the same for every run: the as-of date goes by ``BOOMERANG_AS_OF``, so that
+        dbt's partial parsing survives from one day to the next)."""
         return {
-            "as_of": as_of.isoformat(),
             "earn_expiry_days": self.earn_expiry_days,
             "churn_lookback_days": self.churn_lookback_days,
             "churn_horizon_days": self.churn_horizon_days,

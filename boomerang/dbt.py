@@ -58,10 +58,10 @@ def run_dbt(
         "--profiles-dir",
         str(settings.dbt_project_dir),
         "--vars",
-        json.dumps(settings.dbt_vars(as_of)),
+        json.dumps(settings.dbt_vars()),
         *extra_args,
     ]
-    env = {**os.environ, **settings.dbt_env()}
+    env = {**os.environ, **settings.dbt_env(), "BOOMERANG_AS_OF": as_of.isoformat()}
     settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
     log.info("Running: %s", " ".join(args[1:]))
     tail: deque[str] = deque(maxlen=40)

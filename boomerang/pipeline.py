@@ -15,6 +15,10 @@ from boomerang.config import Settings
 
 log = logging.getLogger(__name__)
 
+# dbt unit tests check the SQL's logic, which does not change from one day to the next: they run in
+# `make test` (tests/test_dbt.py), not in every daily build, where they would cost seconds a run.
+_NO_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
+
 
 def simulate_world(settings: Settings, as_of: date) -> int:
     """Advance the simulated world so landing holds every event before ``as_of``.
@@ -100,7 +104,7 @@ def dbt_build(settings: Settings, as_of: date) -> None:
     """
     from boomerang.dbt import run_dbt
 
-    run_dbt(settings, "build", as_of, ["--exclude", "tag:training", "tag:scored"])
+    run_dbt(settings, "build", as_of, ["--exclude", "tag:training", "tag:scored", *_NO_UNIT_TESTS])
 
 
 def build_scored_marts(settings: Settings, as_of: date) -> None:
@@ -109,7 +113,7 @@ def build_scored_marts(settings: Settings, as_of: date) -> None:
     decisions, daily rewards), with their tests."""
     from boomerang.dbt import run_dbt
 
-    run_dbt(settings, "build", as_of, ["--select", "tag:scored", "tag:ledger"])
+    run_dbt(settings, "build", as_of, ["--select", "tag:scored", "tag:ledger", *_NO_UNIT_TESTS])
 
 
 def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:

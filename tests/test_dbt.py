@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import duckdb
@@ -28,6 +29,16 @@ def built(tiny_world, tmp_path_factory):
     pipeline.dbt_build(settings, AS_OF)
     pipeline.build_scored_marts(settings, AS_OF)  # as the daily run does after scoring (no model yet)
     return settings
+
+
+def test_the_sql_unit_tests_pass(built):
+    """The daily builds leave the unit tests out (the logic does not change between runs): here they run."""
+    from boomerang.dbt import run_dbt
+
+    run_dbt(built, "test", AS_OF, ["--select", "test_type:unit"])
+    results = json.loads((built.dbt_target_dir / "run_results.json").read_text())["results"]
+    unit = [r for r in results if r["unique_id"].startswith("unit_test.")]
+    assert len(unit) >= 15 and {r["status"] for r in unit} == {"pass"}
 
 
 def test_dim_customers_has_one_row_per_customer_signed_up_before_as_of(built):
