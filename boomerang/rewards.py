@@ -21,8 +21,9 @@ from boomerang.policy import decide, message, summarise
 log = logging.getLogger(__name__)
 
 # One row per scored customer at the run's date, with what the policy needs to know about them.
-# Churn scores of the day (every active customer the champion scored), their marketer-facing
-# attributes (customer_360, built for the same date), and from the ledger only earlier runs.
+# Churn scores of the day (every active customer the champion scored), their attributes and
+# features (marts built by the day's dbt build, for the same date), and from the ledger only
+# earlier runs.
 CANDIDATES_SQL = """
 with
 scores as (
@@ -72,14 +73,15 @@ select
     scores.reason_3,
     customers.has_marketing_consent,
     customers.tenure_days,
-    customers.spend_365d,
+    features.spend_365d,
     customers.best_channel,
     open_complaints.open_complaint_days,
     decisions.last_decision_date,
     coalesce(decisions.has_open_pregrant, false) as has_open_pregrant,
     coalesce(message_counts.messages_in_window, 0) as messages_in_window
 from scores
-inner join marts.customer_360 as customers on scores.customer_id = customers.customer_id
+inner join marts.dim_customers as customers on scores.customer_id = customers.customer_id
+inner join marts.fct_customer_features as features on scores.customer_id = features.customer_id
 left join open_complaints on scores.customer_id = open_complaints.customer_id
 left join decisions on scores.customer_id = decisions.customer_id
 left join message_counts on scores.customer_id = message_counts.customer_id

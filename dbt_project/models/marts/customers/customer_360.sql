@@ -19,19 +19,6 @@ scores as (
     where as_of_date = {{ as_of_date() }}
 ),
 
-channels as (
-    -- the message channel the customer answers best on, among those they were reached on
-    select
-        customer_id,
-        case
-            when greatest(email_sent_90d, sms_sent_90d, push_sent_90d) = 0 then null
-            when email_engagement_score >= greatest(sms_engagement_score, push_engagement_score) then 'email'
-            when push_engagement_score >= sms_engagement_score then 'push'
-            else 'sms'
-        end as best_channel
-    from features
-),
-
 customer_360 as (
     select
         ----------  who
@@ -63,7 +50,7 @@ customer_360 as (
         features.push_engagement_score,
         features.app_visits_90d,
         features.web_visits_90d,
-        channels.best_channel,
+        customers.best_channel,
         ----------  complaints
         features.complaints_open,
         features.complaints_365d,
@@ -82,8 +69,6 @@ customer_360 as (
     from customers
     inner join features
         on customers.customer_id = features.customer_id
-    inner join channels
-        on customers.customer_id = channels.customer_id
     left join scores
         on customers.customer_id = scores.customer_id
 )

@@ -5,6 +5,16 @@ customers as (
     select * from {{ ref('stg_landing__customers') }}
 ),
 
+consents as (
+    -- consent as of the as-of date: the latest version recorded before it
+    select
+        customer_id,
+        arg_max(has_marketing_consent, updated_at) as has_marketing_consent
+    from {{ ref('stg_landing__customer_versions') }}
+    where updated_at < {{ as_of_date() }}
+    group by customer_id
+),
+
 features as (
     -- purchase history before the as-of date, computed once for every mart that needs it
     select * from {{ ref('fct_customer_features') }}
@@ -20,7 +30,7 @@ described as (
         customers.customer_id,
         ----------  attributes
         customers.region,
-        customers.has_marketing_consent,
+        coalesce(consents.has_marketing_consent, customers.has_marketing_consent) as has_marketing_consent,
         case
             when customers.birth_year is null then 'unknown'
             when year({{ as_of_date() }}) - customers.birth_year < 30 then 'under 30'
@@ -48,6 +58,16 @@ described as (
         features.refunds_lifetime as refund_count,
         features.net_spend_lifetime as lifetime_value,
         features.purchases_lifetime > 0 as has_purchased,
+        ----------  contact: the message channel they answer best on, among those they were reached on
+        case
+            when greatest(features.email_sent_90d, features.sms_sent_90d, features.push_sent_90d) = 0 then null
+            when
+                features.email_engagement_score
+                >= greatest(features.sms_engagement_score, features.push_engagement_score)
+                then 'email'
+            when features.push_engagement_score >= features.sms_engagement_score then 'push'
+            else 'sms'
+        end as best_channel,
         ----------  as of
         features.as_of_date
     from customers
@@ -55,6 +75,8 @@ described as (
         on customers.customer_id = features.customer_id
     left join segments
         on customers.customer_id = segments.customer_id
+    left join consents
+        on customers.customer_id = consents.customer_id
 )
 
 select * from described
