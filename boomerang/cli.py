@@ -21,6 +21,10 @@ from datetime import date, timedelta
 
 from boomerang.config import Settings
 
+# Daily runs `make demo` makes after training: the default pre-grant expiry (14 days) plus a few,
+# so the first grants are clawed back while later ones are still open.
+DEMO_CAMPAIGN_DAYS = 17
+
 
 def _date(text: str) -> date:
     try:
@@ -65,7 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--as-of", type=_date, required=True)
 
     demo = commands.add_parser("demo", help="simulate a world and run boomerang_daily through Airflow")
-    demo.add_argument("--days", type=int, default=3, help="daily runs through Airflow (default 3)")
+    demo.add_argument(
+        "--days",
+        type=int,
+        default=DEMO_CAMPAIGN_DAYS,
+        help=f"consecutive daily runs after training (default {DEMO_CAMPAIGN_DAYS}: long enough for "
+        "pre-grants to expire and be clawed back)",
+    )
 
     ledger = commands.add_parser("check-ledger", help="check the mileage ledger's invariants as of a date")
     ledger.add_argument("--as-of", type=_date, required=True)
@@ -146,6 +156,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "summary":
         print(summary(settings))
+        print(rewards_summary(settings))
         return 0
     if args.command == "sql":
         from boomerang.warehouse import connect
@@ -157,31 +168,86 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def demo(settings: Settings, days: int) -> int:
-    """Daily runs through Airflow for the last ``days`` days of the demo year, with a weekly
-    training run before the last day, so that day's run scores customers with a champion."""
-    from boomerang.local_airflow import dags_test, ensure_metadata_db
+    """A pre-grant campaign through Airflow: the world's history up to ``days`` days before the end
+    of the demo year, a churn model trained on it, then ``days`` consecutive daily runs that score,
+    pre-grant, let the world redeem, and claw back what expired unused."""
+    from boomerang.local_airflow import dags_test, dags_test_dates, ensure_metadata_db
 
     started = time.monotonic()
     end = settings.world_start + timedelta(days=settings.world_days)
-    dates = [end - timedelta(days=offset) for offset in range(max(days, 2) - 1, -1, -1)]
-    runs = [("boomerang_daily", day) for day in dates[:-1]]
-    runs += [("boomerang_train", dates[-2]), ("boomerang_daily", dates[-1])]
+    days = max(days, 2)
+    first = end - timedelta(days=days)
+    campaign = [first + timedelta(days=offset) for offset in range(1, days + 1)]
     print(
-        f"Boomerang demo: a simulated world of {settings.world_customers:,} customers "
-        f"from {settings.world_start} (seed {settings.world_seed}), run through Airflow: "
-        + ", ".join(f"{dag_id} {day}" for dag_id, day in runs),
+        f"Boomerang demo: a simulated world of {settings.world_customers:,} customers from "
+        f"{settings.world_start} (seed {settings.world_seed}), run through Airflow: boomerang_daily "
+        f"{first} (history), boomerang_train {first}, then boomerang_daily every day "
+        f"{campaign[0]}..{campaign[-1]} (pre-grants expire after {settings.policy.expiry_days} days)",
         flush=True,
     )
-    total = len(runs) + 2
-    print(f"[1/{total}] Airflow metadata database in {settings.airflow_home}", flush=True)
+    print(f"[1/4] Airflow metadata database in {settings.airflow_home}", flush=True)
     ensure_metadata_db(settings)
-    for step, (dag_id, logical_date) in enumerate(runs, start=2):
-        print(f"[{step}/{total}] airflow dags test {dag_id} {logical_date}", flush=True)
-        dags_test(settings, dag_id, logical_date)
-    print(f"[{total}/{total}] Done in {time.monotonic() - started:.0f}s\n", flush=True)
+    print(f"[2/4] airflow dags test boomerang_daily {first}", flush=True)
+    dags_test(settings, "boomerang_daily", first)
+    print(f"[3/4] airflow dags test boomerang_train {first}", flush=True)
+    dags_test(settings, "boomerang_train", first)
+    print(f"[4/4] boomerang_daily for {len(campaign)} days, one dag.test() per day", flush=True)
+    dags_test_dates(settings, "boomerang_daily", campaign)
+    print(f"Done in {time.monotonic() - started:.0f}s\n", flush=True)
     print(summary(settings))
     print(model_summary(settings))
+    print(rewards_summary(settings))
     return 0
+
+
+def rewards_summary(settings: Settings) -> str:
+    """The campaign so far: grants, holdout, mileage granted/redeemed/clawed back/outstanding,
+    and whether the ledger's invariants held on the latest run."""
+    from boomerang.ledger import lot_positions
+    from boomerang.warehouse import connect
+
+    with connect(settings.warehouse_path, read_only=True) as con:
+        latest = con.execute("select max(as_of_date) from ops.ledger_invariants").fetchone()[0]  # type: ignore[index]
+        if latest is None:
+            return "Rewards: no run has reached the rewards steps yet."
+        decisions = con.execute(
+            "select count(*) filter (where kind = 'pregrant'), count(*) filter (where kind = 'holdout'), "
+            "count(distinct as_of_date) filter (where kind in ('pregrant', 'holdout')), "
+            "count(*) filter (where kind = 'pregrant' and grant_rule = 'make_good') "
+            "from ledger.entries where as_of_date <= ?",
+            [latest],
+        ).fetchone()
+        lots = lot_positions(con, latest)
+        checks = con.execute(
+            "select invariant, violations from ops.ledger_invariants where as_of_date = ? order by invariant",
+            [latest],
+        ).fetchall()
+        outbox = con.execute("select count(*) from ledger.outbox").fetchone()[0]  # type: ignore[index]
+    grants, holdouts, cohorts, make_goods = decisions  # type: ignore[misc]
+    granted = sum(lot["granted_points"] for lot in lots)
+    used = sum(lot["used_points"] for lot in lots)
+    clawed = sum(lot["clawed_points"] for lot in lots)
+    outstanding = sum(lot["outstanding_points"] for lot in lots)
+    clawed_lots = sum(1 for lot in lots if lot["clawbacks"])
+    used_up = sum(1 for lot in lots if lot["used_points"] == lot["granted_points"])
+    broken = [name for name, violations in checks if violations]
+    share = f" ({holdouts / (grants + holdouts):.0%} of those selected)" if grants + holdouts else ""
+    lines = [
+        f"Rewards as of {latest} (campaign {settings.policy.campaign_id}, policy {settings.policy.version}):",
+        f"  pre-grants made      {grants:>10,}  over {cohorts} run(s); {make_goods:,} of them make-goods",
+        f"  holdout (control)    {holdouts:>10,}{share}, recorded, never granted",
+        f"  miles granted        {granted:>10,}",
+        f"  miles redeemed       {used:>10,}  ({used / granted:.0%} of granted)"
+        if granted
+        else "  miles redeemed 0",
+        f"  miles clawed back    {clawed:>10,}  from {clawed_lots:,} expired lot(s); {used_up:,} lot(s) fully used",
+        f"  miles outstanding    {outstanding:>10,}  in lots still open",
+        f"  ledger invariants    {'all ' + str(len(checks)) + ' hold' if not broken else 'BROKEN: ' + ', '.join(broken)}"
+        " (ops.ledger_invariants)",
+        f"  outbox               {outbox:,} message(s) in ledger.outbox and {settings.outbox_dir}/<date>.jsonl",
+        "  tables: ledger.entries, marts.fct_pregrant_decisions, marts.fct_pregrant_lots, marts.rewards_daily",
+    ]
+    return "\n".join(lines)
 
 
 def model_summary(settings: Settings) -> str:

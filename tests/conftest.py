@@ -56,6 +56,35 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
+ML_CUSTOMERS = 3000
+ML_AS_OF = TINY_START + timedelta(days=330)
+
+
+@pytest.fixture(scope="session")
+def ml_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """3,000 customers over 330 days, loaded and built with the training snapshots: seven training
+    dates with observed labels. Shared: tests that change it copy it first."""
+    from boomerang import pipeline
+
+    settings = make_settings(tmp_path_factory.mktemp("ml"), BOOMERANG_WORLD_CUSTOMERS=str(ML_CUSTOMERS))
+    pipeline.simulate_world(settings, ML_AS_OF)
+    pipeline.load_landing(settings, ML_AS_OF)
+    pipeline.dbt_build(settings, ML_AS_OF)
+    pipeline.build_training_set(settings, ML_AS_OF)  # what boomerang_train's first task does
+    return settings
+
+
+@pytest.fixture(scope="session")
+def ml_champion(ml_world: Settings) -> str:
+    """A churn model trained on ``ml_world``, promoted past the gate: the champion's version."""
+    from boomerang import pipeline
+
+    version = pipeline.train_model(ml_world, ML_AS_OF)
+    pipeline.evaluate_model(ml_world, version)
+    assert pipeline.promote_model(ml_world, version)
+    return version
+
+
 def write_file(landing: Path, relative: str, text: str) -> Path:
     """Drop a text file into a landing folder (``relative`` like ``transactions/x.csv``)."""
     path = landing / relative

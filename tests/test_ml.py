@@ -4,12 +4,11 @@ and boomerang_train through Airflow, on a small simulated world."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import duckdb
 import numpy as np
 import pytest
-from conftest import TINY_START, make_settings, query
+from conftest import ML_AS_OF, query
 
 from boomerang import pipeline
 from boomerang.local_airflow import dags_test, ensure_metadata_db
@@ -21,27 +20,18 @@ from ml.score import score_frame
 
 pytestmark = pytest.mark.slow
 
-DAYS = 330
-AS_OF = TINY_START + timedelta(days=DAYS)
+AS_OF = ML_AS_OF
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(ml_world):
     """3,000 customers over 330 days, loaded and built: seven training dates with observed labels."""
-    settings = make_settings(tmp_path_factory.mktemp("ml"), BOOMERANG_WORLD_CUSTOMERS="3000")
-    pipeline.simulate_world(settings, AS_OF)
-    pipeline.load_landing(settings, AS_OF)
-    pipeline.dbt_build(settings, AS_OF)
-    pipeline.build_training_set(settings, AS_OF)  # what boomerang_train's first task does
-    return settings
+    return ml_world
 
 
 @pytest.fixture(scope="module")
-def champion(world):
-    version = pipeline.train_model(world, AS_OF)
-    pipeline.evaluate_model(world, version)
-    assert pipeline.promote_model(world, version)
-    return version
+def champion(ml_champion):
+    return ml_champion
 
 
 def test_the_split_is_out_of_time(world):

@@ -51,7 +51,7 @@ def test_a_consenting_at_risk_customer_is_selected_with_the_decision_recorded():
     assert row["ineligible_reason"] is None
     assert (row["decision_rank"], row["budget_used_points"], row["points"]) == (1, 600, 600)
     assert row["channel"] == "sms" and row["grant_rule"] == "promotional"
-    assert row["expires_at"] == pd.Timestamp("2025-07-01")
+    assert row["expires_at"] == pd.Timestamp("2025-06-15")
     assert row["expected_value"] == pytest.approx(0.6 * 0.15 * 0.3 * 900 - 0.6 * 600 * 0.01)
 
 
@@ -170,7 +170,7 @@ def test_missing_candidate_columns_are_named():
 
 def test_a_cooldown_shorter_than_the_expiry_is_refused():
     with pytest.raises(ValueError, match="COOLDOWN"):
-        Policy(expiry_days=30, cooldown_days=10)
+        Policy(expiry_days=14, cooldown_days=10)
 
 
 def test_policy_version_follows_the_knobs():
