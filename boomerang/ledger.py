@@ -619,13 +619,26 @@ def check_invariants(con: duckdb.DuckDBPyConnection, as_of: date) -> list[Invari
 def record_invariants(
     con: duckdb.DuckDBPyConnection, as_of: date, results: Iterable[InvariantResult]
 ) -> None:
-    """Keep the results of a run's check in ``ops.ledger_invariants`` (a re-run replaces them)."""
+    """Keep the results of a run's check in ``ops.ledger_invariants``.
+
+    A re-run with the same results leaves the rows (and their ``checked_at``) alone, so re-running
+    a date changes nothing; different results replace that date's rows.
+    """
+    rows = sorted((r.name, r.description, r.violations, r.sample or None) for r in results)
+    stored = sorted(
+        con.execute(
+            "select invariant, description, violations, sample from ops.ledger_invariants where as_of_date = ?",
+            [as_of],
+        ).fetchall()
+    )
+    if stored == rows:
+        return
     checked_at = datetime.now().replace(microsecond=0)
     con.execute("begin transaction")
     con.execute("delete from ops.ledger_invariants where as_of_date = ?", [as_of])
     con.executemany(
         "insert into ops.ledger_invariants values (?, ?, ?, ?, ?, ?)",
-        [(as_of, r.name, r.description, r.violations, r.sample or None, checked_at) for r in results],
+        [(as_of, *row, checked_at) for row in rows],
     )
     con.execute("commit")
 
