@@ -18,6 +18,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "BOOMERANG_"
 
 WAREHOUSE_SCHEMAS = ("raw", "ops", "ml", "ledger", "staging", "intermediate", "marts")
+# The schemas of the serving snapshot BI tools open (boomerang/serving.py).
+SERVING_SCHEMAS = ("marts", "ml", "meta")
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
@@ -178,6 +180,8 @@ class Settings:
     """
 
     warehouse_path: Path
+    # The read-only, PII-free snapshot of the marts that BI tools open (boomerang/serving.py).
+    serving_path: Path
     landing_dir: Path
     quarantine_dir: Path
     reports_dir: Path
@@ -212,6 +216,7 @@ class Settings:
         root = _path(env, "HOME", PROJECT_ROOT)
         return cls(
             warehouse_path=_path(env, "WAREHOUSE", root / "warehouse" / "boomerang.duckdb"),
+            serving_path=_path(env, "SERVING", root / "warehouse" / "serving.duckdb"),
             landing_dir=_path(env, "LANDING_DIR", root / "landing"),
             quarantine_dir=_path(env, "QUARANTINE_DIR", root / "quarantine"),
             reports_dir=_path(env, "REPORTS_DIR", root / "reports"),
@@ -244,11 +249,23 @@ class Settings:
                 f"({', '.join(WAREHOUSE_SCHEMAS)}) cannot be queried unambiguously; choose another file name, "
                 "e.g. boomerang.duckdb"
             )
+        if self.serving_path.stem in SERVING_SCHEMAS:
+            raise ValueError(
+                f"BOOMERANG_SERVING={self.serving_path}: a DuckDB file named like one of its schemas "
+                f"({', '.join(SERVING_SCHEMAS)}) cannot be queried unambiguously; choose another file name, "
+                "e.g. serving.duckdb"
+            )
+        if self.serving_path == self.warehouse_path:
+            raise ValueError(
+                f"BOOMERANG_SERVING={self.serving_path} is the working warehouse itself; the serving "
+                "snapshot is a separate file that BI tools open, e.g. warehouse/serving.duckdb"
+            )
 
     def to_env(self) -> dict[str, str]:
         """The ``BOOMERANG_*`` variables that rebuild these settings in another process."""
         names = {
             "warehouse_path": "WAREHOUSE",
+            "serving_path": "SERVING",
             "landing_dir": "LANDING_DIR",
             "quarantine_dir": "QUARANTINE_DIR",
             "reports_dir": "REPORTS_DIR",

@@ -137,6 +137,16 @@ def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
     return rewards.check_ledger(settings, as_of)
 
 
+def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
+    """Publish the serving snapshot BI tools read: every ``marts`` table and ``ml.churn_scores``, no PII,
+    in a file old DuckDB clients open, swapped in atomically. Returns rows per published table."""
+    from boomerang import serving
+
+    return serving.publish(
+        settings.warehouse_path, settings.serving_path, as_of, dbt_target_dir=settings.dbt_target_dir
+    )
+
+
 def _model_params(settings: Settings):
     from ml.model import Params
 

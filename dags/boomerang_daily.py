@@ -13,13 +13,18 @@ holdout with the policy, and record both in the append-only `ledger.entries`
 with their `ledger.outbox` rows (and `outbox/<date>.jsonl` for the loyalty
 system). Finally build the marts that show scores and the ledger
 (`customer_360`, `fct_pregrant_lots`, `fct_pregrant_decisions`,
-`rewards_daily`) and check the ledger's invariants in SQL.
+`rewards_daily`), check the ledger's invariants in SQL, and publish the
+serving snapshot BI tools read (`BOOMERANG_SERVING`: every `marts` table and
+`ml.churn_scores`, no PII, renamed into place so readers never see half of it).
 
 * **Idempotent**: re-running a date loads nothing new, writes no new ledger entry and
   rebuilds the same marts. A re-run whose inputs changed (another champion's scores)
   fails with a payload-mismatch error instead of granting again.
 * **The books balance**: `check_ledger` fails the run if any ledger invariant breaks
   (results in `ops.ledger_invariants`).
+* **BI never blocks a run**: BI tools open the serving snapshot read-only, never the
+  warehouse; `publish_serving` writes a new file and swaps it in, and refuses to publish
+  (the old snapshot stays) if a table would carry a column tagged `pii` in dbt.
 * **One run at a time**: DuckDB has one writer, so `max_active_runs=1`.
 * **Backfill**: `airflow backfill create --dag-id boomerang_daily --from-date 2025-06-01 --to-date 2025-06-30`
   (runs go one at a time, oldest first).
@@ -123,6 +128,13 @@ def boomerang_daily():
 
         return pipeline.check_ledger(Settings.from_env(), _as_of())
 
+    @task
+    def publish_serving() -> dict[str, int]:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        return pipeline.publish_serving(Settings.from_env(), _as_of())
+
     # Last, whatever happened before it: the run fails if this run quarantined anything.
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def quality_verdict() -> dict[str, int]:
@@ -141,6 +153,7 @@ def boomerang_daily():
         >> pregrant()
         >> build_ledger_marts()
         >> check_ledger()
+        >> publish_serving()
         >> quality_verdict()
     )
 

@@ -62,6 +62,7 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "pregrant",
         "build_ledger_marts",
         "check_ledger",
+        "publish_serving",
         "quality_verdict",
     ]
     # The verdict is the leaf, so a quarantine fails the run even though later tasks succeeded.
@@ -71,6 +72,9 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
     assert dag.get_task("validate_landing").retries == 0
     # A ledger that does not balance needs a person, not a retry.
     assert dag.get_task("check_ledger").retries == 0
+    # BI sees a snapshot only of a run whose books balance.
+    assert dag.get_task("publish_serving").upstream_task_ids == {"check_ledger"}
+    assert dag.get_task("publish_serving").trigger_rule == "all_success"
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[p.stem for p in DAG_FILES])

@@ -1,0 +1,484 @@
+"""The serving snapshot BI tools read: marts and churn scores only, no PII, swapped in atomically, open
+in the previous major DuckDB release, never blocking a run, never seen half-published."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from importlib.util import find_spec
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import TINY_START, make_settings, table_checksums
+
+from boomerang import serving
+from boomerang.warehouse import ensure_schemas
+
+AS_OF = date(2025, 3, 1)
+FORBIDDEN_SCHEMAS = {"raw", "staging", "intermediate", "ledger", "ops"}
+
+
+def old_duckdb() -> Path:
+    """The DuckDB 1.x CLI of the dev dependency ``duckdb-cli`` (pinned in uv.lock, installed by ``make setup``).
+
+    The binary in its package, not the ``duckdb`` console script: that one is a Python wrapper."""
+    spec = find_spec("duckdb_cli")
+    binary = Path(spec.origin).with_name("duckdb") if spec and spec.origin else None
+    assert binary and binary.exists(), (
+        "the DuckDB 1.x CLI (dev dependency duckdb-cli) is missing: run `make setup`"
+    )
+    return binary
+
+
+def old_client(path: Path, sql: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(old_duckdb()), "-readonly", "-json", str(path), "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def old_client_rows(path: Path, sql: str) -> list[dict]:
+    result = old_client(path, sql)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout or "[]")
+
+
+def snapshot_rows(path: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def snapshot_tables(path: Path) -> set[str]:
+    return {
+        f"{schema}.{table}"
+        for schema, table in snapshot_rows(
+            path, "select table_schema, table_name from information_schema.tables"
+        )
+    }
+
+
+def snapshot_columns(path: Path) -> set[str]:
+    return {
+        column.lower()
+        for (column,) in snapshot_rows(path, "select column_name from information_schema.columns")
+    }
+
+
+def meta(path: Path) -> list[tuple]:
+    """meta.snapshot without the wall clock."""
+    return snapshot_rows(
+        path,
+        "select as_of_date, format_version, storage_version, source_warehouse, table_schema, table_name, "
+        "row_count from meta.snapshot order by table_schema, table_name",
+    )
+
+
+# ---------------------------------------------------------------------------- a small warehouse
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    """A warehouse with every schema, PII in raw and staging, and types the marts use."""
+    path = tmp_path / "warehouse" / "boomerang.duckdb"
+    path.parent.mkdir()
+    con = duckdb.connect(str(path))
+    try:
+        ensure_schemas(con)  # raw, ops, ml, ledger as the pipeline makes them
+        con.execute(
+            "insert into raw.customers (customer_id, email, phone) "
+            "select 'C' || range, 'c' || range || '@example.com', '+1-555-' || range from range(50)"
+        )
+        for schema in ("staging", "intermediate", "marts"):
+            con.execute(f"create schema {schema}")
+        con.execute(
+            "create view staging.stg_landing__customers as select customer_id, email, phone from raw.customers"
+        )
+        con.execute(
+            "create table intermediate.int_customer_segments as select customer_id from raw.customers"
+        )
+        con.execute(
+            """
+            create table marts.dim_customers as
+            select
+                'C' || n as customer_id,
+                'north' as region,
+                date '2025-01-01' + (n % 30)::integer as signup_date,
+                n % 2 = 0 as has_marketing_consent,
+                (n * 12.5)::decimal(38, 2) as lifetime_spend,
+                n::hugeint as lifetime_points,
+                timestamp '2025-02-01 10:00:00' + to_minutes(n) as last_purchase_at,
+                [n, n + 1] as recent_days,
+                date '2025-03-01' as as_of_date
+            from range(50) as numbers(n)
+            """
+        )
+        con.execute(
+            "create table marts.fct_pregrant_decisions as select customer_id, 'treatment' as arm, "
+            "500 as granted_points, date '2025-03-01' as decision_date from raw.customers limit 7"
+        )
+        con.execute("create table marts.rewards_daily (as_of_date date, points_granted bigint)")  # empty
+        con.execute(
+            "insert into ml.churn_scores select customer_id, date '2025-03-01', 0.4, 'medium', 'v1', "
+            "'r1', null, null, timestamp '2025-03-01 01:00:00' from raw.customers"
+        )
+    finally:
+        con.close()
+    return path
+
+
+def test_the_snapshot_holds_the_marts_and_churn_scores_and_nothing_else(warehouse, tmp_path):
+    target = tmp_path / "serving" / "serving.duckdb"
+    counts = serving.publish(warehouse, target, AS_OF)
+
+    assert counts == {
+        "marts.dim_customers": 50,
+        "marts.fct_pregrant_decisions": 7,
+        "marts.rewards_daily": 0,
+        "ml.churn_scores": 50,
+    }
+    tables = snapshot_tables(target)
+    assert tables == {*counts, "meta.snapshot"}
+    assert not {name.split(".")[0] for name in tables} & FORBIDDEN_SCHEMAS
+    assert not snapshot_columns(target) & serving.CONTRACT_PII_COLUMNS
+    assert meta(target) == [
+        (AS_OF, serving.FORMAT_VERSION, "v1.0.0", str(warehouse), *name.split("."), rows)
+        for name, rows in sorted(counts.items())
+    ]
+    # Types survive the copy.
+    assert snapshot_rows(
+        target, "select lifetime_spend, recent_days from marts.dim_customers where customer_id = 'C3'"
+    ) == [(pytest.approx(37.5), [3, 4])]
+    # Nothing is left beside it but the snapshot.
+    assert sorted(p.name for p in target.parent.iterdir()) == ["serving.duckdb"]
+
+
+def test_republishing_the_same_date_gives_the_same_contents(warehouse, tmp_path):
+    target = tmp_path / "serving.duckdb"
+    serving.publish(warehouse, target, AS_OF)
+    first, first_meta = table_checksums(target, ("marts", "ml")), meta(target)
+    serving.publish(warehouse, target, AS_OF)
+    assert table_checksums(target, ("marts", "ml")) == first
+    assert meta(target) == first_meta
+
+
+def test_a_pii_column_in_a_mart_is_refused_and_the_old_snapshot_stays(warehouse, tmp_path):
+    target = tmp_path / "serving.duckdb"
+    serving.publish(warehouse, target, AS_OF)
+    before = (target.stat().st_ino, table_checksums(target, ("marts", "ml", "meta")))
+
+    con = duckdb.connect(str(warehouse))
+    con.execute("create table marts.contact_list as select customer_id, email from raw.customers")
+    con.close()
+    with pytest.raises(serving.ServingError) as error:
+        serving.publish(warehouse, target, AS_OF + timedelta(days=1))
+    message = str(error.value)
+    assert "marts.contact_list.email is PII" in message
+    assert "Drop the column from the mart" in message and "previous snapshot is left as it was" in message
+    assert (target.stat().st_ino, table_checksums(target, ("marts", "ml", "meta"))) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if "serving" in p.name) == ["serving.duckdb"]
+
+
+def test_columns_tagged_pii_in_the_dbt_manifest_are_refused(warehouse, tmp_path):
+    target_dir = tmp_path / "dbt_target"
+    target_dir.mkdir()
+    (target_dir / "manifest.json").write_text(
+        json.dumps(
+            {
+                "nodes": {
+                    "model.boomerang.stg_landing__addresses": {
+                        "columns": {"home_address": {"name": "home_address", "tags": ["pii"]}}
+                    },
+                    "model.boomerang.dim_customers": {
+                        "columns": {"region": {"name": "region", "config": {"tags": ["geo"]}}}
+                    },
+                },
+                "sources": {
+                    "source.boomerang.landing.customers": {
+                        "columns": {"birth_date": {"name": "birth_date", "config": {"tags": ["pii"]}}}
+                    }
+                },
+            }
+        )
+    )
+    assert serving.pii_columns(target_dir) == {"email", "phone", "home_address", "birth_date"}
+    con = duckdb.connect(str(warehouse))
+    con.execute("alter table ml.churn_scores add column Home_Address varchar")
+    con.close()
+    with pytest.raises(serving.ServingError, match=r"ml\.churn_scores\.Home_Address is PII"):
+        serving.publish(warehouse, tmp_path / "serving.duckdb", AS_OF, dbt_target_dir=target_dir)
+    assert not (tmp_path / "serving.duckdb").exists()
+
+
+def test_nothing_to_publish_says_what_to_run(tmp_path):
+    empty = tmp_path / "w.duckdb"
+    duckdb.connect(str(empty)).close()
+    with pytest.raises(serving.ServingError, match="no table in schema marts"):
+        serving.publish(empty, tmp_path / "serving.duckdb", AS_OF)
+    with pytest.raises(serving.ServingError, match="No warehouse at"):
+        serving.publish(tmp_path / "missing.duckdb", tmp_path / "serving.duckdb", AS_OF)
+
+
+def test_the_previous_major_duckdb_release_reads_the_snapshot(warehouse, tmp_path):
+    target = tmp_path / "serving.duckdb"
+    serving.publish(warehouse, target, AS_OF)
+
+    [version] = old_client_rows(target, "select version() as version")
+    assert version["version"].startswith("v1."), version
+    assert old_client_rows(
+        target,
+        "select table_schema, table_name, row_count from meta.snapshot where table_name = 'dim_customers'",
+    ) == [{"table_schema": "marts", "table_name": "dim_customers", "row_count": 50}]
+    assert old_client_rows(
+        target,
+        "select count(*) as customers, sum(lifetime_spend)::double as spend, max(last_purchase_at)::varchar as last "
+        "from marts.dim_customers",
+    ) == [{"customers": 50, "spend": 15312.5, "last": "2025-02-01 10:49:00"}]
+    # The working warehouse is in DuckDB 2.0's own format, which the old client cannot open: the
+    # snapshot's storage version is what makes it readable.
+    refused = old_client(warehouse, "select 1")
+    assert refused.returncode != 0
+
+
+def test_replacing_the_snapshot_works_while_a_reader_holds_the_old_one(warehouse, tmp_path):
+    target = tmp_path / "serving.duckdb"
+    serving.publish(warehouse, target, AS_OF)
+    reader = duckdb.connect(str(target), read_only=True)
+    try:
+        con = duckdb.connect(str(warehouse))
+        con.execute("insert into marts.fct_pregrant_decisions select 'C99', 'holdout', 0, date '2025-03-02'")
+        con.close()
+        serving.publish(warehouse, target, AS_OF + timedelta(days=1))  # not blocked by the reader
+        # The reader keeps the snapshot it opened, whole.
+        assert reader.execute("select distinct as_of_date from meta.snapshot").fetchall() == [(AS_OF,)]
+        assert reader.execute("select count(*) from marts.fct_pregrant_decisions").fetchall() == [(7,)]
+    finally:
+        reader.close()
+    # A reader opened now sees the new one.
+    assert snapshot_rows(target, "select distinct as_of_date from meta.snapshot") == [
+        (AS_OF + timedelta(days=1),)
+    ]
+    assert snapshot_rows(target, "select count(*) from marts.fct_pregrant_decisions") == [(8,)]
+
+
+# ---------------------------------------------------------------- through Airflow, with readers
+
+FIRST = TINY_START + timedelta(days=60)
+SECOND = FIRST + timedelta(days=1)
+
+# A BI user in another process: opens the snapshot read-only and queries it in a loop, checking in
+# each connection that meta.snapshot's row counts match the tables it reads. `cycle` reopens every
+# second; `hold` keeps its first connection to the end, across the snapshot being replaced.
+READER = r"""
+import json, os, sys, time
+import duckdb
+
+path, out, stop, mode = sys.argv[1:5]
+deadline = time.monotonic() + 1500
+CHECKSUM = "select count(*), md5(string_agg(md5(t::varchar), '' order by md5(t::varchar))) from marts.dim_customers as t"
+
+def snapshot_inode():
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+with open(out, "w") as sink:
+    def emit(**row):
+        sink.write(json.dumps(row, default=str) + "\n")
+        sink.flush()
+
+    connection = 0
+    while not os.path.exists(stop) and time.monotonic() < deadline:
+        if not os.path.exists(path):
+            time.sleep(0.2)
+            continue
+        inode = snapshot_inode()
+        try:
+            con = duckdb.connect(path, read_only=True)
+        except Exception as error:
+            emit(kind="error", stage="open", error=repr(error))
+            time.sleep(0.2)
+            continue
+        if snapshot_inode() != inode:
+            inode = None  # replaced while opening: which file this connection holds is unknown
+        connection += 1
+        opened = time.monotonic()
+        try:
+            while not os.path.exists(stop) and (mode == "hold" or time.monotonic() - opened < 1.0):
+                try:
+                    rows = con.execute(
+                        "select table_schema, table_name, row_count, as_of_date from meta.snapshot"
+                    ).fetchall()
+                    expected = {f"{s}.{t}": n for s, t, n, _ in rows}
+                    seen = {
+                        name: con.execute(f"select count(*) from {name}").fetchone()[0] for name in expected
+                    }
+                    tables = {
+                        f"{s}.{t}"
+                        for s, t in con.execute(
+                            "select table_schema, table_name from information_schema.tables "
+                            "where table_schema <> 'meta'"
+                        ).fetchall()
+                    }
+                    emit(
+                        kind="query",
+                        connection=connection,
+                        inode_at_open=inode,
+                        inode_now=snapshot_inode(),
+                        as_of=sorted({str(r[3]) for r in rows}),
+                        consistent=seen == expected and tables == set(expected),
+                        checksum=list(con.execute(CHECKSUM).fetchone()),
+                    )
+                except Exception as error:
+                    emit(kind="error", stage="query", connection=connection, error=repr(error))
+                time.sleep(0.1)
+        finally:
+            con.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def daily_runs_with_readers(tmp_path_factory):
+    """boomerang_daily through Airflow on two days while two reader processes query the snapshot."""
+    from boomerang.local_airflow import dags_test_dates, ensure_metadata_db
+
+    home = tmp_path_factory.mktemp("serving_e2e")
+    settings = make_settings(home)
+    ensure_metadata_db(settings)
+    script = home / "reader.py"
+    script.write_text(READER)
+    stop = home / "stop"
+    readers = {
+        mode: subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(settings.serving_path),
+                str(home / f"{mode}.jsonl"),
+                str(stop),
+                mode,
+            ]
+        )
+        for mode in ("cycle", "hold")
+    }
+    try:
+        started = time.monotonic()
+        dags_test_dates(settings, "boomerang_daily", [FIRST, SECOND], echo=False)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.touch()
+        for process in readers.values():
+            process.wait(timeout=60)
+    reads = {
+        mode: [json.loads(line) for line in (home / f"{mode}.jsonl").read_text().splitlines()]
+        for mode in readers
+    }
+    return settings, reads, elapsed
+
+
+@pytest.mark.slow
+def test_readers_never_see_a_half_published_snapshot_and_never_block_a_run(daily_runs_with_readers):
+    settings, reads, _elapsed = daily_runs_with_readers  # the runs succeeded: dags_test_dates raises if not
+
+    for mode, rows in reads.items():
+        assert [row for row in rows if row["kind"] == "error"] == [], mode
+        queries = [row for row in rows if row["kind"] == "query"]
+        assert queries, f"the {mode} reader never read the snapshot"
+        assert all(row["consistent"] for row in queries), mode
+        assert all(len(row["as_of"]) == 1 for row in queries), mode
+        # One snapshot per date, and every read of it the same.
+        checksums: dict[str, set] = {}
+        for row in queries:
+            checksums.setdefault(row["as_of"][0], set()).add(tuple(row["checksum"]))
+        assert all(len(values) == 1 for values in checksums.values()), (mode, checksums)
+
+    cycle = [row for row in reads["cycle"] if row["kind"] == "query"]
+    dates = [row["as_of"][0] for row in cycle]
+    assert dates == sorted(dates) and set(dates) == {str(FIRST), str(SECOND)}
+    assert len({row["connection"] for row in cycle}) > 5  # it reopened many times
+
+    # The holder opened the first snapshot and kept reading it, whole, after the second replaced it.
+    hold = [row for row in reads["hold"] if row["kind"] == "query"]
+    assert {row["connection"] for row in hold} == {1}
+    assert {row["as_of"][0] for row in hold} == {str(FIRST)}
+    assert any(row["inode_now"] != row["inode_at_open"] for row in hold[-3:])
+
+    # A reader opened afterwards sees the last run's snapshot.
+    assert snapshot_rows(settings.serving_path, "select distinct as_of_date from meta.snapshot") == [
+        (SECOND,)
+    ]
+    assert not [p.name for p in settings.serving_path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_the_published_snapshot_has_no_pii_and_no_raw_staging_or_ledger(daily_runs_with_readers):
+    settings, _reads, _elapsed = daily_runs_with_readers
+    pii = serving.pii_columns(settings.dbt_target_dir)
+    assert {"email", "phone"} <= pii  # read from dbt's manifest of the run
+
+    tables = snapshot_tables(settings.serving_path)
+    assert {
+        "marts.dim_customers",
+        "marts.fct_pregrant_decisions",
+        "ml.churn_scores",
+        "meta.snapshot",
+    } <= tables
+    assert {name.split(".")[0] for name in tables} == {"marts", "ml", "meta"}
+    assert {name for name in tables if name.startswith("ml.")} == {"ml.churn_scores"}
+    assert not snapshot_columns(settings.serving_path) & pii
+    # Every table in the warehouse's marts is there, with the rows it had.
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        marts = dict(
+            (f"marts.{name}", con.execute(f"select count(*) from marts.{name}").fetchone()[0])
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    published = {f"{schema}.{table}": rows for _, _, _, _, schema, table, rows in meta(settings.serving_path)}
+    assert {name: rows for name, rows in published.items() if name.startswith("marts.")} == marts
+
+
+@pytest.mark.slow
+def test_the_old_client_reads_the_published_marts(daily_runs_with_readers):
+    settings, _reads, _elapsed = daily_runs_with_readers
+    path = settings.serving_path
+    assert old_client_rows(path, "select distinct as_of_date::varchar as as_of from meta.snapshot") == [
+        {"as_of": str(SECOND)}
+    ]
+    for row in old_client_rows(path, "select table_schema, table_name, row_count from meta.snapshot"):
+        [count] = old_client_rows(
+            path, f"select count(*) as n from {row['table_schema']}.{row['table_name']}"
+        )
+        assert count["n"] == row["row_count"], row
+    [customers] = old_client_rows(
+        path, "select count(*) as n, max(as_of_date)::varchar as as_of from marts.dim_customers"
+    )
+    assert customers == {"n": customers["n"], "as_of": str(SECOND)} and customers["n"] > 0
+
+
+def test_settings_name_the_serving_file(tmp_path):
+    settings = make_settings(tmp_path)
+    assert settings.serving_path == tmp_path / "warehouse" / "serving.duckdb"
+    moved = make_settings(tmp_path, BOOMERANG_SERVING=str(tmp_path / "bi" / "snap.duckdb"))
+    assert moved.serving_path == tmp_path / "bi" / "snap.duckdb"
+    assert moved.to_env()["BOOMERANG_SERVING"] == str(tmp_path / "bi" / "snap.duckdb")
+    with pytest.raises(ValueError, match="named like one of its schemas"):
+        make_settings(tmp_path, BOOMERANG_SERVING=str(tmp_path / "marts.duckdb"))
+    with pytest.raises(ValueError, match="is the working warehouse itself"):
+        make_settings(
+            tmp_path,
+            BOOMERANG_SERVING=str(tmp_path / "w.duckdb"),
+            BOOMERANG_WAREHOUSE=str(tmp_path / "w.duckdb"),
+        )
