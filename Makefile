@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo test lint format docs clean
+.PHONY: help setup browser demo test lint format docs clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,7 +31,18 @@ setup: $(VENV)/.synced ## build the virtual environment from the lock file
 demo: setup ## simulate a world and run boomerang_daily through Airflow, then summarise
 	$(BIN)/boomerang demo
 
-test: setup ## run the test suite (what CI runs)
+# The campaign report's test renders the page in headless Chromium (Debian's package).
+browser: ## install headless Chromium for the report test, if missing (apt-get, as root)
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "Installing headless Chromium (apt-get install chromium) for the report's render test"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "Headless Chromium not found and cannot be installed here: the report's render test is skipped"; \
+		fi; \
+	fi
+
+test: setup browser ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
 lint: setup ## ruff + sqlfluff

@@ -147,6 +147,13 @@ def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
     )
 
 
+def write_report(settings: Settings, as_of: date) -> str:
+    """Regenerate the campaign report for marketers (static HTML, offline); return its path."""
+    from boomerang.report import write_report as write
+
+    return str(write(settings.warehouse_path, settings.reports_dir, as_of, settings.policy.value_per_mile))
+
+
 def _model_params(settings: Settings):
     from ml.model import Params
 

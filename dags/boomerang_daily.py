@@ -15,7 +15,8 @@ system). Finally build the marts that show scores and the ledger
 (`customer_360`, `fct_pregrant_lots`, `fct_pregrant_decisions`,
 `rewards_daily`), check the ledger's invariants in SQL, and publish the
 serving snapshot BI tools read (`BOOMERANG_SERVING`: every `marts` table and
-`ml.churn_scores`, no PII, renamed into place so readers never see half of it).
+`ml.churn_scores`, no PII, renamed into place so readers never see half of it)
+and the campaign report for marketers (`reports/campaign/index.html`).
 
 * **Idempotent**: re-running a date loads nothing new, writes no new ledger entry and
   rebuilds the same marts. A re-run whose inputs changed (another champion's scores)
@@ -135,6 +136,13 @@ def boomerang_daily():
 
         return pipeline.publish_serving(Settings.from_env(), _as_of())
 
+    @task
+    def write_report() -> str:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        return pipeline.write_report(Settings.from_env(), _as_of())
+
     # Last, whatever happened before it: the run fails if this run quarantined anything.
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def quality_verdict() -> dict[str, int]:
@@ -154,6 +162,7 @@ def boomerang_daily():
         >> build_ledger_marts()
         >> check_ledger()
         >> publish_serving()
+        >> write_report()
         >> quality_verdict()
     )
 

@@ -63,6 +63,7 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "build_ledger_marts",
         "check_ledger",
         "publish_serving",
+        "write_report",
         "quality_verdict",
     ]
     # The verdict is the leaf, so a quarantine fails the run even though later tasks succeeded.
