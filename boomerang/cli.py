@@ -135,7 +135,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         pipeline.pregrant(settings, args.as_of)
         pipeline.build_scored_marts(settings, args.as_of)
         pipeline.check_ledger(settings, args.as_of)
+        pipeline.publish_serving(settings, args.as_of)
+        pipeline.write_report(settings, args.as_of)
         print(summary(settings))
+        print(rewards_summary(settings))
         return 0
     if args.command == "train":
         pipeline.build_training_set(settings, args.as_of)
@@ -197,7 +200,48 @@ def demo(settings: Settings, days: int) -> int:
     print(summary(settings))
     print(model_summary(settings))
     print(rewards_summary(settings))
+    print(campaign_summary(settings))
     return 0
+
+
+def campaign_summary(settings: Settings) -> str:
+    """The campaign's verdict in one paragraph, and where the report and the serving file are."""
+    import textwrap
+
+    from boomerang.report import truth_sentence, verdict
+    from boomerang.warehouse import connect
+
+    with connect(settings.warehouse_path, read_only=True) as con:
+        has_results = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'marts' and table_name = 'fct_campaign_results'"
+        ).fetchone()[0]  # type: ignore[index]
+        results = con.execute("select * from marts.fct_campaign_results").df() if has_results else None
+        truth = (
+            con.execute(
+                "select * from ops.truth_check where cohort = 'all' order by as_of_date desc limit 1"
+            ).df()
+            if con.execute(
+                "select count(*) from information_schema.tables where table_schema = 'ops' and table_name = 'truth_check'"
+            ).fetchone()[0]
+            else None
+        )  # type: ignore[index]
+    lines = ["", "Did it work?"]
+    lines += textwrap.wrap(
+        verdict(results, settings.policy.value_per_mile), 100, initial_indent="  ", subsequent_indent="  "
+    )
+    if truth is not None and not truth.empty:
+        lines += textwrap.wrap(
+            "Simulated world's check: " + truth_sentence(truth.iloc[0].to_dict()),
+            100,
+            initial_indent="  ",
+            subsequent_indent="  ",
+        )
+    lines += [
+        f"Campaign report (open in a browser): {settings.reports_dir / 'campaign' / 'index.html'}",
+        f"Serving snapshot for BI (read-only): {settings.serving_path}",
+    ]
+    return "\n".join(lines)
 
 
 def rewards_summary(settings: Settings) -> str:
@@ -336,9 +380,9 @@ def summary(settings: Settings) -> str:
         "",
         f"Warehouse: {settings.warehouse_path}",
         '  query it:  .venv/bin/boomerang sql "select * from marts.dim_customers limit 10"',
-        f"  or:        duckdb -readonly {settings.warehouse_path}   (a DuckDB {_duckdb_version()} CLI)",
-        "  BI tools (DBeaver, Metabase, Superset): a read-only DuckDB connection to that file,",
-        "  opened while no pipeline run is writing (DuckDB allows one writer and no readers beside it).",
+        f"  (DuckDB {_duckdb_version()}; open it only while no pipeline run is writing: one writer, no readers beside it)",
+        f"Serving snapshot for BI tools (DBeaver, Metabase, Superset): {settings.serving_path}",
+        f"  read-only, PII-free, replaced whole after every run: .venv/bin/duckdb -readonly {settings.serving_path}",
         f"Landing files: {settings.landing_dir}   Quarantine: {settings.quarantine_dir}",
         f"Airflow home: {settings.airflow_home}",
     ]

@@ -204,6 +204,8 @@ class Settings:
     earn_expiry_days: int
     churn_lookback_days: int
     churn_horizon_days: int
+    # Campaign measurement: retained = a purchase within this many days after the decision.
+    retention_window_days: int
     # The churn model: XGBoost's device (cpu, or cuda on a GPU machine); the rest is ml/params.yaml.
     xgb_device: str
     # The rewards policy: who gets a pre-grant, how much, for how long.
@@ -236,6 +238,7 @@ class Settings:
             earn_expiry_days=_int(env, "EARN_EXPIRY_DAYS", 365),
             churn_lookback_days=_int(env, "CHURN_LOOKBACK_DAYS", 90),
             churn_horizon_days=_int(env, "CHURN_HORIZON_DAYS", 60),
+            retention_window_days=_int(env, "RETENTION_WINDOW_DAYS", 14),
             xgb_device=_choice(env, "XGB_DEVICE", "cpu", ("cpu", "cuda")),
             policy=Policy.from_env(env),
         )
@@ -284,6 +287,7 @@ class Settings:
             "earn_expiry_days": "EARN_EXPIRY_DAYS",
             "churn_lookback_days": "CHURN_LOOKBACK_DAYS",
             "churn_horizon_days": "CHURN_HORIZON_DAYS",
+            "retention_window_days": "RETENTION_WINDOW_DAYS",
             "xgb_device": "XGB_DEVICE",
         }
         env = {ENV_PREFIX + name: str(getattr(self, field)) for field, name in names.items()}
@@ -314,4 +318,8 @@ class Settings:
             "earn_expiry_days": self.earn_expiry_days,
             "churn_lookback_days": self.churn_lookback_days,
             "churn_horizon_days": self.churn_horizon_days,
+            # campaign measurement (marts/campaigns): the same knobs the policy spends money with
+            "retention_window_days": self.retention_window_days,
+            "value_per_mile": self.policy.value_per_mile,
+            "margin_rate": self.policy.margin_rate,
         }

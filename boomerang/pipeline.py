@@ -147,6 +147,14 @@ def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
     )
 
 
+def truth_check(settings: Settings, as_of: date) -> dict | None:
+    """Simulated world only: how far the holdout measurement is from the simulator's true effect
+    (``ops.truth_check``); does nothing on your own data."""
+    from boomerang import truth
+
+    return truth.truth_check(settings, as_of)
+
+
 def write_report(settings: Settings, as_of: date) -> str:
     """Regenerate the campaign report for marketers (static HTML, offline); return its path."""
     from boomerang.report import write_report as write

@@ -114,6 +114,13 @@ def gather(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, pd.DataFram
             "from ops.quality_results where as_of = ? group by all order by 1, 2",
             [as_of],
         )
+    if _exists(con, "ops", "truth_check"):
+        data["truth"] = _frame(
+            con,
+            "select * from ops.truth_check where as_of_date = (select max(as_of_date) from ops.truth_check "
+            "where as_of_date <= ?) and cohort = 'all'",
+            [as_of],
+        )
     if _exists(con, "ops", "ledger_invariants"):
         data["invariants"] = _frame(
             con,
@@ -215,8 +222,8 @@ def chart_effect(results: pd.DataFrame) -> str | None:
         x,
         middle,
         yerr=[
-            middle - 100 * rows["incremental_retention_low"],
-            100 * rows["incremental_retention_high"] - middle,
+            middle - 100 * rows["incremental_retention_ci_low"],
+            100 * rows["incremental_retention_ci_high"] - middle,
         ],
         fmt="o",
         color="#486581",
@@ -260,11 +267,11 @@ def verdict(results: pd.DataFrame | None, value_per_mile: float) -> str:
             " for an honest comparison. The report says more as the cohorts mature."
         )
     kept = row["incremental_customers_kept"]
-    low, high = row["incremental_retention_low"], row["incremental_retention_high"]
+    low, high = row["incremental_retention_ci_low"], row["incremental_retention_ci_high"]
     profit, profit_low, profit_high = (
         row["incremental_profit"],
-        row.get("incremental_profit_low"),
-        row.get("incremental_profit_high"),
+        row.get("incremental_profit_ci_low"),
+        row.get("incremental_profit_ci_high"),
     )
     certain = {
         "incremental": "The interval is above zero: the grants kept customers who would otherwise have left.",
@@ -278,10 +285,24 @@ def verdict(results: pd.DataFrame | None, value_per_mile: float) -> str:
     )
     return (
         f"Of {treated:,} customers granted miles against {control:,} held out, retention was "
-        f"{100 * row['treated_retention']:.1f}% vs {100 * row['control_retention']:.1f}%: "
+        f"{100 * row['treated_retention_rate']:.1f}% vs {100 * row['control_retention_rate']:.1f}%: "
         f"{100 * row['incremental_retention']:+.1f} percentage points (95% interval {100 * low:+.1f} to "
         f"{100 * high:+.1f}), about {kept:,.0f} customers kept. Net of the miles actually redeemed "
         f"({value_per_mile:g} a mile), the incremental profit is {profit:,.0f}{profit_range}. {certain}"
+    )
+
+
+def truth_sentence(row: dict) -> str:
+    """The simulated world's check of the measurement, in words."""
+    measured, truth = row.get("measured_incremental_retention"), row.get("true_incremental_retention")
+    if measured is None or truth is None or pd.isna(measured) or pd.isna(truth):
+        return "No cohort's retention window is over yet: nothing to check the measurement against."
+    covered = "covers" if row.get("is_covered") else "does NOT cover"
+    return (
+        f"Measured incremental retention {100 * measured:+.1f} pp (95% interval "
+        f"{100 * row['measured_ci_low']:+.1f} to {100 * row['measured_ci_high']:+.1f}); the simulator's true "
+        f"effect on the treated is {100 * truth:+.1f} pp, off by {100 * (measured - truth):+.1f} pp: the interval "
+        f"{covered} the truth ({int(row['treated_customers']):,} treated, {int(row['control_customers']):,} control)."
     )
 
 
@@ -402,26 +423,38 @@ def render(data: dict, as_of: date, value_per_mile: float) -> str:
                 "dimension_value",
                 "treated_customers",
                 "control_customers",
-                "treated_retention",
-                "control_retention",
+                "treated_retention_rate",
+                "control_retention_rate",
                 "incremental_retention",
-                "incremental_retention_low",
-                "incremental_retention_high",
+                "incremental_retention_ci_low",
+                "incremental_retention_ci_high",
                 "incremental_profit",
                 "verdict",
+                "profit_verdict",
             )
             if c in results.columns
         ]
         formats = {
-            "treated_retention": "pct",
-            "control_retention": "pct",
+            "treated_retention_rate": "pct",
+            "control_retention_rate": "pct",
             "incremental_retention": "pp",
-            "incremental_retention_low": "pp",
-            "incremental_retention_high": "pp",
+            "incremental_retention_ci_low": "pp",
+            "incremental_retention_ci_high": "pp",
             "incremental_profit": "money",
         }
         ordered = results.sort_values(["dimension", "cohort_date", "dimension_value"], na_position="first")
+        parts.append(
+            "<p class='muted'>Retention: a purchase within the retention window after the decision. Each "
+            "cohort is compared with its own random holdout; 'all' pools the cohorts whose window is over. "
+            "Too young or too small to conclude shows no number, on purpose.</p>"
+        )
         parts.append(_table(ordered[shown], formats))
+    truth = data.get("truth")
+    if isinstance(truth, pd.DataFrame) and not truth.empty:
+        parts += [
+            "<h2>Is the measurement honest? (simulated world only)</h2>",
+            f"<p>{html.escape(truth_sentence(truth.iloc[0].to_dict()))}</p>",
+        ]
     if "risk" in data:
         parts += [
             "<h2>Churn risk and how it moved</h2>",

@@ -16,7 +16,9 @@ system). Finally build the marts that show scores and the ledger
 `rewards_daily`), check the ledger's invariants in SQL, and publish the
 serving snapshot BI tools read (`BOOMERANG_SERVING`: every `marts` table and
 `ml.churn_scores`, no PII, renamed into place so readers never see half of it)
-and the campaign report for marketers (`reports/campaign/index.html`).
+and the campaign report for marketers (`reports/campaign/index.html`). In the
+simulated world, `truth_check` also compares the holdout measurement with the
+world's hidden truth (`ops.truth_check`); on your own data it does nothing.
 
 * **Idempotent**: re-running a date loads nothing new, writes no new ledger entry and
   rebuilds the same marts. A re-run whose inputs changed (another champion's scores)
@@ -130,6 +132,13 @@ def boomerang_daily():
         return pipeline.check_ledger(Settings.from_env(), _as_of())
 
     @task
+    def truth_check() -> dict | None:
+        from boomerang import pipeline
+        from boomerang.config import Settings
+
+        return pipeline.truth_check(Settings.from_env(), _as_of())
+
+    @task
     def publish_serving() -> dict[str, int]:
         from boomerang import pipeline
         from boomerang.config import Settings
@@ -161,6 +170,7 @@ def boomerang_daily():
         >> pregrant()
         >> build_ledger_marts()
         >> check_ledger()
+        >> truth_check()
         >> publish_serving()
         >> write_report()
         >> quality_verdict()

@@ -62,6 +62,7 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "pregrant",
         "build_ledger_marts",
         "check_ledger",
+        "truth_check",
         "publish_serving",
         "write_report",
         "quality_verdict",
@@ -74,7 +75,7 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
     # A ledger that does not balance needs a person, not a retry.
     assert dag.get_task("check_ledger").retries == 0
     # BI sees a snapshot only of a run whose books balance.
-    assert dag.get_task("publish_serving").upstream_task_ids == {"check_ledger"}
+    assert dag.get_task("publish_serving").upstream_task_ids == {"truth_check"}
     assert dag.get_task("publish_serving").trigger_rule == "all_success"
 
 

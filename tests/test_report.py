@@ -24,15 +24,15 @@ def results(**overall) -> pd.DataFrame:
         "dimension_value": "all",
         "treated_customers": 1800,
         "control_customers": 200,
-        "treated_retention": 0.62,
-        "control_retention": 0.55,
+        "treated_retention_rate": 0.62,
+        "control_retention_rate": 0.55,
         "incremental_retention": 0.07,
-        "incremental_retention_low": 0.0,
-        "incremental_retention_high": 0.14,
+        "incremental_retention_ci_low": 0.0,
+        "incremental_retention_ci_high": 0.14,
         "incremental_customers_kept": 126.0,
         "incremental_profit": 4321.0,
-        "incremental_profit_low": -100.0,
-        "incremental_profit_high": 9000.0,
+        "incremental_profit_ci_low": -100.0,
+        "incremental_profit_ci_high": 9000.0,
         "verdict": "incremental",
     }
     cohort = {**row, "cohort_date": date(2025, 11, 1)}
@@ -142,3 +142,21 @@ def test_the_report_renders_in_headless_chromium(tmp_path):
     ):
         assert figure in dom, figure
     assert Path(page).read_text().count("<svg") >= 3
+
+
+def test_the_truth_check_in_words():
+    from boomerang.report import truth_sentence
+
+    row = {
+        "measured_incremental_retention": 0.011,
+        "measured_ci_low": -0.018,
+        "measured_ci_high": 0.041,
+        "true_incremental_retention": 0.018,
+        "is_covered": True,
+        "treated_customers": 2137,
+        "control_customers": 2146,
+    }
+    assert "+1.1 pp" in truth_sentence(row) and "+1.8 pp" in truth_sentence(row)
+    assert "covers the truth" in truth_sentence(row)
+    assert "does NOT cover" in truth_sentence({**row, "is_covered": False})
+    assert "nothing to check" in truth_sentence({**row, "true_incremental_retention": None})

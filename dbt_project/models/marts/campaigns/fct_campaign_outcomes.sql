@@ -1,0 +1,85 @@
+-- One row per rewards decision (a pre-grant to a treated customer or a holdout of a control
+-- customer) taken on or before the run's as-of date, with what the customer did in the retention
+-- window that starts at the decision: whether they bought (retained), what they spent, and for
+-- treated customers the miles granted, redeemed and clawed back and what the redeemed miles cost.
+-- Only purchases strictly before the as-of date count, so a young cohort's window is still open.
+{%- set window_days = var('retention_window_days') %}
+with
+
+decisions as (
+    select * from {{ ref('fct_pregrant_decisions') }}
+),
+
+transactions as (
+    select * from {{ ref('stg_landing__transactions') }}
+),
+
+segments as (
+    select * from {{ ref('fct_campaign_decision_segments') }}
+),
+
+windows as (
+    select
+        *,
+        -- the window runs from the decision's midnight (UTC) for retention_window_days days
+        cast(decision_date as timestamp) as window_starts_at,
+        cast(decision_date as timestamp) + to_days({{ window_days }}) as window_ends_at
+    from decisions
+),
+
+purchases_in_window as (
+    select
+        windows.decision_id,
+        count(*) as purchase_count,
+        sum(cast(transactions.amount as double)) as revenue
+    from windows
+    inner join transactions
+        on windows.customer_id = transactions.customer_id
+            and transactions.occurred_at >= windows.window_starts_at
+            and transactions.occurred_at < windows.window_ends_at
+            and transactions.occurred_at < cast({{ as_of_date() }} as timestamp)
+    where transactions.transaction_kind = 'purchase'
+    group by windows.decision_id
+),
+
+outcomes as (
+    select
+        ----------  ids
+        windows.decision_id,
+        windows.customer_id,
+        windows.campaign_id,
+        ----------  the cohort and the arm
+        windows.decision_date as cohort_date,
+        windows.arm,
+        windows.grant_rule,
+        ----------  who, before the grant: risk band and segment on the decision date
+        windows.churn_probability,
+        case
+            -- the thresholds of ml/params.yaml (risk_bands), applied to the decision's own score
+            when windows.churn_probability is null then 'unknown'
+            when windows.churn_probability >= {{ var('risk_band_high') }} then 'high'
+            when windows.churn_probability >= {{ var('risk_band_medium') }} then 'medium'
+            else 'low'
+        end as risk_band,
+        segments.segment_at_decision as segment,
+        ----------  the retention window
+        cast(windows.window_ends_at as date) as window_end_date,
+        cast(windows.window_ends_at as date) <= {{ as_of_date() }} as is_window_complete,
+        ----------  what the customer did in it (purchases before the as-of date)
+        coalesce(purchases_in_window.purchase_count, 0) > 0 as is_retained,
+        coalesce(purchases_in_window.purchase_count, 0) as purchase_count,
+        coalesce(purchases_in_window.revenue, 0.0) as revenue,
+        ----------  the miles (0 for control) and what the redeemed ones cost
+        windows.granted_points,
+        coalesce(windows.used_points, 0) as redeemed_points,
+        coalesce(windows.clawed_back_points, 0) as clawed_back_points,
+        cast(coalesce(windows.used_points, 0) * {{ var('value_per_mile') }} as double) as redeemed_cost,
+        {{ as_of_date() }} as as_of_date
+    from windows
+    left join purchases_in_window
+        on windows.decision_id = purchases_in_window.decision_id
+    left join segments
+        on windows.decision_id = segments.decision_id
+)
+
+select * from outcomes
