@@ -35,8 +35,8 @@ purchases_in_window as (
     from windows
     inner join transactions
         on windows.customer_id = transactions.customer_id
-            and transactions.occurred_at >= windows.window_starts_at
-            and transactions.occurred_at < windows.window_ends_at
+            and windows.window_starts_at <= transactions.occurred_at
+            and windows.window_ends_at > transactions.occurred_at
             and transactions.occurred_at < cast({{ as_of_date() }} as timestamp)
     where transactions.transaction_kind = 'purchase'
     group by windows.decision_id

@@ -12,11 +12,23 @@ outcomes as (
 ),
 
 sliced as (
-    select *, 'overall' as dimension, 'all' as dimension_value from outcomes
+    select
+        *,
+        'overall' as dimension,
+        'all' as dimension_value
+    from outcomes
     union all
-    select *, 'segment' as dimension, segment as dimension_value from outcomes
+    select
+        *,
+        'segment' as dimension,
+        segment as dimension_value
+    from outcomes
     union all
-    select *, 'risk_band' as dimension, risk_band as dimension_value from outcomes
+    select
+        *,
+        'risk_band' as dimension,
+        risk_band as dimension_value
+    from outcomes
 ),
 
 cohorts as (
@@ -105,20 +117,27 @@ estimates as (
     -- standard error; only where the cohort can conclude
     select
         *,
-        case when not (is_too_young or is_too_small) then
-            treated_retention_rate - control_retention_rate
+        case
+            when not (is_too_young or is_too_small)
+                then treated_retention_rate - control_retention_rate
         end as incremental_retention,
-        case when not (is_too_young or is_too_small) then
-            sqrt(
-                treated_retention_rate * (1 - treated_retention_rate) / treated_customers
-                + control_retention_rate * (1 - control_retention_rate) / control_customers
-            )
+        case
+            when not (is_too_young or is_too_small)
+                then sqrt(
+                        treated_retention_rate * (1 - treated_retention_rate) / treated_customers
+                        + control_retention_rate * (1 - control_retention_rate) / control_customers
+                    )
         end as retention_standard_error,
-        case when not (is_too_young or is_too_small) then
-            treated_revenue_per_customer - control_revenue_per_customer
+        case
+            when not (is_too_young or is_too_small)
+                then treated_revenue_per_customer - control_revenue_per_customer
         end as incremental_revenue_per_customer,
-        case when not (is_too_young or is_too_small) then
-            sqrt(treated_revenue_variance / treated_customers + control_revenue_variance / control_customers)
+        case
+            when not (is_too_young or is_too_small)
+                then sqrt(
+                        treated_revenue_variance / treated_customers
+                        + control_revenue_variance / control_customers
+                    )
         end as revenue_standard_error
     from rates
 ),
@@ -144,7 +163,8 @@ profits as (
             as incremental_profit,
         incremental_revenue_per_customer_ci_low * {{ var('margin_rate') }} * treated_customers - redeemed_cost
             as incremental_profit_ci_low,
-        incremental_revenue_per_customer_ci_high * {{ var('margin_rate') }} * treated_customers - redeemed_cost
+        incremental_revenue_per_customer_ci_high * {{ var('margin_rate') }} * treated_customers
+        - redeemed_cost
             as incremental_profit_ci_high
     from intervals
 ),

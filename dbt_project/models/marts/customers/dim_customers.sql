@@ -60,7 +60,8 @@ described as (
         features.purchases_lifetime > 0 as has_purchased,
         ----------  contact: the message channel they answer best on, among those they were reached on
         case
-            when greatest(features.email_sent_90d, features.sms_sent_90d, features.push_sent_90d) = 0 then null
+            when greatest(features.email_sent_90d, features.sms_sent_90d, features.push_sent_90d) = 0
+                then null
             when
                 features.email_engagement_score
                 >= greatest(features.sms_engagement_score, features.push_engagement_score)
