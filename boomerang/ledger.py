@@ -55,6 +55,7 @@ LEDGER_DDL = (
         decision_rank      integer,                -- 1 = the best expected value of the run
         budget_used_points bigint,                 -- points granted by the run up to and including this one
         tenure_days        integer,
+        segment            varchar,                -- marketing segment at the decision, before any grant moved it
         channel            varchar,                -- email | sms | push: how the customer is told
         payload_hash       varchar   not null,     -- sha256 of every column above (canonical JSON)
         recorded_at        timestamp not null      -- wall clock, for operators only (not in the hash)
@@ -203,6 +204,7 @@ class Entry:
     decision_rank: int | None = None
     budget_used_points: int | None = None
     tenure_days: int | None = None
+    segment: str | None = None
     channel: str | None = None
     message: str | None = field(default=None, compare=False)  # outbox text, not ledger payload
 
@@ -239,7 +241,11 @@ ENTRY_COLUMNS = [name for name in Entry.__dataclass_fields__ if name != "message
 def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ``ledger`` schema, its tables and views (needs ``raw`` and ``ops`` first)."""
     con.execute("create schema if not exists ledger")
-    for ddl in LEDGER_DDL:
+    for ddl in LEDGER_DDL[:1]:
+        con.execute(ddl)
+    # ledgers created before the decision record held the segment (a new column, null in old entries)
+    con.execute("alter table ledger.entries add column if not exists segment varchar")
+    for ddl in LEDGER_DDL[1:]:
         con.execute(ddl)
 
 

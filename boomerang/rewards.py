@@ -73,6 +73,7 @@ select
     scores.reason_3,
     customers.has_marketing_consent,
     customers.tenure_days,
+    customers.segment,
     features.spend_365d,
     customers.best_channel,
     open_complaints.open_complaint_days,
@@ -129,6 +130,7 @@ def decision_entries(decisions: pd.DataFrame, policy: Policy, as_of: date) -> li
                 decision_rank=int(row["decision_rank"]),
                 budget_used_points=int(row["budget_used_points"]),
                 tenure_days=None if pd.isna(row["tenure_days"]) else int(row["tenure_days"]),
+                segment=_text(row.get("segment")),
                 channel=row["channel"] if treated else None,
                 message=message(row, policy) if treated else None,
             )

@@ -7,7 +7,9 @@ As of 2025-04-15, 30-day retention window:
   before the window and at its very end: not retained.
 - cohort 2025-04-01: 10 against 10, window open until 05-01: too young (C081's purchase on the
   as-of date itself does not count).
-- cohort 2025-04-15 (the as-of date): 5 treated; their segment at decision is today's segment.
+- cohort 2025-04-15 (the as-of date): 5 treated, too young.
+Segments come from the decision records: cohort A's treated were 'at_risk' when decided, everyone
+else 'occasional'.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def _decision(number: int, day: date, arm: str) -> ledger.Entry:
         "grant_rule": "promotional",
         "churn_probability": 0.6,
         "model_version": "test-model",
+        "segment": "at_risk" if (day == COHORT_A and arm == "treatment") else "occasional",
     }
     if arm == "control":
         return ledger.Entry(
@@ -214,15 +217,13 @@ def test_slices_add_up_to_the_cohort(built):
     assert [row["value"] for row in _results(built, "all", "risk_band")] == ["high"]
 
 
-def test_the_segment_is_taken_at_the_decision(built):
-    """For today's cohort the decision date is the as-of date: its segment is dim_customers' segment."""
+def test_the_segment_is_the_one_recorded_at_the_decision(built):
+    """A grant moves a customer's segment later; the comparison uses the segment the decision kept."""
     rows = query(
         built,
-        "select outcomes.segment, customers.segment from marts.fct_campaign_outcomes as outcomes "
-        "inner join marts.dim_customers as customers using (customer_id) where outcomes.cohort_date = ?",
-        [AS_OF],
+        "select cohort_date, arm, segment, count(*) from marts.fct_campaign_outcomes group by all order by all",
     )
-    assert len(rows) == 5 and all(at_decision == today for at_decision, today in rows)
-    assert query(built, "select count(*) from marts.fct_campaign_outcomes where segment = 'unknown'") == [
-        (0,)
-    ]
+    assert (date(2025, 3, 1), "treatment", "at_risk", 40) in rows
+    assert {segment for _, _, segment, _ in rows} == {"at_risk", "occasional"}
+    [control] = [r for r in _results(built, "2025-03-01", "segment") if r["value"] == "occasional"]
+    assert control["treated"] == 0 and control["control"] == 40

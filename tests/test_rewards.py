@@ -99,6 +99,12 @@ def test_a_run_grants_holds_out_and_records_why(clean_run):
         assert row[4] == row[5] == row[2]  # every decision names its model and reasons
         assert row[6] == 1
     assert by_kind["pregrant"][8] <= settings.policy.budget_points
+    # the segment at the decision is part of the record, as dim_customers had it that day
+    assert query(
+        settings,
+        "select count(*) from ledger.entries join marts.dim_customers using (customer_id) "
+        "where entries.segment is distinct from dim_customers.segment",
+    ) == [(0,)]
     # every grant is in the outbox, with a message and a channel; the holdout is not
     outbox = [json.loads(line) for line in (settings.outbox_dir / f"{AS_OF}.jsonl").read_text().splitlines()]
     assert len(outbox) == counts["treatment"]

@@ -14,10 +14,6 @@ transactions as (
     select * from {{ ref('stg_landing__transactions') }}
 ),
 
-segments as (
-    select * from {{ ref('fct_campaign_decision_segments') }}
-),
-
 windows as (
     select
         *,
@@ -61,7 +57,8 @@ outcomes as (
             when windows.churn_probability >= {{ var('risk_band_medium') }} then 'medium'
             else 'low'
         end as risk_band,
-        segments.segment_at_decision as segment,
+        -- recorded in the decision itself: the segment before the grant could move it
+        coalesce(windows.segment, 'unknown') as segment,
         ----------  the retention window
         cast(windows.window_ends_at as date) as window_end_date,
         cast(windows.window_ends_at as date) <= {{ as_of_date() }} as is_window_complete,
@@ -78,8 +75,6 @@ outcomes as (
     from windows
     left join purchases_in_window
         on windows.decision_id = purchases_in_window.decision_id
-    left join segments
-        on windows.decision_id = segments.decision_id
 )
 
 select * from outcomes

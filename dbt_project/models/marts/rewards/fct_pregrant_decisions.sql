@@ -43,6 +43,7 @@ final as (
         decisions.decision_rank,
         decisions.budget_used_points,
         decisions.tenure_days,
+        decisions.segment,
         decisions.policy_version,
         ----------  the lot as of the as-of date (treatment only)
         pregrant_lots.used_points,

@@ -27,6 +27,7 @@ renamed as (
         decision_rank,
         budget_used_points,
         tenure_days,
+        segment,
         ----------  why this customer: the model's top risk reasons
         reason_1 as risk_reason_1,
         reason_2 as risk_reason_2,
