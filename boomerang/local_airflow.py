@@ -73,33 +73,13 @@ def dags_test(settings: Settings, dag_id: str, logical_date: date, *, echo: bool
     Progress lines are printed as they come when ``echo`` is true; the full
     output goes to ``<airflow_home>/logs/dags-test/<dag_id>/<date>.log``.
     """
-    log_file = settings.airflow_home / "logs" / "dags-test" / dag_id / f"{logical_date.isoformat()}.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    tail: deque[str] = deque(maxlen=60)
-    with (
-        log_file.open("w") as sink,
-        subprocess.Popen(
-            [airflow_executable(), "dags", "test", dag_id, logical_date.isoformat()],
-            env=airflow_env(settings),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        ) as process,
-    ):
-        assert process.stdout is not None
-        for line in process.stdout:
-            sink.write(line)
-            tail.append(line.rstrip())
-            if echo and _is_progress(line):
-                print(f"  {_short(line)}", flush=True)
-    if process.returncode != 0:
-        errors = [line for line in tail if "error" in line.lower() or line.startswith("  -")]
-        raise AirflowRunError(
-            f"{dag_id} for {logical_date} failed (exit {process.returncode}).\n"
-            + "\n".join(errors[-20:] or list(tail)[-20:])
-            + f"\nFull log: {log_file}"
-        )
-    return log_file
+    return _run_logged(
+        settings,
+        [airflow_executable(), "dags", "test", dag_id, logical_date.isoformat()],
+        f"{dag_id} for {logical_date}",
+        settings.airflow_home / "logs" / "dags-test" / dag_id / f"{logical_date.isoformat()}.log",
+        echo,
+    )
 
 
 def dags_test_dates(settings: Settings, dag_id: str, logical_dates: list[date], *, echo: bool = True) -> Path:
@@ -110,16 +90,20 @@ def dags_test_dates(settings: Settings, dag_id: str, logical_dates: list[date], 
     backfill of many days in ``make demo`` and the tests use. Stops at the first failed run.
     """
     first, last = logical_dates[0].isoformat(), logical_dates[-1].isoformat()
-    log_file = settings.airflow_home / "logs" / "dags-test" / dag_id / f"{first}_{last}.log"
+    return _run_logged(
+        settings,
+        [sys.executable, "-m", "boomerang.local_airflow", dag_id, *(d.isoformat() for d in logical_dates)],
+        f"{dag_id} for {first}..{last}",
+        settings.airflow_home / "logs" / "dags-test" / dag_id / f"{first}_{last}.log",
+        echo,
+    )
+
+
+def _run_logged(settings: Settings, command: list[str], what: str, log_file: Path, echo: bool) -> Path:
+    """Run an Airflow command, all of its output to ``log_file``, progress lines to the terminal;
+    raise :class:`AirflowRunError` with the lines that say why if it fails."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=60)
-    command = [
-        sys.executable,
-        "-m",
-        "boomerang.local_airflow",
-        dag_id,
-        *(d.isoformat() for d in logical_dates),
-    ]
     with (
         log_file.open("w") as sink,
         subprocess.Popen(
@@ -135,7 +119,7 @@ def dags_test_dates(settings: Settings, dag_id: str, logical_dates: list[date], 
     if process.returncode != 0:
         errors = [line for line in tail if "error" in line.lower() or line.startswith("  -")]
         raise AirflowRunError(
-            f"{dag_id} for {first}..{last} failed (exit {process.returncode}).\n"
+            f"{what} failed (exit {process.returncode}).\n"
             + "\n".join(errors[-20:] or list(tail)[-20:])
             + f"\nFull log: {log_file}"
         )
