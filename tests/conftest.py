@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -83,6 +84,58 @@ def ml_champion(ml_world: Settings) -> str:
     pipeline.evaluate_model(ml_world, version)
     assert pipeline.promote_model(ml_world, version)
     return version
+
+
+# A pre-grant campaign through Airflow on the trained world: a run every 7 or so days over 30
+# simulated days (each run's world advances that many days and loads them), so grants, redemptions
+# and clawbacks all happen at a fraction of the cost of 30 daily runs (a run costs about 35 s here,
+# mostly two dbt start-ups; tests/test_end_to_end.py runs consecutive days, `make demo` 17 of them).
+CAMPAIGN_DATES = [ML_AS_OF + timedelta(days=offset) for offset in (0, 7, 14, 21, 30)]
+
+
+@dataclass(frozen=True)
+class Campaign:
+    settings: Settings
+    run_dates: list[date]
+    reads: dict[str, list[dict]]  # what the serving-snapshot readers saw during the runs
+    snapshot_after: list[tuple]  # the snapshot's as-of date, read right after the last run
+
+
+@pytest.fixture(scope="session")
+def campaign(ml_world: Settings, ml_champion: str, tmp_path_factory: pytest.TempPathFactory) -> Campaign:
+    """A copy of the trained world, then boomerang_daily through Airflow on every campaign date,
+    with reader processes querying the serving snapshot all along (pre-grants expire after 6 days)."""
+    import shutil
+
+    from serving_readers import readers_running
+
+    from boomerang.local_airflow import dags_test_dates, ensure_metadata_db
+
+    home = tmp_path_factory.mktemp("campaign")
+    for name in ("warehouse", "landing", "world", "models"):
+        shutil.copytree(ml_world.warehouse_path.parents[1] / name, home / name)
+    (home / "warehouse" / "serving.duckdb").unlink(missing_ok=True)
+    settings = make_settings(
+        home,
+        BOOMERANG_WORLD_CUSTOMERS=str(ML_CUSTOMERS),
+        BOOMERANG_GRANT_EXPIRY_DAYS="6",
+        BOOMERANG_GRANT_COOLDOWN_DAYS="9",
+        BOOMERANG_GRANT_BUDGET_POINTS="60000",
+    )
+    ensure_metadata_db(settings)
+    readers = tmp_path_factory.mktemp("readers")
+    with readers_running(settings.serving_path, readers) as reads:
+        dags_test_dates(settings, "boomerang_daily", CAMPAIGN_DATES, echo=False)
+    after = query_file(settings.serving_path, "select distinct as_of_date from meta.snapshot")
+    return Campaign(settings, CAMPAIGN_DATES, reads, after)
+
+
+def query_file(path: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def write_file(landing: Path, relative: str, text: str) -> Path:

@@ -4,43 +4,25 @@ champion churn model; grants are made, redeemed by the world, clawed back; the b
 from __future__ import annotations
 
 import json
-import shutil
-from datetime import timedelta
 
 import duckdb
 import pytest
-from conftest import ML_AS_OF, ML_CUSTOMERS, make_settings, query, table_checksums
+from conftest import CAMPAIGN_DATES, query, table_checksums
 
 from boomerang import ledger
-from boomerang.local_airflow import dags_test, dags_test_dates, ensure_metadata_db
+from boomerang.local_airflow import dags_test
 from boomerang.simulator import World
 
 pytestmark = pytest.mark.slow
 
-# A run every fifth day over 30 simulated days: each run's world advances five days and loads
-# them, so grants, redemptions and clawbacks all happen, at a fifth of the cost of 30 daily runs
-# (about 30 s each here, mostly two dbt start-ups; tests/test_end_to_end.py runs consecutive days,
-# `make demo` 17 of them).
-RUN_DATES = [ML_AS_OF + timedelta(days=5 * k) for k in range(7)]
-EXPIRY_DAYS = 6
+# The campaign itself is the session fixture `campaign` (tests/conftest.py): boomerang_daily through
+# Airflow on CAMPAIGN_DATES, while reader processes query the serving snapshot (tests/test_serving.py).
+RUN_DATES = CAMPAIGN_DATES
 
 
 @pytest.fixture(scope="module")
-def campaign(ml_world, ml_champion, tmp_path_factory):
-    """A copy of the trained world, then boomerang_daily through Airflow on every run date."""
-    home = tmp_path_factory.mktemp("campaign")
-    for name in ("warehouse", "landing", "world", "models"):
-        shutil.copytree(ml_world.warehouse_path.parents[1] / name, home / name)
-    settings = make_settings(
-        home,
-        BOOMERANG_WORLD_CUSTOMERS=str(ML_CUSTOMERS),
-        BOOMERANG_GRANT_EXPIRY_DAYS=str(EXPIRY_DAYS),
-        BOOMERANG_GRANT_COOLDOWN_DAYS="9",
-        BOOMERANG_GRANT_BUDGET_POINTS="60000",
-    )
-    ensure_metadata_db(settings)
-    dags_test_dates(settings, "boomerang_daily", RUN_DATES, echo=False)
-    return settings
+def campaign(campaign):  # noqa: F811 - this module reads the campaign's settings
+    return campaign.settings
 
 
 def counts(settings) -> dict[str, int]:

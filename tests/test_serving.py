@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
 from datetime import date, timedelta
 from importlib.util import find_spec
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import TINY_START, make_settings, table_checksums
+from conftest import make_settings, table_checksums
 
 from boomerang import serving
 from boomerang.warehouse import ensure_schemas
@@ -271,123 +269,17 @@ def test_replacing_the_snapshot_works_while_a_reader_holds_the_old_one(warehouse
 
 # ---------------------------------------------------------------- through Airflow, with readers
 
-FIRST = TINY_START + timedelta(days=60)
-SECOND = FIRST + timedelta(days=1)
-
-# A BI user in another process: opens the snapshot read-only and queries it in a loop, checking in
-# each connection that meta.snapshot's row counts match the tables it reads. `cycle` reopens every
-# second; `hold` keeps its first connection to the end, across the snapshot being replaced.
-READER = r"""
-import json, os, sys, time
-import duckdb
-
-path, out, stop, mode = sys.argv[1:5]
-deadline = time.monotonic() + 1500
-CHECKSUM = "select count(*), md5(string_agg(md5(t::varchar), '' order by md5(t::varchar))) from marts.dim_customers as t"
-
-def snapshot_inode():
-    try:
-        return os.stat(path).st_ino
-    except FileNotFoundError:
-        return None
-
-with open(out, "w") as sink:
-    def emit(**row):
-        sink.write(json.dumps(row, default=str) + "\n")
-        sink.flush()
-
-    connection = 0
-    while not os.path.exists(stop) and time.monotonic() < deadline:
-        if not os.path.exists(path):
-            time.sleep(0.2)
-            continue
-        inode = snapshot_inode()
-        try:
-            con = duckdb.connect(path, read_only=True)
-        except Exception as error:
-            emit(kind="error", stage="open", error=repr(error))
-            time.sleep(0.2)
-            continue
-        if snapshot_inode() != inode:
-            inode = None  # replaced while opening: which file this connection holds is unknown
-        connection += 1
-        opened = time.monotonic()
-        try:
-            while not os.path.exists(stop) and (mode == "hold" or time.monotonic() - opened < 1.0):
-                try:
-                    rows = con.execute(
-                        "select table_schema, table_name, row_count, as_of_date from meta.snapshot"
-                    ).fetchall()
-                    expected = {f"{s}.{t}": n for s, t, n, _ in rows}
-                    seen = {
-                        name: con.execute(f"select count(*) from {name}").fetchone()[0] for name in expected
-                    }
-                    tables = {
-                        f"{s}.{t}"
-                        for s, t in con.execute(
-                            "select table_schema, table_name from information_schema.tables "
-                            "where table_schema <> 'meta'"
-                        ).fetchall()
-                    }
-                    emit(
-                        kind="query",
-                        connection=connection,
-                        inode_at_open=inode,
-                        inode_now=snapshot_inode(),
-                        as_of=sorted({str(r[3]) for r in rows}),
-                        consistent=seen == expected and tables == set(expected),
-                        checksum=list(con.execute(CHECKSUM).fetchone()),
-                    )
-                except Exception as error:
-                    emit(kind="error", stage="query", connection=connection, error=repr(error))
-                time.sleep(0.1)
-        finally:
-            con.close()
-"""
-
-
-@pytest.fixture(scope="module")
-def daily_runs_with_readers(tmp_path_factory):
-    """boomerang_daily through Airflow on two days while two reader processes query the snapshot."""
-    from boomerang.local_airflow import dags_test_dates, ensure_metadata_db
-
-    home = tmp_path_factory.mktemp("serving_e2e")
-    settings = make_settings(home)
-    ensure_metadata_db(settings)
-    script = home / "reader.py"
-    script.write_text(READER)
-    stop = home / "stop"
-    readers = {
-        mode: subprocess.Popen(
-            [
-                sys.executable,
-                str(script),
-                str(settings.serving_path),
-                str(home / f"{mode}.jsonl"),
-                str(stop),
-                mode,
-            ]
-        )
-        for mode in ("cycle", "hold")
-    }
-    try:
-        started = time.monotonic()
-        dags_test_dates(settings, "boomerang_daily", [FIRST, SECOND], echo=False)
-        elapsed = time.monotonic() - started
-    finally:
-        stop.touch()
-        for process in readers.values():
-            process.wait(timeout=60)
-    reads = {
-        mode: [json.loads(line) for line in (home / f"{mode}.jsonl").read_text().splitlines()]
-        for mode in readers
-    }
-    return settings, reads, elapsed
+# A BI user in another process (tests/serving_readers.py) opens the snapshot read-only and queries it
+# in a loop, checking in each connection that meta.snapshot's row counts match the tables it reads.
+# `cycle` reopens every second; `hold` keeps its first connection to the end, across replacements.
+# The concurrency tests ride on the campaign of tests/conftest.py (`campaign`): boomerang_daily through
+# Airflow on several dates, with two reader processes querying the serving snapshot all along.
 
 
 @pytest.mark.slow
-def test_readers_never_see_a_half_published_snapshot_and_never_block_a_run(daily_runs_with_readers):
-    settings, reads, _elapsed = daily_runs_with_readers  # the runs succeeded: dags_test_dates raises if not
+def test_readers_never_see_a_half_published_snapshot_and_never_block_a_run(campaign):
+    settings, reads = campaign.settings, campaign.reads  # the runs succeeded: dags_test_dates raises if not
+    first, last = campaign.run_dates[0], campaign.run_dates[-1]
 
     for mode, rows in reads.items():
         assert [row for row in rows if row["kind"] == "error"] == [], mode
@@ -403,25 +295,23 @@ def test_readers_never_see_a_half_published_snapshot_and_never_block_a_run(daily
 
     cycle = [row for row in reads["cycle"] if row["kind"] == "query"]
     dates = [row["as_of"][0] for row in cycle]
-    assert dates == sorted(dates) and set(dates) == {str(FIRST), str(SECOND)}
+    assert dates == sorted(dates) and set(dates) == {str(day) for day in campaign.run_dates}
     assert len({row["connection"] for row in cycle}) > 5  # it reopened many times
 
     # The holder opened the first snapshot and kept reading it, whole, after the second replaced it.
     hold = [row for row in reads["hold"] if row["kind"] == "query"]
     assert {row["connection"] for row in hold} == {1}
-    assert {row["as_of"][0] for row in hold} == {str(FIRST)}
+    assert {row["as_of"][0] for row in hold} == {str(first)}
     assert any(row["inode_now"] != row["inode_at_open"] for row in hold[-3:])
 
-    # A reader opened afterwards sees the last run's snapshot.
-    assert snapshot_rows(settings.serving_path, "select distinct as_of_date from meta.snapshot") == [
-        (SECOND,)
-    ]
+    # A reader opened afterwards saw the last run's snapshot.
+    assert campaign.snapshot_after == [(last,)]
     assert not [p.name for p in settings.serving_path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
 @pytest.mark.slow
-def test_the_published_snapshot_has_no_pii_and_no_raw_staging_or_ledger(daily_runs_with_readers):
-    settings, _reads, _elapsed = daily_runs_with_readers
+def test_the_published_snapshot_has_no_pii_and_no_raw_staging_or_ledger(campaign):
+    settings = campaign.settings
     pii = serving.pii_columns(settings.dbt_target_dir)
     assert {"email", "phone"} <= pii  # read from dbt's manifest of the run
 
@@ -451,12 +341,9 @@ def test_the_published_snapshot_has_no_pii_and_no_raw_staging_or_ledger(daily_ru
 
 
 @pytest.mark.slow
-def test_the_old_client_reads_the_published_marts(daily_runs_with_readers):
-    settings, _reads, _elapsed = daily_runs_with_readers
-    path = settings.serving_path
-    assert old_client_rows(path, "select distinct as_of_date::varchar as as_of from meta.snapshot") == [
-        {"as_of": str(SECOND)}
-    ]
+def test_the_old_client_reads_the_published_marts(campaign):
+    path = campaign.settings.serving_path
+    [published] = old_client_rows(path, "select distinct as_of_date::varchar as as_of from meta.snapshot")
     for row in old_client_rows(path, "select table_schema, table_name, row_count from meta.snapshot"):
         [count] = old_client_rows(
             path, f"select count(*) as n from {row['table_schema']}.{row['table_name']}"
@@ -465,7 +352,7 @@ def test_the_old_client_reads_the_published_marts(daily_runs_with_readers):
     [customers] = old_client_rows(
         path, "select count(*) as n, max(as_of_date)::varchar as as_of from marts.dim_customers"
     )
-    assert customers == {"n": customers["n"], "as_of": str(SECOND)} and customers["n"] > 0
+    assert customers == {"n": customers["n"], "as_of": published["as_of"]} and customers["n"] > 0
 
 
 def test_settings_name_the_serving_file(tmp_path):
