@@ -32,6 +32,7 @@ h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #
 .tile .value { font-size: 1.45rem; font-weight: 600; } .tile .label { color: #627d98; font-size: .85rem; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; margin: .6rem 0; }
 th, td { text-align: right; padding: .3rem .5rem; border-bottom: 1px solid #e4e7eb; white-space: nowrap; }
+th { white-space: normal; vertical-align: bottom; }
 th:first-child, td:first-child { text-align: left; }
 .good { color: #1a7f37; } .bad { color: #b42318; } .warn { color: #9a6700; }
 figure { margin: 1rem 0; } svg { max-width: 100%; height: auto; }
