@@ -430,6 +430,8 @@ def render(data: dict, as_of: date, value_per_mile: float) -> str:
                 "incremental_retention_ci_low",
                 "incremental_retention_ci_high",
                 "incremental_profit",
+                "incremental_profit_ci_low",
+                "incremental_profit_ci_high",
                 "verdict",
                 "profit_verdict",
             )
@@ -442,6 +444,8 @@ def render(data: dict, as_of: date, value_per_mile: float) -> str:
             "incremental_retention_ci_low": "pp",
             "incremental_retention_ci_high": "pp",
             "incremental_profit": "money",
+            "incremental_profit_ci_low": "money",
+            "incremental_profit_ci_high": "money",
         }
         ordered = results.sort_values(["dimension", "cohort_date", "dimension_value"], na_position="first")
         parts.append(
