@@ -188,6 +188,7 @@ def clawback_entries(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy
         if not lot["is_expired"] or lot["clawbacks"] > 0 or unused <= 0:
             continue  # open, already clawed back, or fully used: closed with no entry
         expires_at: datetime = lot["expires_at"]
+        last_day = expires_at - timedelta(days=1)  # the last day the gift could be spent
         entries.append(
             ledger.Entry(
                 entry_key=ledger.clawback_key(lot["lot_id"]),
@@ -199,9 +200,7 @@ def clawback_entries(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy
                 campaign_id=lot["campaign_id"],
                 policy_version=policy.version,
                 as_of_date=expires_at.date(),
-                message=f"{unused} unused gift miles expired on {expires_at - timedelta(days=1):%d %B %Y}.".lstrip(
-                    "0"
-                ),
+                message=f"{unused} unused gift miles expired after {last_day.day} {last_day:%B %Y}.",
             )
         )
     return entries

@@ -248,4 +248,5 @@ def test_clawback_step_writes_its_outbox_file(tmp_path):
     assert again == {"lots_clawed_back": 0, "points_clawed_back": 0, "written": 0, "already_there": 0}
     [line] = (settings.outbox_dir / f"{EXPIRY}.jsonl").read_text().splitlines()
     assert json.loads(line)["operation"] == "debit"
+    assert json.loads(line)["message"] == "500 unused gift miles expired after 30 March 2025."
     assert datetime.fromisoformat(json.loads(line)["as_of_date"]).date() == EXPIRY
