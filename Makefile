@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup browser demo test lint format docs clean
+.PHONY: help setup browser demo test bench lint format docs clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,6 +45,12 @@ browser: ## install headless Chromium for the report test, if missing (apt-get, 
 test: setup browser ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
+# Not part of `make test`: it simulates and builds worlds of 10k, 100k and 1M customers with two years
+# of history (about 12 GB under bench/, the worlds cached for the next run). A quick look at one size:
+#   make bench BENCH_ARGS="--sizes 10000 --history-size 0"
+bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (about 1.5 hours; see README)
+	$(BIN)/python -m boomerang.bench $(BENCH_ARGS)
+
 lint: setup ## ruff + sqlfluff
 	$(BIN)/ruff check boomerang ml dags tests
 	$(BIN)/ruff format --check boomerang ml dags tests
@@ -61,3 +67,4 @@ docs: setup ## dbt docs (catalog + lineage) for the demo warehouse
 
 clean: ## remove local state: warehouse, landing, world, quarantine, reports, trained models, Airflow home (not the venv)
 	rm -rf warehouse landing world quarantine reports outbox models/churn .airflow
+	@echo "(bench/ keeps the benchmark's cached worlds; remove it by hand to free the space)"

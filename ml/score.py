@@ -22,17 +22,9 @@ def score_frame(model: TrainedModel, features: pd.DataFrame, params: Params) -> 
     probability = model.predict(features)
     contrib = contributions(model.booster, features, model.features)
     order = np.argsort(-contrib, axis=1)[:, :3]
-    reasons = []
+    top = np.take_along_axis(contrib, order, axis=1)
     values = features[model.features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    for row in range(len(features)):
-        words = []
-        for column in order[row]:
-            if contrib[row, column] <= 0:
-                break  # only what raises the risk counts as a reason
-            value = values[row, column]
-            words.append(describe(model.features[column], None if np.isnan(value) else value))
-        reasons.append(words + [None] * (3 - len(words)))
-    reason_columns = list(zip(*reasons, strict=True)) if reasons else [(), (), ()]
+    reason_columns = [_reasons(model.features, order[:, rank], top[:, rank], values) for rank in range(3)]
     return pd.DataFrame(
         {
             "customer_id": features["customer_id"].to_numpy(),
@@ -40,11 +32,32 @@ def score_frame(model: TrainedModel, features: pd.DataFrame, params: Params) -> 
             "churn_probability": probability.astype(float),
             "risk_band": risk_band(probability, params.risk_bands),
             "model_version": model.version,
-            "reason_1": list(reason_columns[0]),
-            "reason_2": list(reason_columns[1]),
-            "reason_3": list(reason_columns[2]),
+            "reason_1": reason_columns[0],
+            "reason_2": reason_columns[1],
+            "reason_3": reason_columns[2],
         }
     )
+
+
+def _reasons(
+    names: list[str], feature: np.ndarray, contribution: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """One reason column in words: for each row, its ``feature``-th feature and value, said as
+    :func:`ml.features.describe` says it, or None where that feature does not raise the risk.
+
+    Vectorised: each distinct (feature, value) is put into words once, however many customers
+    share it (a million customers have a few thousand distinct values per feature).
+    """
+    out = np.full(len(feature), None, dtype=object)
+    raises = contribution > 0  # only what raises the risk counts as a reason
+    for column in np.unique(feature[raises]):
+        rows = np.flatnonzero(raises & (feature == column))
+        distinct, inverse = np.unique(values[rows, column], return_inverse=True)
+        words = np.array(
+            [describe(names[column], None if np.isnan(value) else value) for value in distinct], dtype=object
+        )
+        out[rows] = words[inverse.reshape(-1)]
+    return out
 
 
 def score_customers(

@@ -1,0 +1,661 @@
+"""``make bench``: what each stage of the pipeline costs at 10k, 100k and 1M customers.
+
+For each size the benchmark simulates a world with two years of history (cached by seed, size and
+length under ``bench/cache/``, so a rerun skips the simulation), loads and builds that history,
+trains a champion, then times one daily run stage by stage through the same functions the DAGs
+call (:mod:`boomerang.pipeline`). Every stage runs in its own process, as an Airflow task does, so
+its peak memory (the process's maximum resident set, dbt's DuckDB included) is its own.
+
+It also times:
+
+* **the floor** of the feature build: one DuckDB pass that reads the same raw tables once and
+  aggregates them per customer. Features / floor says how far the dbt models are from the fastest
+  read the machine allows;
+* **scoring** in customers per second;
+* **how cost grows**: each stage's exponent in the number of customers, and, at one size, how
+  the daily run grows from one to two years of history.
+
+Results go to ``bench/results/bench.json`` and ``bench/results/bench.md`` (with the machine's
+description) and are printed. The targets (``TARGETS``) are checked, never lowered: a miss is
+reported with its size and the stage that limits it.
+
+Run: ``make bench`` (all three sizes, about an hour or more on 2 cores), or
+``python -m boomerang.bench --sizes 10000`` for a quick look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from boomerang.config import PROJECT_ROOT, Settings
+
+log = logging.getLogger("boomerang.bench")
+
+# Two years of history before the benchmarked day; the world ends well before today, because the
+# quality gate quarantines events in the future (wall clock).
+WORLD_START = date(2024, 1, 1)
+HISTORY_DAYS = 730
+SIZES = (10_000, 100_000, 1_000_000)
+
+# Loading and building the history, and the weekly training, once per size.
+HISTORY_STAGES = ("validate", "load", "dbt_build", "training_set", "train", "promote")
+# One daily run, in the DAG's order (boomerang_daily). ``simulate`` and ``truth_check`` exist only
+# in the simulated world; the rest is what a run on your own data does.
+DAILY_STAGES = (
+    "simulate",
+    "validate",
+    "load",
+    "dbt_build",
+    "score",
+    "clawback",
+    "pregrant",
+    "ledger_marts",
+    "invariants",
+    "truth_check",
+    "publish",
+    "report",
+    "verdict",
+)
+SIMULATED_ONLY = ("simulate", "truth_check")
+
+# The targets of issue #8, at 1M customers and two years of history on a 2-core, 24 GB machine.
+TARGETS = {
+    "daily_run_seconds": 600.0,  # load a day, build, score, clawback, pre-grant, invariants, publish
+    "daily_run_peak_gb": 8.0,
+    "features_over_floor": 3.0,
+    "scoring_customers_per_second": 100_000.0,
+    "simulate_history_seconds": 600.0,  # the 1M-customer, two-year world
+}
+TARGET_SIZE = 1_000_000
+
+# An exponent above this (time ~ customers^k) is named as growing faster than linear; a little
+# slack, because three sizes and one run each measure k to about ±0.1.
+SUPERLINEAR = 1.1
+
+
+# ---------------------------------------------------------------------------------------- stages
+
+
+def _run_stage_here(name: str, settings: Settings, as_of: date) -> object:
+    """Run one stage in this process (the child side of :func:`measure`)."""
+    from boomerang import pipeline
+
+    if name == "simulate":
+        return pipeline.simulate_world(settings, as_of)
+    if name == "validate":
+        return pipeline.validate_landing(settings, as_of)
+    if name == "load":
+        return pipeline.load_landing(settings, as_of)
+    if name == "dbt_build":
+        return pipeline.dbt_build(settings, as_of)
+    if name == "training_set":
+        return pipeline.build_training_set(settings, as_of)
+    if name == "train":
+        return pipeline.train_model(settings, as_of)
+    if name == "promote":
+        from ml.registry import churn_dir
+
+        candidates = sorted(p for p in churn_dir(settings.models_dir).iterdir() if p.is_dir())
+        version = candidates[-1].name
+        metrics = pipeline.evaluate_model(settings, version)
+        return {"version": version, "promoted": pipeline.promote_model(settings, version), "auc": metrics}
+    if name == "score":
+        return pipeline.score_customers(settings, as_of)
+    if name == "clawback":
+        return pipeline.clawback_expired(settings, as_of)
+    if name == "pregrant":
+        return pipeline.pregrant(settings, as_of)
+    if name == "ledger_marts":
+        return pipeline.build_scored_marts(settings, as_of)
+    if name == "invariants":
+        return pipeline.check_ledger(settings, as_of)
+    if name == "truth_check":
+        return pipeline.truth_check(settings, as_of)
+    if name == "publish":
+        return pipeline.publish_serving(settings, as_of)
+    if name == "report":
+        return pipeline.write_report(settings, as_of)
+    if name == "verdict":
+        return pipeline.quality_verdict(settings, as_of)
+    if name == "floor":
+        return feature_floor(settings.warehouse_path, as_of)
+    raise ValueError(f"Unknown benchmark stage {name!r}")
+
+
+@dataclass
+class Measured:
+    seconds: float  # the stage's own work, timed inside its process
+    process_seconds: float  # the whole process, Python's start-up included
+    peak_rss_mb: float  # the process's maximum resident set (DuckDB inside dbt included)
+    result: object
+
+
+def measure(name: str, settings: Settings, as_of: date, log_file: Path) -> Measured:
+    """Run stage ``name`` for ``as_of`` in a fresh process; its time and peak memory."""
+    result_file = log_file.with_name(f".{name}.result.json")
+    result_file.unlink(missing_ok=True)
+    env = {**os.environ, **settings.to_env()}
+    started = time.monotonic()
+    with log_file.open("a") as log_stream:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "boomerang.bench",
+                "--stage",
+                name,
+                "--as-of",
+                as_of.isoformat(),
+                "--result",
+                str(result_file),
+            ],
+            env=env,
+            stdout=log_stream,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    process_seconds = time.monotonic() - started
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"Benchmark stage {name} for {as_of} failed (exit {process.returncode}); see {log_file}"
+        )
+    child = json.loads(result_file.read_text())
+    result_file.unlink()
+    # ru_maxrss is in KiB on Linux.
+    return Measured(child["seconds"], process_seconds, usage.ru_maxrss / 1024, child["result"])
+
+
+def _stage_main(name: str, as_of: date, result_file: Path) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings.from_env()
+    started = time.perf_counter()
+    result = _run_stage_here(name, settings, as_of)
+    seconds = time.perf_counter() - started
+    result_file.write_text(json.dumps({"seconds": seconds, "result": result}, default=str))
+
+
+# ---------------------------------------------------------------------------------------- floor
+
+FLOOR_SQL = """
+create or replace temp table customer_floor as
+with events as (
+    select customer_id, 0 as source, occurred_at, amount::double as value from raw.transactions
+    union all
+    select customer_id, 1 as source, occurred_at, points::double as value from raw.mileage_events
+    union all
+    select customer_id, 2 as source, occurred_at, 0.0 as value from raw.interactions
+)
+select
+    customer_id,
+    count(*) filter (where source = 0) as transactions,
+    sum(value) filter (where source = 0) as amount,
+    max(occurred_at) filter (where source = 0) as last_transaction_at,
+    sum(value) filter (where source = 1) as points,
+    count(*) filter (where source = 2) as interactions,
+    max(occurred_at) filter (where source = 2) as last_interaction_at
+from events
+where occurred_at < $as_of
+group by customer_id
+"""
+
+
+def feature_floor(warehouse_path: Path, as_of: date) -> dict:
+    """The cheapest query over the feature build's inputs: one pass over the transactions, mileage
+    and interactions, aggregated per customer. Returns its seconds and rows."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        started = time.perf_counter()
+        con.execute(FLOOR_SQL, {"as_of": as_of})
+        seconds = time.perf_counter() - started
+        rows = con.execute("select count(*) from customer_floor").fetchone()[0]
+    finally:
+        con.close()
+    return {"seconds": seconds, "customers": rows}
+
+
+def _dbt_models(settings: Settings) -> tuple[list[dict], float]:
+    """The last dbt invocation's model timings (slowest first) and the feature build's share: the
+    summed times of ``fct_customer_features`` and the models it is built from."""
+    target = settings.dbt_target_dir
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    manifest = json.loads((target / "manifest.json").read_text())
+    parents = manifest["parent_map"]
+    features = "model.boomerang.fct_customer_features"
+    upstream, todo = set(), [features]
+    while todo:
+        node = todo.pop()
+        if node not in upstream:
+            upstream.add(node)
+            todo += [parent for parent in parents.get(node, []) if parent.startswith("model.")]
+    models = sorted(
+        (
+            {"model": r["unique_id"].split(".")[-1], "seconds": round(r["execution_time"], 2)}
+            for r in results
+            if r["unique_id"].startswith("model.")
+        ),
+        key=lambda item: -item["seconds"],
+    )
+    feature_seconds = sum(r["execution_time"] for r in results if r["unique_id"] in upstream)
+    return models, feature_seconds
+
+
+# ---------------------------------------------------------------------------------------- worlds
+
+
+def _label(customers: int) -> str:
+    return f"{customers // 1_000_000}M" if customers % 1_000_000 == 0 else f"{customers // 1000}k"
+
+
+def _settings(root: Path, customers: int, seed: int, history_days: int) -> Settings:
+    env = {
+        "BOOMERANG_HOME": str(root),
+        "BOOMERANG_WORLD_CUSTOMERS": str(customers),
+        "BOOMERANG_WORLD_SEED": str(seed),
+        "BOOMERANG_WORLD_START": WORLD_START.isoformat(),
+        "BOOMERANG_WORLD_DAYS": str(history_days),
+        "BOOMERANG_WORLD_FORMAT": "parquet",
+    }
+    # Nothing else from the caller's environment: a benchmark measures the defaults, wherever it
+    # runs. XGBoost's device is the one knob worth comparing (BOOMERANG_XGB_DEVICE=cuda on a GPU).
+    if device := os.environ.get("BOOMERANG_XGB_DEVICE"):
+        env["BOOMERANG_XGB_DEVICE"] = device
+    return Settings.from_env(env)
+
+
+def cached_world(bench_dir: Path, customers: int, seed: int, history_days: int) -> tuple[Path, dict]:
+    """The world and landing files of ``history_days`` days for this size and seed: simulated once,
+    then reused. Returns the cache folder and how long the simulation took (and its peak memory)."""
+    cache = bench_dir / "cache" / f"world-s{seed}-{customers}c-{history_days}d"
+    done = cache / "simulated.json"
+    if done.exists():
+        return cache, {**json.loads(done.read_text()), "cached": True}
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    settings = _settings(cache, customers, seed, history_days)
+    log.info(
+        "Simulating %s customers over %d days into %s (cached for next time)",
+        f"{customers:,}",
+        history_days,
+        cache,
+    )
+    measured = measure(
+        "simulate", settings, WORLD_START + timedelta(days=history_days), cache / "simulate.log"
+    )
+    figures = {"seconds": measured.seconds, "peak_rss_mb": measured.peak_rss_mb}
+    done.write_text(json.dumps(figures) + "\n")
+    return cache, {**figures, "cached": False}
+
+
+def _fresh_run_dir(bench_dir: Path, cache: Path, name: str) -> Path:
+    """A run folder with the cached landing files (hard links: no copy) and a copy of the world."""
+    run = bench_dir / "runs" / name
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    shutil.copytree(cache / "landing", run / "landing", copy_function=os.link)
+    shutil.copytree(cache / "world", run / "world")
+    return run
+
+
+# ---------------------------------------------------------------------------------------- one size
+
+
+def bench_size(bench_dir: Path, customers: int, seed: int, history_days: int) -> dict:
+    """History, training and one daily run at ``customers``; every stage's time and peak memory."""
+    label = f"{_label(customers)}-{history_days}d"
+    cache, simulated = cached_world(bench_dir, customers, seed, history_days)
+    run = _fresh_run_dir(bench_dir, cache, label)
+    settings = _settings(run, customers, seed, history_days)
+    log_file = run / "bench.log"
+    history_as_of = WORLD_START + timedelta(days=history_days)
+    day = history_as_of + timedelta(days=1)
+    out: dict = {"customers": customers, "history_days": history_days, "simulate_history": simulated}
+
+    def stage(name: str, as_of: date) -> Measured:
+        log.info("[%s] %s for %s ...", label, name, as_of)
+        measured = measure(name, settings, as_of, log_file)
+        log.info("[%s] %s: %.1f s, peak %.2f GB", label, name, measured.seconds, measured.peak_rss_mb / 1024)
+        return measured
+
+    history = {}
+    for name in HISTORY_STAGES:
+        measured = stage(name, history_as_of)
+        history[name] = {"seconds": measured.seconds, "peak_rss_mb": measured.peak_rss_mb}
+        if name == "promote" and not measured.result["promoted"]:
+            raise RuntimeError(
+                f"[{label}] the trained model was not promoted, so nothing can be scored: {measured.result}"
+            )
+    out["history"] = history
+
+    daily = {}
+    for name in DAILY_STAGES:
+        measured = stage(name, day)
+        daily[name] = {
+            "seconds": measured.seconds,
+            "peak_rss_mb": measured.peak_rss_mb,
+            "result": measured.result,
+        }
+        if name == "dbt_build":
+            models, feature_seconds = _dbt_models(settings)
+            out["dbt_slowest_models"] = models[:5]
+            out["feature_build_seconds"] = feature_seconds
+    out["daily"] = daily
+    floor = stage("floor", day)
+    out["floor_seconds"] = floor.result["seconds"]
+    out["features_over_floor"] = out["feature_build_seconds"] / max(floor.result["seconds"], 1e-9)
+    scored = daily["score"]["result"]
+    out["scored_customers"] = scored
+    out["scoring_customers_per_second"] = scored / daily["score"]["seconds"] if scored else 0.0
+    run_stages = [name for name in DAILY_STAGES if name not in SIMULATED_ONLY]
+    out["daily_run_seconds"] = sum(daily[name]["seconds"] for name in run_stages)
+    out["daily_run_peak_rss_mb"] = max(daily[name]["peak_rss_mb"] for name in run_stages)
+    out["warehouse_mb"] = settings.warehouse_path.stat().st_size / 2**20
+    out["landing_mb"] = sum(p.stat().st_size for p in (run / "landing").rglob("*") if p.is_file()) / 2**20
+    return out
+
+
+# ---------------------------------------------------------------------------------------- analysis
+
+
+def exponent(points: list[tuple[float, float]]) -> float | None:
+    """The least-squares slope of log(time) on log(size): time grows as size**k."""
+    points = [(x, y) for x, y in points if x > 0 and y > 0]
+    if len(points) < 2:
+        return None
+    xs = [math.log(x) for x, _ in points]
+    ys = [math.log(y) for _, y in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else None
+
+
+def growth(by_size: list[dict]) -> dict:
+    """Per stage: the exponent over all sizes, and over the two largest (where fixed start-up costs
+    matter least); stages whose largest-pair exponent exceeds :data:`SUPERLINEAR` are named."""
+    by_size = sorted(by_size, key=lambda item: item["customers"])
+    rows = {}
+    series = {f"daily.{n}": ("daily", n) for n in DAILY_STAGES} | {
+        f"history.{n}": ("history", n) for n in HISTORY_STAGES
+    }
+    for key, (part, name) in series.items():
+        points = [(r["customers"], r[part][name]["seconds"]) for r in by_size]
+        rows[key] = {"all_sizes": exponent(points), "largest_two": exponent(points[-2:])}
+    rows["simulate_history"] = {
+        "all_sizes": exponent([(r["customers"], r["simulate_history"]["seconds"]) for r in by_size]),
+        "largest_two": exponent([(r["customers"], r["simulate_history"]["seconds"]) for r in by_size][-2:]),
+    }
+    rows["daily_run"] = {
+        "all_sizes": exponent([(r["customers"], r["daily_run_seconds"]) for r in by_size]),
+        "largest_two": exponent([(r["customers"], r["daily_run_seconds"]) for r in by_size][-2:]),
+    }
+    superlinear = sorted(
+        key
+        for key, value in rows.items()
+        if value["largest_two"] is not None and value["largest_two"] > SUPERLINEAR
+    )
+    return {"exponents": rows, "superlinear": superlinear}
+
+
+def history_growth(short: dict, long: dict) -> dict:
+    """How the daily run grows with the length of history at one size: time ratio and exponent."""
+    factor = long["history_days"] / short["history_days"]
+    stages = {}
+    for name in DAILY_STAGES:
+        a, b = short["daily"][name]["seconds"], long["daily"][name]["seconds"]
+        stages[name] = {"short": a, "long": b, "ratio": b / a, "exponent": math.log(b / a) / math.log(factor)}
+    total = long["daily_run_seconds"] / short["daily_run_seconds"]
+    return {
+        "customers": long["customers"],
+        "days": [short["history_days"], long["history_days"]],
+        "stages": stages,
+        "daily_run_ratio": total,
+        "daily_run_exponent": math.log(total) / math.log(factor),
+        "superlinear": sorted(n for n, s in stages.items() if s["exponent"] > SUPERLINEAR),
+    }
+
+
+def check_targets(result: dict | None) -> list[dict]:
+    """Each target at :data:`TARGET_SIZE`: met or missed, by how much, and what limits it."""
+    if result is None:
+        return [
+            {"target": name, "status": "not measured", "detail": f"needs the {_label(TARGET_SIZE)} size"}
+            for name in TARGETS
+        ]
+    run_stages = [n for n in DAILY_STAGES if n not in SIMULATED_ONLY]
+    slowest = max(run_stages, key=lambda n: result["daily"][n]["seconds"])
+    hungriest = max(run_stages, key=lambda n: result["daily"][n]["peak_rss_mb"])
+    checks = [
+        (
+            "daily_run_seconds",
+            result["daily_run_seconds"],
+            "<",
+            f"slowest stage: {slowest} ({result['daily'][slowest]['seconds']:.0f} s)",
+        ),
+        ("daily_run_peak_gb", result["daily_run_peak_rss_mb"] / 1024, "<", f"peak in: {hungriest}"),
+        (
+            "features_over_floor",
+            result["features_over_floor"],
+            "<",
+            f"slowest model: {result['dbt_slowest_models'][0]['model']}",
+        ),
+        (
+            "scoring_customers_per_second",
+            result["scoring_customers_per_second"],
+            ">",
+            "score: features query, XGBoost, reasons in words",
+        ),
+        ("simulate_history_seconds", result["simulate_history"]["seconds"], "<", "the simulator's day loop"),
+    ]
+    out = []
+    for name, value, sense, limit in checks:
+        target = TARGETS[name]
+        met = value < target if sense == "<" else value > target
+        by = value / target if sense == "<" else target / value if value else math.inf
+        out.append(
+            {
+                "target": name,
+                "value": value,
+                "goal": f"{sense} {target:g}",
+                "met": met,
+                "detail": "met" if met else f"missed by {by:.2f}x; {limit}",
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+def machine() -> dict:
+    import duckdb
+    import xgboost
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    from importlib.metadata import version
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_gb, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "dbt_core": version("dbt-core"),
+        "xgboost": xgboost.__version__,
+    }
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds:.1f}" if seconds < 100 else f"{seconds:.0f}"
+
+
+def markdown(report: dict) -> str:
+    sizes = report["sizes"]
+    m = report["machine"]
+    lines = [
+        f"# make bench, {report['finished_at']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; {m['os']}; Python {m['python']}, "
+        f"DuckDB {m['duckdb']}, dbt-core {m['dbt_core']}, XGBoost {m['xgboost']}. "
+        f"History: {report['history_days']} days; seed {report['seed']}.",
+        "",
+        "Seconds (peak memory, GB) per stage; k = exponent of time in customers (largest two sizes).",
+        "",
+        "| stage | " + " | ".join(_label(s["customers"]) for s in sizes) + " | k |",
+        "|---|" + "---|" * len(sizes) + "---|",
+    ]
+    exps = report["growth"]["exponents"]
+
+    def row(title: str, key: str | None, cell) -> None:
+        k = exps.get(key, {}).get("largest_two") if key else None
+        lines.append(
+            f"| {title} | " + " | ".join(cell(s) for s in sizes) + f" | {'' if k is None else f'{k:.2f}'} |"
+        )
+
+    def cell(part: str, name: str):
+        return lambda s: f"{_fmt_s(s[part][name]['seconds'])} ({s[part][name]['peak_rss_mb'] / 1024:.1f})"
+
+    row(
+        "simulate 2 years",
+        "simulate_history",
+        lambda s: (
+            f"{_fmt_s(s['simulate_history']['seconds'])} ({s['simulate_history']['peak_rss_mb'] / 1024:.1f})"
+        ),
+    )
+    for name in HISTORY_STAGES:
+        row(f"history: {name}", f"history.{name}", cell("history", name))
+    for name in DAILY_STAGES:
+        suffix = " (simulated world only)" if name in SIMULATED_ONLY else ""
+        row(f"daily: {name}{suffix}", f"daily.{name}", cell("daily", name))
+    row(
+        "**daily run** (without simulate, truth_check)",
+        "daily_run",
+        lambda s: f"**{_fmt_s(s['daily_run_seconds'])}** ({s['daily_run_peak_rss_mb'] / 1024:.1f})",
+    )
+    row("feature build (dbt models)", None, lambda s: _fmt_s(s["feature_build_seconds"]))
+    row("floor: one pass over the same inputs", None, lambda s: f"{s['floor_seconds']:.2f}")
+    row("features / floor", None, lambda s: f"{s['features_over_floor']:.1f}x")
+    row("scoring, customers per second", None, lambda s: f"{s['scoring_customers_per_second']:,.0f}")
+    row("warehouse file, GB", None, lambda s: f"{s['warehouse_mb'] / 1024:.2f}")
+    largest = sizes[-1]
+    lines += [
+        "",
+        f"Slowest dbt models in the daily build at {_label(largest['customers'])}: "
+        + ", ".join(f"{m['model']} {m['seconds']:.1f} s" for m in largest["dbt_slowest_models"])
+        + ".",
+    ]
+    superlinear = report["growth"]["superlinear"]
+    lines += [
+        "",
+        "Faster than linear in customers (k > {:.1f}): {}.".format(SUPERLINEAR, ", ".join(superlinear) if superlinear else "none"),
+    ]
+    if report.get("history_growth"):
+        h = report["history_growth"]
+        lines += [
+            "",
+            f"History length at {_label(h['customers'])}: the daily run takes {h['daily_run_ratio']:.2f}x as long "
+            f"with {h['days'][1]} days as with {h['days'][0]} (exponent {h['daily_run_exponent']:.2f}). Per stage: "
+            + ", ".join(f"{n} {s['ratio']:.2f}x" for n, s in h["stages"].items())
+            + ". Faster than linear in history: "
+            + (", ".join(h["superlinear"]) or "none")
+            + ".",
+        ]
+    lines += ["", f"Targets at {_label(TARGET_SIZE)} customers:", ""]
+    for t in report["targets"]:
+        value = t.get("value")
+        shown = "" if value is None else f"{value:,.2f} "
+        mark = "met" if t.get("met") else ("MISSED" if "met" in t else t["status"])
+        lines.append(
+            f"- {t['target']}: {shown}(goal {t.get('goal', '')}) {mark}"
+            + ("" if t.get("met") else f" — {t['detail']}")
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------- main
+
+
+def run_bench(
+    bench_dir: Path, sizes: list[int], seed: int, history_days: int, history_size: int | None
+) -> dict:
+    results = [bench_size(bench_dir, n, seed, history_days) for n in sizes]
+    report = {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "seed": seed,
+        "history_days": history_days,
+        "sizes": results,
+        "growth": growth(results),
+        "targets": check_targets(next((r for r in results if r["customers"] == TARGET_SIZE), None)),
+    }
+    if history_size:
+        long = next((r for r in results if r["customers"] == history_size), None) or bench_size(
+            bench_dir, history_size, seed, history_days
+        )
+        short = bench_size(bench_dir, history_size, seed, history_days // 2)
+        report["history_growth"] = history_growth(short, long)
+    out = bench_dir / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / "bench.md").write_text(markdown(report))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m boomerang.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, SIZES)), help="customers per world, comma-separated"
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--history-days", type=int, default=HISTORY_DAYS)
+    parser.add_argument(
+        "--history-size",
+        type=int,
+        default=100_000,
+        help="size at which the daily run is compared with half the history (0: skip)",
+    )
+    parser.add_argument(
+        "--bench-dir", type=Path, default=Path(os.environ.get("BOOMERANG_BENCH_DIR", PROJECT_ROOT / "bench"))
+    )
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--as-of", type=date.fromisoformat, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.stage:
+        _stage_main(args.stage, args.as_of, args.result)
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    report = run_bench(
+        args.bench_dir.resolve(), sizes, args.seed, args.history_days, args.history_size or None
+    )
+    print(markdown(report))
+    print(f"Full results: {args.bench_dir / 'results' / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""`make bench`'s arithmetic and its stage runner (the benchmark itself runs in `make bench`, not here)."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pytest
+
+from boomerang import bench
+from boomerang.config import Settings
+
+
+def _size(customers: int, seconds_per_customer: dict[str, float], power: float = 1.0) -> dict:
+    """A fake result for one size where every stage takes c * customers**power seconds."""
+
+    def t(name: str) -> float:
+        return seconds_per_customer.get(name, 1e-5) * customers**power
+
+    daily = {n: {"seconds": t(n), "peak_rss_mb": customers / 1000} for n in bench.DAILY_STAGES}
+    daily["score"]["result"] = customers
+    run = [n for n in bench.DAILY_STAGES if n not in bench.SIMULATED_ONLY]
+    return {
+        "customers": customers,
+        "history_days": 730,
+        "simulate_history": {"seconds": 3e-4 * customers, "peak_rss_mb": 100.0, "cached": False},
+        "history": {n: {"seconds": t(n), "peak_rss_mb": 10.0} for n in bench.HISTORY_STAGES},
+        "daily": daily,
+        "dbt_slowest_models": [{"model": "fct_customer_features", "seconds": 1.0}],
+        "feature_build_seconds": 2e-5 * customers,
+        "floor_seconds": 1e-5 * customers,
+        "features_over_floor": 2.0,
+        "scored_customers": customers,
+        "scoring_customers_per_second": customers / daily["score"]["seconds"],
+        "daily_run_seconds": sum(daily[n]["seconds"] for n in run),
+        "daily_run_peak_rss_mb": max(daily[n]["peak_rss_mb"] for n in run),
+        "warehouse_mb": customers / 100,
+        "landing_mb": customers / 100,
+    }
+
+
+def test_exponent_recovers_the_power_law():
+    points = [(n, 3.0 * n**1.5) for n in (1e4, 1e5, 1e6)]
+    assert bench.exponent(points) == pytest.approx(1.5)
+    assert bench.exponent(points[-2:]) == pytest.approx(1.5)
+    assert bench.exponent([(1e4, 1.0)]) is None
+    assert bench.exponent([(1e4, 0.0), (1e5, 2.0)]) is None  # a zero time has no logarithm
+
+
+def test_growth_names_what_grows_faster_than_linear():
+    sizes = [_size(n, {"dbt_build": 1e-4}) for n in (10_000, 100_000, 1_000_000)]
+    # make scoring quadratic between the two largest sizes
+    sizes[2]["daily"]["score"]["seconds"] = sizes[1]["daily"]["score"]["seconds"] * 100
+    result = bench.growth(sizes)
+    assert result["exponents"]["daily.dbt_build"]["largest_two"] == pytest.approx(1.0)
+    assert result["exponents"]["daily.score"]["largest_two"] == pytest.approx(2.0)
+    assert result["superlinear"] == ["daily.score"]
+
+
+def test_history_growth_compares_one_year_with_two():
+    short, long = _size(100_000, {}), _size(100_000, {})
+    short["history_days"] = 365
+    for name in bench.DAILY_STAGES:
+        long["daily"][name]["seconds"] = short["daily"][name]["seconds"] * 2
+    long["daily"]["dbt_build"]["seconds"] = short["daily"]["dbt_build"]["seconds"] * 4
+    long["daily_run_seconds"] = short["daily_run_seconds"] * 2.5
+    result = bench.history_growth(short, long)
+    assert result["stages"]["score"]["exponent"] == pytest.approx(1.0)
+    assert result["stages"]["dbt_build"]["exponent"] == pytest.approx(2.0)
+    assert result["superlinear"] == ["dbt_build"]
+    assert result["daily_run_exponent"] == pytest.approx(math.log2(2.5))
+
+
+def test_targets_say_by_how_much_and_what_limits():
+    result = _size(1_000_000, {"dbt_build": 9e-4, "score": 5e-6})
+    checks = {t["target"]: t for t in bench.check_targets(result)}
+    # 900 s of dbt alone: over the 600 s target, and dbt_build named as the limit
+    assert not checks["daily_run_seconds"]["met"]
+    assert "dbt_build" in checks["daily_run_seconds"]["detail"]
+    assert checks["daily_run_seconds"]["detail"].startswith("missed by 1.")
+    assert checks["scoring_customers_per_second"]["met"]  # 1M in 5 s
+    assert checks["features_over_floor"]["met"]
+    assert checks["simulate_history_seconds"]["met"]  # 300 s
+    assert all(t["status"] == "not measured" for t in bench.check_targets(None))
+
+
+def test_markdown_table_has_every_stage_size_and_target():
+    sizes = [_size(n, {}) for n in (10_000, 100_000, 1_000_000)]
+    report = {
+        "finished_at": "2026-11-25T10:00:00+00:00",
+        "machine": {
+            "cpu": "Test CPU",
+            "cores": 2,
+            "memory_gb": 24,
+            "os": "Linux",
+            "python": "3.11",
+            "duckdb": "x",
+            "dbt_core": "y",
+            "xgboost": "z",
+        },
+        "seed": 42,
+        "history_days": 730,
+        "sizes": sizes,
+        "growth": bench.growth(sizes),
+        "targets": bench.check_targets(sizes[-1]),
+        "history_growth": None,
+    }
+    text = bench.markdown(report)
+    assert "| stage | 10k | 100k | 1M | k |" in text
+    for name in (*bench.HISTORY_STAGES, *bench.DAILY_STAGES):
+        assert name in text
+    for target in bench.TARGETS:
+        assert target in text
+    assert "Test CPU, 2 cores" in text
+
+
+def test_a_stage_runs_in_its_own_process_with_its_time_and_peak_memory(tmp_path):
+    settings = Settings.from_env({"BOOMERANG_HOME": str(tmp_path)})
+    measured = bench.measure("verdict", settings, date(2026, 1, 1), tmp_path / "bench.log")
+    assert measured.result == {}  # nothing validated that day
+    assert 0 < measured.seconds < measured.process_seconds
+    assert measured.peak_rss_mb > 20  # a Python process with DuckDB loaded
+    assert (tmp_path / "reports").exists()  # the stage ran on these settings, not the defaults
+
+
+def test_a_failing_stage_says_where_its_log_is(tmp_path):
+    settings = Settings.from_env({"BOOMERANG_HOME": str(tmp_path)})
+    with pytest.raises(RuntimeError, match="bench.log"):
+        bench.measure("no_such_stage", settings, date(2026, 1, 1), tmp_path / "bench.log")
