@@ -229,9 +229,10 @@ def feature_floor(warehouse_path: Path, as_of: date) -> dict:
     return {"seconds": seconds, "customers": rows}
 
 
-def _dbt_models(settings: Settings) -> tuple[list[dict], float]:
-    """The last dbt invocation's model timings (slowest first) and the feature build's share: the
-    summed times of ``fct_customer_features`` and the models it is built from."""
+def _dbt_models(settings: Settings) -> tuple[list[dict], dict[str, float]]:
+    """The last dbt invocation's model timings (slowest first), and the feature build's: the time of
+    ``fct_customer_features`` alone, and summed with the tables it is built from (the mileage lots
+    and their allocation, which other marts share); staging models are views, their work is in these."""
     target = settings.dbt_target_dir
     results = json.loads((target / "run_results.json").read_text())["results"]
     manifest = json.loads((target / "manifest.json").read_text())
@@ -251,8 +252,10 @@ def _dbt_models(settings: Settings) -> tuple[list[dict], float]:
         ),
         key=lambda item: -item["seconds"],
     )
-    feature_seconds = sum(r["execution_time"] for r in results if r["unique_id"] in upstream)
-    return models, feature_seconds
+    return models, {
+        "model": sum(r["execution_time"] for r in results if r["unique_id"] == features),
+        "with_upstream": sum(r["execution_time"] for r in results if r["unique_id"] in upstream),
+    }
 
 
 # ---------------------------------------------------------------------------------------- worlds
@@ -315,11 +318,33 @@ def _fresh_run_dir(bench_dir: Path, cache: Path, name: str) -> Path:
 # ---------------------------------------------------------------------------------------- one size
 
 
-def bench_size(bench_dir: Path, customers: int, seed: int, history_days: int) -> dict:
-    """History, training and one daily run at ``customers``; every stage's time and peak memory."""
+def _copy_tree(source: Path, target: Path) -> None:
+    """Copy a run folder: landing files are immutable (hard links), everything else a real copy
+    (DuckDB writes its file in place)."""
+
+    def copy(src: str, dst: str) -> None:
+        if f"{os.sep}landing{os.sep}" in src:
+            os.link(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, copy_function=copy)
+
+
+def bench_size(
+    bench_dir: Path, customers: int, seed: int, history_days: int, reuse_history: bool = False
+) -> dict:
+    """History, training and one daily run at ``customers``; every stage's time and peak memory.
+
+    The state after the history stages is kept under ``bench/cache/history-*``; ``reuse_history``
+    starts the daily run from it (and reports the history figures measured when it was made), for
+    iterating on the daily stages without rebuilding two years at 1M customers each time.
+    """
     label = f"{_label(customers)}-{history_days}d"
     cache, simulated = cached_world(bench_dir, customers, seed, history_days)
-    run = _fresh_run_dir(bench_dir, cache, label)
+    kept = bench_dir / "cache" / f"history-s{seed}-{customers}c-{history_days}d"
+    run = bench_dir / "runs" / label
     settings = _settings(run, customers, seed, history_days)
     log_file = run / "bench.log"
     history_as_of = WORLD_START + timedelta(days=history_days)
@@ -332,15 +357,24 @@ def bench_size(bench_dir: Path, customers: int, seed: int, history_days: int) ->
         log.info("[%s] %s: %.1f s, peak %.2f GB", label, name, measured.seconds, measured.peak_rss_mb / 1024)
         return measured
 
-    history = {}
-    for name in HISTORY_STAGES:
-        measured = stage(name, history_as_of)
-        history[name] = {"seconds": measured.seconds, "peak_rss_mb": measured.peak_rss_mb}
-        if name == "promote" and not measured.result["promoted"]:
-            raise RuntimeError(
-                f"[{label}] the trained model was not promoted, so nothing can be scored: {measured.result}"
-            )
-    out["history"] = history
+    if reuse_history and (kept / "history.json").exists():
+        log.info("[%s] starting from the history built on %s (%s)", label, kept.stat().st_mtime, kept)
+        _copy_tree(kept, run)
+        out["history"] = json.loads((kept / "history.json").read_text())
+        out["history_reused"] = True
+    else:
+        run = _fresh_run_dir(bench_dir, cache, label)
+        history = {}
+        for name in HISTORY_STAGES:
+            measured = stage(name, history_as_of)
+            history[name] = {"seconds": measured.seconds, "peak_rss_mb": measured.peak_rss_mb}
+            if name == "promote" and not measured.result["promoted"]:
+                raise RuntimeError(
+                    f"[{label}] the trained model was not promoted, so nothing can be scored: {measured.result}"
+                )
+        out["history"] = history
+        (run / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+        _copy_tree(run, kept)
 
     daily = {}
     for name in DAILY_STAGES:
@@ -351,13 +385,16 @@ def bench_size(bench_dir: Path, customers: int, seed: int, history_days: int) ->
             "result": measured.result,
         }
         if name == "dbt_build":
-            models, feature_seconds = _dbt_models(settings)
+            models, feature = _dbt_models(settings)
             out["dbt_slowest_models"] = models[:5]
-            out["feature_build_seconds"] = feature_seconds
+            out["feature_build_seconds"] = feature["with_upstream"]
+            out["feature_model_seconds"] = feature["model"]
     out["daily"] = daily
     floor = stage("floor", day)
     out["floor_seconds"] = floor.result["seconds"]
+    # The target is judged on the whole feature build, upstream tables included (the stricter one).
     out["features_over_floor"] = out["feature_build_seconds"] / max(floor.result["seconds"], 1e-9)
+    out["feature_model_over_floor"] = out["feature_model_seconds"] / max(floor.result["seconds"], 1e-9)
     scored = daily["score"]["result"]
     out["scored_customers"] = scored
     out["scoring_customers_per_second"] = scored / daily["score"]["seconds"] if scored else 0.0
@@ -555,11 +592,26 @@ def markdown(report: dict) -> str:
         "daily_run",
         lambda s: f"**{_fmt_s(s['daily_run_seconds'])}** ({s['daily_run_peak_rss_mb'] / 1024:.1f})",
     )
-    row("feature build (dbt models)", None, lambda s: _fmt_s(s["feature_build_seconds"]))
+    row("feature build: fct_customer_features", None, lambda s: _fmt_s(s["feature_model_seconds"]))
+    row("feature build with its upstream tables", None, lambda s: _fmt_s(s["feature_build_seconds"]))
     row("floor: one pass over the same inputs", None, lambda s: f"{s['floor_seconds']:.2f}")
-    row("features / floor", None, lambda s: f"{s['features_over_floor']:.1f}x")
+    row("features / floor (model alone)", None, lambda s: f"{s['feature_model_over_floor']:.1f}x")
+    row("features / floor (with upstream: the target)", None, lambda s: f"{s['features_over_floor']:.1f}x")
     row("scoring, customers per second", None, lambda s: f"{s['scoring_customers_per_second']:,.0f}")
     row("warehouse file, GB", None, lambda s: f"{s['warehouse_mb'] / 1024:.2f}")
+    reused = [_label(s["customers"]) for s in sizes if s.get("history_reused")]
+    if reused:
+        lines += [
+            "",
+            f"History stages at {', '.join(reused)}: figures from the run that built the kept history "
+            "(--reuse-history), not re-measured here.",
+        ]
+    cached = [_label(s["customers"]) for s in sizes if s["simulate_history"].get("cached")]
+    if cached:
+        lines += [
+            "",
+            f"Simulation at {', '.join(cached)}: the cached world's figure, measured when it was made.",
+        ]
     largest = sizes[-1]
     lines += [
         "",
@@ -570,7 +622,9 @@ def markdown(report: dict) -> str:
     superlinear = report["growth"]["superlinear"]
     lines += [
         "",
-        "Faster than linear in customers (k > {:.1f}): {}.".format(SUPERLINEAR, ", ".join(superlinear) if superlinear else "none"),
+        "Faster than linear in customers (k > {:.1f}): {}.".format(
+            SUPERLINEAR, ", ".join(superlinear) if superlinear else "none"
+        ),
     ]
     if report.get("history_growth"):
         h = report["history_growth"]
@@ -599,9 +653,15 @@ def markdown(report: dict) -> str:
 
 
 def run_bench(
-    bench_dir: Path, sizes: list[int], seed: int, history_days: int, history_size: int | None
+    bench_dir: Path,
+    sizes: list[int],
+    seed: int,
+    history_days: int,
+    history_size: int | None,
+    reuse_history: bool = False,
 ) -> dict:
-    results = [bench_size(bench_dir, n, seed, history_days) for n in sizes]
+    """Every size, then the history comparison; writes bench.json and bench.md."""
+    results = [bench_size(bench_dir, n, seed, history_days, reuse_history) for n in sizes]
     report = {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -613,9 +673,9 @@ def run_bench(
     }
     if history_size:
         long = next((r for r in results if r["customers"] == history_size), None) or bench_size(
-            bench_dir, history_size, seed, history_days
+            bench_dir, history_size, seed, history_days, reuse_history
         )
-        short = bench_size(bench_dir, history_size, seed, history_days // 2)
+        short = bench_size(bench_dir, history_size, seed, history_days // 2, reuse_history)
         report["history_growth"] = history_growth(short, long)
     out = bench_dir / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -640,6 +700,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bench-dir", type=Path, default=Path(os.environ.get("BOOMERANG_BENCH_DIR", PROJECT_ROOT / "bench"))
     )
+    parser.add_argument(
+        "--reuse-history",
+        action="store_true",
+        help="start each daily run from the history a previous run built (its figures are reported)",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--as-of", type=date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -650,7 +715,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     report = run_bench(
-        args.bench_dir.resolve(), sizes, args.seed, args.history_days, args.history_size or None
+        args.bench_dir.resolve(),
+        sizes,
+        args.seed,
+        args.history_days,
+        args.history_size or None,
+        args.reuse_history,
     )
     print(markdown(report))
     print(f"Full results: {args.bench_dir / 'results' / 'bench.json'}")

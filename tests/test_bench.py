@@ -28,6 +28,8 @@ def _size(customers: int, seconds_per_customer: dict[str, float], power: float =
         "daily": daily,
         "dbt_slowest_models": [{"model": "fct_customer_features", "seconds": 1.0}],
         "feature_build_seconds": 2e-5 * customers,
+        "feature_model_seconds": 1.5e-5 * customers,
+        "feature_model_over_floor": 1.5,
         "floor_seconds": 1e-5 * customers,
         "features_over_floor": 2.0,
         "scored_customers": customers,
