@@ -403,7 +403,18 @@ def bench_size(
     out["daily_run_peak_rss_mb"] = max(daily[name]["peak_rss_mb"] for name in run_stages)
     out["warehouse_mb"] = settings.warehouse_path.stat().st_size / 2**20
     out["landing_mb"] = sum(p.stat().st_size for p in (run / "landing").rglob("*") if p.is_file()) / 2**20
+    out["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results = bench_dir / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"size-{label}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     return out
+
+
+def _saved_size(bench_dir: Path, customers: int, history_days: int) -> dict:
+    path = bench_dir / "results" / f"size-{_label(customers)}-{history_days}d.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the benchmark for {customers:,} customers first")
+    return json.loads(path.read_text())
 
 
 # ---------------------------------------------------------------------------------------- analysis
@@ -659,9 +670,20 @@ def run_bench(
     history_days: int,
     history_size: int | None,
     reuse_history: bool = False,
+    report_only: bool = False,
 ) -> dict:
-    """Every size, then the history comparison; writes bench.json and bench.md."""
-    results = [bench_size(bench_dir, n, seed, history_days, reuse_history) for n in sizes]
+    """Every size, then the history comparison; writes bench.json and bench.md.
+
+    With ``report_only``, nothing runs: the report is made from each size's saved results
+    (``bench/results/size-*.json``, written as each size finishes).
+    """
+
+    def size(customers: int, days: int) -> dict:
+        if report_only:
+            return _saved_size(bench_dir, customers, days)
+        return bench_size(bench_dir, customers, seed, days, reuse_history)
+
+    results = [size(n, history_days) for n in sizes]
     report = {
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -672,10 +694,10 @@ def run_bench(
         "targets": check_targets(next((r for r in results if r["customers"] == TARGET_SIZE), None)),
     }
     if history_size:
-        long = next((r for r in results if r["customers"] == history_size), None) or bench_size(
-            bench_dir, history_size, seed, history_days, reuse_history
+        long = next((r for r in results if r["customers"] == history_size), None) or size(
+            history_size, history_days
         )
-        short = bench_size(bench_dir, history_size, seed, history_days // 2, reuse_history)
+        short = size(history_size, history_days // 2)
         report["history_growth"] = history_growth(short, long)
     out = bench_dir / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -705,6 +727,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="start each daily run from the history a previous run built (its figures are reported)",
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: make the report from each size's saved results (bench/results/size-*.json)",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--as-of", type=date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -721,6 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         args.history_days,
         args.history_size or None,
         args.reuse_history,
+        args.report_only,
     )
     print(markdown(report))
     print(f"Full results: {args.bench_dir / 'results' / 'bench.json'}")
