@@ -333,13 +333,25 @@ def _copy_tree(source: Path, target: Path) -> None:
 
 
 def bench_size(
-    bench_dir: Path, customers: int, seed: int, history_days: int, reuse_history: bool = False
+    bench_dir: Path,
+    customers: int,
+    seed: int,
+    history_days: int,
+    reuse_history: bool = False,
+    *,
+    resume: bool = False,
+    champion_from: int | None = None,
+    skip: tuple[str, ...] = (),
 ) -> dict:
     """History, training and one daily run at ``customers``; every stage's time and peak memory.
 
     The state after the history stages is kept under ``bench/cache/history-*``; ``reuse_history``
     starts the daily run from it (and reports the history figures measured when it was made), for
     iterating on the daily stages without rebuilding two years at 1M customers each time.
+    ``resume`` carries on in the run folder of an interrupted run, from the first history stage not
+    recorded in its ``stages.json``. ``champion_from`` skips training at this size and scores with
+    the champion trained at that size (its kept history); ``skip`` leaves out daily stages. Stages
+    left out are reported as not measured.
     """
     label = f"{_label(customers)}-{history_days}d"
     cache, simulated = cached_world(bench_dir, customers, seed, history_days)
@@ -358,26 +370,48 @@ def bench_size(
         return measured
 
     if reuse_history and (kept / "history.json").exists():
-        log.info("[%s] starting from the history built on %s (%s)", label, kept.stat().st_mtime, kept)
+        log.info("[%s] starting from the history kept in %s", label, kept)
         _copy_tree(kept, run)
         out["history"] = json.loads((kept / "history.json").read_text())
         out["history_reused"] = True
     else:
-        run = _fresh_run_dir(bench_dir, cache, label)
-        history = {}
+        done_file = run / "stages.json"
+        if not (resume and done_file.exists()):
+            run = _fresh_run_dir(bench_dir, cache, label)
+        history = json.loads(done_file.read_text()) if done_file.exists() else {}
+        training = ("training_set", "train", "promote")
         for name in HISTORY_STAGES:
+            if name in history:
+                log.info("[%s] %s: done before this run (%.1f s)", label, name, history[name]["seconds"])
+                continue
+            if champion_from and name in training:
+                continue
             measured = stage(name, history_as_of)
             history[name] = {"seconds": measured.seconds, "peak_rss_mb": measured.peak_rss_mb}
+            done_file.write_text(json.dumps(history, indent=2) + "\n")
             if name == "promote" and not measured.result["promoted"]:
                 raise RuntimeError(
                     f"[{label}] the trained model was not promoted, so nothing can be scored: {measured.result}"
                 )
+        if champion_from:
+            source = bench_dir / "cache" / f"history-s{seed}-{champion_from}c-{history_days}d" / "models"
+            log.info(
+                "[%s] not training here: scoring with the champion trained at %s",
+                label,
+                _label(champion_from),
+            )
+            shutil.rmtree(settings.models_dir, ignore_errors=True)
+            shutil.copytree(source, settings.models_dir)
+            out["champion_from"] = champion_from
         out["history"] = history
         (run / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-        _copy_tree(run, kept)
+        if not (resume or champion_from):
+            _copy_tree(run, kept)
 
     daily = {}
     for name in DAILY_STAGES:
+        if name in skip:
+            continue
         measured = stage(name, day)
         daily[name] = {
             "seconds": measured.seconds,
@@ -441,7 +475,8 @@ def growth(by_size: list[dict]) -> dict:
         f"history.{n}": ("history", n) for n in HISTORY_STAGES
     }
     for key, (part, name) in series.items():
-        points = [(r["customers"], r[part][name]["seconds"]) for r in by_size]
+        # a stage left out at some size (training, the truth check) is fitted on the others
+        points = [(r["customers"], r[part][name]["seconds"]) for r in by_size if name in r[part]]
         rows[key] = {"all_sizes": exponent(points), "largest_two": exponent(points[-2:])}
     rows["simulate_history"] = {
         "all_sizes": exponent([(r["customers"], r["simulate_history"]["seconds"]) for r in by_size]),
@@ -464,6 +499,8 @@ def history_growth(short: dict, long: dict) -> dict:
     factor = long["history_days"] / short["history_days"]
     stages = {}
     for name in DAILY_STAGES:
+        if name not in short["daily"] or name not in long["daily"]:
+            continue
         a, b = short["daily"][name]["seconds"], long["daily"][name]["seconds"]
         stages[name] = {"short": a, "long": b, "ratio": b / a, "exponent": math.log(b / a) / math.log(factor)}
     total = long["daily_run_seconds"] / short["daily_run_seconds"]
@@ -584,7 +621,12 @@ def markdown(report: dict) -> str:
         )
 
     def cell(part: str, name: str):
-        return lambda s: f"{_fmt_s(s[part][name]['seconds'])} ({s[part][name]['peak_rss_mb'] / 1024:.1f})"
+        def show(s: dict) -> str:
+            if name not in s[part]:
+                return "not measured"
+            return f"{_fmt_s(s[part][name]['seconds'])} ({s[part][name]['peak_rss_mb'] / 1024:.1f})"
+
+        return show
 
     row(
         "simulate 2 years",
@@ -610,6 +652,16 @@ def markdown(report: dict) -> str:
     row("features / floor (with upstream: the target)", None, lambda s: f"{s['features_over_floor']:.1f}x")
     row("scoring, customers per second", None, lambda s: f"{s['scoring_customers_per_second']:,.0f}")
     row("warehouse file, GB", None, lambda s: f"{s['warehouse_mb'] / 1024:.2f}")
+    borrowed = [
+        f"{_label(s['customers'])} scored with the {_label(s['champion_from'])} champion"
+        for s in sizes
+        if s.get("champion_from")
+    ]
+    if borrowed:
+        lines += [
+            "",
+            f"Not trained at every size ({'; '.join(borrowed)}): its training stages are not measured.",
+        ]
     reused = [_label(s["customers"]) for s in sizes if s.get("history_reused")]
     if reused:
         lines += [
@@ -671,6 +723,10 @@ def run_bench(
     history_size: int | None,
     reuse_history: bool = False,
     report_only: bool = False,
+    *,
+    resume: bool = False,
+    champion_from: int | None = None,
+    skip: tuple[str, ...] = (),
 ) -> dict:
     """Every size, then the history comparison; writes bench.json and bench.md.
 
@@ -681,7 +737,16 @@ def run_bench(
     def size(customers: int, days: int) -> dict:
         if report_only:
             return _saved_size(bench_dir, customers, days)
-        return bench_size(bench_dir, customers, seed, days, reuse_history)
+        return bench_size(
+            bench_dir,
+            customers,
+            seed,
+            days,
+            reuse_history,
+            resume=resume,
+            champion_from=champion_from if champion_from and customers > champion_from else None,
+            skip=skip,
+        )
 
     results = [size(n, history_days) for n in sizes]
     report = {
@@ -728,6 +793,19 @@ def main(argv: list[str] | None = None) -> int:
         help="start each daily run from the history a previous run built (its figures are reported)",
     )
     parser.add_argument(
+        "--resume", action="store_true", help="carry on an interrupted size in its run folder (bench/runs/)"
+    )
+    parser.add_argument(
+        "--champion-from",
+        type=int,
+        help="sizes above this one are not trained: they score with this size's champion (kept history)",
+    )
+    parser.add_argument(
+        "--skip-truth-check",
+        action="store_true",
+        help="leave out the simulated world's truth check (not part of the daily run's figure)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="run nothing: make the report from each size's saved results (bench/results/size-*.json)",
@@ -749,6 +827,9 @@ def main(argv: list[str] | None = None) -> int:
         args.history_size or None,
         args.reuse_history,
         args.report_only,
+        resume=args.resume,
+        champion_from=args.champion_from,
+        skip=("truth_check",) if args.skip_truth_check else (),
     )
     print(markdown(report))
     print(f"Full results: {args.bench_dir / 'results' / 'bench.json'}")
