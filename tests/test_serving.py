@@ -277,6 +277,7 @@ def test_replacing_the_snapshot_works_while_a_reader_holds_the_old_one(warehouse
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # may set up the shared campaign (see test_end_to_end_rewards)
 def test_readers_never_see_a_half_published_snapshot_and_never_block_a_run(campaign):
     settings, reads = campaign.settings, campaign.reads  # the runs succeeded: dags_test_dates raises if not
     first, last = campaign.run_dates[0], campaign.run_dates[-1]
@@ -310,6 +311,7 @@ def test_readers_never_see_a_half_published_snapshot_and_never_block_a_run(campa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # may set up the shared campaign (see test_end_to_end_rewards)
 def test_the_published_snapshot_has_no_pii_and_no_raw_staging_or_ledger(campaign):
     settings = campaign.settings
     pii = serving.pii_columns(settings.dbt_target_dir)
@@ -341,6 +343,7 @@ def test_the_published_snapshot_has_no_pii_and_no_raw_staging_or_ledger(campaign
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # may set up the shared campaign (see test_end_to_end_rewards)
 def test_the_old_client_reads_the_published_marts(campaign):
     path = campaign.settings.serving_path
     [published] = old_client_rows(path, "select distinct as_of_date::varchar as as_of from meta.snapshot")
