@@ -46,9 +46,9 @@ test: setup browser ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
 # Not part of `make test`: it simulates and builds worlds of 10k, 100k and 1M customers with two years
-# of history (about 12 GB under bench/, the worlds cached for the next run). A quick look at one size:
+# of history (about 25 GB under bench/, the worlds cached for the next run). A quick look at one size:
 #   make bench BENCH_ARGS="--sizes 10000 --history-size 0"
-bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (about 1.5 hours; see README)
+bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (about 2 hours; see README)
 	$(BIN)/python -m boomerang.bench $(BENCH_ARGS)
 
 lint: setup ## ruff + sqlfluff

@@ -184,3 +184,35 @@ def test_dbt_docs_generate_offline(built, tmp_path):
     run_dbt(settings, "docs generate", AS_OF)
     catalog = (tmp_path / "docs_target" / "catalog.json").read_text()
     assert "customer_360" in catalog and "fct_mileage_lot_balances" in catalog
+
+
+@pytest.mark.parametrize(("setting", "shown"), [(None, "4.6 GiB"), ("2GB", "1.8 GiB")])
+def test_duckdb_inside_dbt_is_held_to_the_memory_limit(built, setting, shown):
+    """Without a limit DuckDB would take 80 % of the machine (11.9 GB at 1M customers, make bench)."""
+    import os
+    import subprocess
+
+    from boomerang.dbt import dbt_executable
+
+    env = {**os.environ, **built.dbt_env(), "BOOMERANG_AS_OF": AS_OF.isoformat()}
+    env.pop("BOOMERANG_DUCKDB_MEMORY_LIMIT", None)
+    if setting:
+        env["BOOMERANG_DUCKDB_MEMORY_LIMIT"] = setting
+    out = subprocess.run(
+        [
+            dbt_executable(),
+            "show",
+            "--inline",
+            "select current_setting('memory_limit') as memory_limit",
+            "--project-dir",
+            str(built.dbt_project_dir),
+            "--profiles-dir",
+            str(built.dbt_project_dir),
+        ],
+        env=env,
+        cwd=built.dbt_project_dir,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown in out, out
