@@ -29,7 +29,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 setup: $(VENV)/.synced ## build the virtual environment from the lock file
 
 demo: setup ## simulate a world and run boomerang_daily through Airflow, then summarise
-	$(BIN)/boomerang demo
+	$(BIN)/python -m devtools.demo $(DEMO_ARGS)
 
 # The campaign report's test renders the page in headless Chromium (Debian's package).
 browser: ## install headless Chromium for the report test, if missing (apt-get, as root)
@@ -49,7 +49,7 @@ test: setup browser ## run the test suite (what CI runs)
 # of history (about 25 GB under bench/, the worlds cached for the next run). A quick look at one size:
 #   make bench BENCH_ARGS="--sizes 10000 --history-size 0"
 bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (about 2 hours; see README)
-	$(BIN)/python -m boomerang.bench $(BENCH_ARGS)
+	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
 lint: setup ## ruff + sqlfluff
 	$(BIN)/ruff check boomerang ml dags tests

@@ -6,7 +6,6 @@ boomerang load --as-of 2026-01-01       load new landing files into raw
 boomerang dbt build --as-of 2026-01-01  run dbt in a subprocess
 boomerang run --as-of 2026-01-01        the daily steps in order, without Airflow
 boomerang check-ledger --as-of 2026-01-01  the mileage ledger's invariants
-boomerang demo                          simulate a world and run boomerang_daily through Airflow
 boomerang summary                       what the warehouse holds and how to open it
 boomerang sql "select ..."              a read-only query on the warehouse
 """
@@ -16,14 +15,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from datetime import date, timedelta
 
 from boomerang.config import Settings
-
-# Daily runs `make demo` makes after training: the default pre-grant expiry (14 days) plus a few,
-# so the first grants are clawed back while later ones are still open.
-DEMO_CAMPAIGN_DAYS = 17
 
 
 def _date(text: str) -> date:
@@ -59,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     dbt.add_argument("dbt_command", choices=["build", "run", "test", "docs"], help="dbt command")
     dbt.add_argument("--as-of", type=_date, required=True)
 
-    run = commands.add_parser("run", help="the daily steps in order, without Airflow")
+    run = commands.add_parser(
+        "run", help="the daily steps in order, without Airflow (the steps of boomerang_daily)"
+    )
     run.add_argument("--as-of", type=_date, required=True)
 
     train = commands.add_parser("train", help="train, evaluate and (if it earns it) promote a churn model")
@@ -67,15 +63,6 @@ def _parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="score active customers with the champion model")
     score.add_argument("--as-of", type=_date, required=True)
-
-    demo = commands.add_parser("demo", help="simulate a world and run boomerang_daily through Airflow")
-    demo.add_argument(
-        "--days",
-        type=int,
-        default=DEMO_CAMPAIGN_DAYS,
-        help=f"consecutive daily runs after training (default {DEMO_CAMPAIGN_DAYS}: long enough for "
-        "pre-grants to expire and be clawed back)",
-    )
 
     ledger = commands.add_parser("check-ledger", help="check the mileage ledger's invariants as of a date")
     ledger.add_argument("--as-of", type=_date, required=True)
@@ -122,37 +109,25 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(pipeline.load_landing(settings, args.as_of))
         return 0
     if args.command == "dbt":
-        from boomerang.dbt import run_dbt
+        from boomerang.warehouse.dbt import run_dbt
 
         run_dbt(settings, "docs generate" if args.dbt_command == "docs" else args.dbt_command, args.as_of)
         return 0
     if args.command == "run":
-        pipeline.simulate_world(settings, args.as_of)
-        pipeline.load_landing(settings, args.as_of)
-        pipeline.dbt_build(settings, args.as_of)
-        pipeline.score_customers(settings, args.as_of)
-        pipeline.clawback_expired(settings, args.as_of)
-        pipeline.pregrant(settings, args.as_of)
-        pipeline.build_scored_marts(settings, args.as_of)
-        pipeline.check_ledger(settings, args.as_of)
-        pipeline.publish_serving(settings, args.as_of)
-        pipeline.write_report(settings, args.as_of)
+        pipeline.run_steps(pipeline.DAILY_STEPS, settings, args.as_of)
         print(summary(settings))
         print(rewards_summary(settings))
         return 0
     if args.command == "train":
-        pipeline.build_training_set(settings, args.as_of)
-        version = pipeline.train_model(settings, args.as_of)
-        pipeline.evaluate_model(settings, version)
-        promoted = pipeline.promote_model(settings, version)
+        results = pipeline.run_steps(pipeline.TRAINING_STEPS, settings, args.as_of)
+        version = results["train"]
+        promoted = results.get("promote")
         print(f"{version}: {'promoted to champion' if promoted else 'rejected (see its status.json)'}")
         print(model_summary(settings))
         return 0
     if args.command == "score":
         print(f"scored {pipeline.score_customers(settings, args.as_of):,} customers")
         return 0
-    if args.command == "demo":
-        return demo(settings, args.days)
     if args.command == "check-ledger":
         for name, violations in pipeline.check_ledger(settings, args.as_of).items():
             print(f"{name}: {violations} violation(s)")
@@ -162,7 +137,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(rewards_summary(settings))
         return 0
     if args.command == "sql":
-        from boomerang.warehouse import connect
+        from boomerang.warehouse.db import connect
 
         with connect(settings.warehouse_path, read_only=True) as con:
             con.sql(args.query).show(max_rows=50)
@@ -170,46 +145,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     raise AssertionError(args.command)
 
 
-def demo(settings: Settings, days: int) -> int:
-    """A pre-grant campaign through Airflow: the world's history up to ``days`` days before the end
-    of the demo year, a churn model trained on it, then ``days`` consecutive daily runs that score,
-    pre-grant, let the world redeem, and claw back what expired unused."""
-    from boomerang.local_airflow import dags_test, dags_test_dates, ensure_metadata_db
-
-    started = time.monotonic()
-    end = settings.world_start + timedelta(days=settings.world_days)
-    days = max(days, 2)
-    first = end - timedelta(days=days)
-    campaign = [first + timedelta(days=offset) for offset in range(1, days + 1)]
-    print(
-        f"Boomerang demo: a simulated world of {settings.world_customers:,} customers from "
-        f"{settings.world_start} (seed {settings.world_seed}), run through Airflow: boomerang_daily "
-        f"{first} (history), boomerang_train {first}, then boomerang_daily every day "
-        f"{campaign[0]}..{campaign[-1]} (pre-grants expire after {settings.policy.expiry_days} days)",
-        flush=True,
-    )
-    print(f"[1/4] Airflow metadata database in {settings.airflow_home}", flush=True)
-    ensure_metadata_db(settings)
-    print(f"[2/4] airflow dags test boomerang_daily {first}", flush=True)
-    dags_test(settings, "boomerang_daily", first)
-    print(f"[3/4] airflow dags test boomerang_train {first}", flush=True)
-    dags_test(settings, "boomerang_train", first)
-    print(f"[4/4] boomerang_daily for {len(campaign)} days, one dag.test() per day", flush=True)
-    dags_test_dates(settings, "boomerang_daily", campaign)
-    print(f"Done in {time.monotonic() - started:.0f}s\n", flush=True)
-    print(summary(settings))
-    print(model_summary(settings))
-    print(rewards_summary(settings))
-    print(campaign_summary(settings))
-    return 0
-
-
 def campaign_summary(settings: Settings) -> str:
     """The campaign's verdict in one paragraph, and where the report and the serving file are."""
     import textwrap
 
-    from boomerang.report import truth_sentence, verdict
-    from boomerang.warehouse import connect
+    from boomerang.reports.campaign import truth_sentence, verdict
+    from boomerang.warehouse.db import connect
 
     with connect(settings.warehouse_path, read_only=True) as con:
         has_results = con.execute(
@@ -247,8 +188,8 @@ def campaign_summary(settings: Settings) -> str:
 def rewards_summary(settings: Settings) -> str:
     """The campaign so far: grants, holdout, mileage granted/redeemed/clawed back/outstanding,
     and whether the ledger's invariants held on the latest run."""
-    from boomerang.ledger import lot_positions
-    from boomerang.warehouse import connect
+    from boomerang.rewards.ledger import lot_positions
+    from boomerang.warehouse.db import connect
 
     with connect(settings.warehouse_path, read_only=True) as con:
         latest = con.execute("select max(as_of_date) from ops.ledger_invariants").fetchone()[0]  # type: ignore[index]
@@ -318,7 +259,7 @@ def model_summary(settings: Settings) -> str:
         for name, m in rows
     ]
     lines.append(f"  report: {folder / 'report.html'}")
-    from boomerang.warehouse import connect
+    from boomerang.warehouse.db import connect
 
     with connect(settings.warehouse_path, read_only=True) as con:
         exists = con.execute(
@@ -338,7 +279,7 @@ def model_summary(settings: Settings) -> str:
 
 def summary(settings: Settings) -> str:
     """What was loaded, rows per table, and how to open the warehouse."""
-    from boomerang.warehouse import connect, table_row_counts
+    from boomerang.warehouse.db import connect, table_row_counts
 
     lines = []
     with connect(settings.warehouse_path, read_only=True) as con:

@@ -1,15 +1,26 @@
-"""The steps of the daily and the training runs: one function per Airflow task, keyed by ``as_of``.
+"""The steps of the daily and the training runs, declared once.
 
-Each step is idempotent: running it again for the same date changes nothing
-(training the same data with the same parameters gives the same model version).
-The DAG files and the CLI call these and nothing else; heavy imports happen
-inside each function, so importing this module is cheap.
+:data:`DAILY_STEPS` and :data:`TRAINING_STEPS` are the one list of what a run does, in order: each
+:class:`Step` has the name every surface uses for it (the Airflow task id, ``boomerang run``'s log,
+``make bench``'s table), the function that does the work, and how Airflow treats it (retries, trigger
+rule). The DAG files turn these lists into tasks with :func:`airflow_tasks`; ``boomerang run`` and
+``boomerang train`` run them in order with :func:`run_steps`, under the same trigger rules.
+
+Each step is idempotent, keyed by the run's ``as_of`` date: running it again for the same date changes
+nothing (training the same data with the same parameters gives the same model version). Heavy imports
+happen inside each function, so importing this module is cheap (the DAG files import it at parse time).
+
+This is the orchestration layer: it is the one place in ``boomerang`` that imports the model code
+(:mod:`ml`); everything below it (ingest, warehouse, rewards, world, reports) never does.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from boomerang.config import Settings
 
@@ -29,7 +40,7 @@ def simulate_world(settings: Settings, as_of: date) -> int:
     if not settings.world_enabled:
         log.info("Simulated world is off (BOOMERANG_WORLD=off); using landing files as they are")
         return 0
-    from boomerang.simulator import advance_world
+    from boomerang.world.simulator import advance_world
 
     written = advance_world(
         settings.world_dir,
@@ -48,17 +59,17 @@ def simulate_world(settings: Settings, as_of: date) -> int:
 def validate_landing(settings: Settings, as_of: date) -> dict[str, int]:
     """Run the quality gate on every new landing file; quarantine the ones that fail.
 
-    Raises :class:`boomerang.quality.QualityGateError` naming each quarantined
+    Raises :class:`boomerang.ingest.gate.QualityGateError` naming each quarantined
     file, what is wrong with it, where it went and what to do.
     """
-    from boomerang.loader import validate_landing as validate
+    from boomerang.ingest.loader import validate_landing as validate
 
     return validate(settings, as_of).as_dict()
 
 
 def load_landing(settings: Settings, as_of: date) -> dict[str, int]:
     """Load every new landing file that passes the gate into ``raw`` (each once, all or nothing)."""
-    from boomerang.loader import load_landing as load
+    from boomerang.ingest.loader import load_landing as load
 
     return load(settings, as_of).as_dict()
 
@@ -69,8 +80,9 @@ def quality_verdict(settings: Settings, as_of: date) -> dict[str, int]:
     The last task of a daily run, so that the run itself shows as failed, with
     a message that names each quarantined file, what broke and what to do.
     """
-    from boomerang.quality import QualityGateError, quarantine_message, write_index
-    from boomerang.warehouse import connect, ensure_schemas
+    from boomerang.ingest.gate import QualityGateError, quarantine_message, write_index
+    from boomerang.warehouse.db import connect
+    from boomerang.warehouse.schema import ensure_schemas
 
     with connect(settings.warehouse_path) as con:
         ensure_schemas(con)
@@ -100,39 +112,39 @@ def dbt_build(settings: Settings, as_of: date) -> None:
     """``dbt build`` (models and their tests) for ``as_of``, in a subprocess.
 
     The training snapshots (tag ``training``) are left to the weekly training run, and the
-    marts that show churn scores (tag ``scored``) to :func:`build_scored_marts`, after scoring.
+    marts that show churn scores (tag ``scored``) to :func:`build_ledger_marts`, after scoring.
     """
-    from boomerang.dbt import run_dbt
+    from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(settings, "build", as_of, ["--exclude", "tag:training", "tag:scored", *_NO_UNIT_TESTS])
 
 
-def build_scored_marts(settings: Settings, as_of: date) -> None:
+def build_ledger_marts(settings: Settings, as_of: date) -> None:
     """``dbt build`` of the marts built after scoring and the rewards steps: the ones that show the
     day's churn scores (tag ``scored``: customer_360) and the ledger marts (tag ``ledger``: lots,
     decisions, daily rewards), with their tests."""
-    from boomerang.dbt import run_dbt
+    from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(settings, "build", as_of, ["--select", "tag:scored", "tag:ledger", *_NO_UNIT_TESTS])
 
 
 def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:
     """Claw back what is unused of every pre-grant expired by ``as_of`` (ledger + outbox), once."""
-    from boomerang import rewards
+    from boomerang.rewards import steps as rewards
 
     return rewards.clawback_expired(settings, as_of)
 
 
 def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
     """Decide the day's pre-grants and holdout (policy) and record them (ledger + outbox), once."""
-    from boomerang import rewards
+    from boomerang.rewards import steps as rewards
 
     return rewards.pregrant(settings, as_of)
 
 
 def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
     """The ledger's invariants in SQL; raises if the books do not balance."""
-    from boomerang import rewards
+    from boomerang.rewards import steps as rewards
 
     return rewards.check_ledger(settings, as_of)
 
@@ -140,7 +152,7 @@ def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
 def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
     """Publish the serving snapshot BI tools read: every ``marts`` table and ``ml.churn_scores``, no PII,
     in a file old DuckDB clients open, swapped in atomically. Returns rows per published table."""
-    from boomerang import serving
+    from boomerang.warehouse import serving
 
     return serving.publish(
         settings.warehouse_path, settings.serving_path, as_of, dbt_target_dir=settings.dbt_target_dir
@@ -150,14 +162,14 @@ def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
 def truth_check(settings: Settings, as_of: date) -> dict | None:
     """Simulated world only: how far the holdout measurement is from the simulator's true effect
     (``ops.truth_check``); does nothing on your own data."""
-    from boomerang import truth
+    from boomerang.world import truth
 
     return truth.truth_check(settings, as_of)
 
 
 def write_report(settings: Settings, as_of: date) -> str:
     """Regenerate the campaign report for marketers (static HTML, offline); return its path."""
-    from boomerang.report import write_report as write
+    from boomerang.reports.campaign import write_report as write
 
     return str(write(settings.warehouse_path, settings.reports_dir, as_of, settings.policy.value_per_mile))
 
@@ -170,33 +182,41 @@ def _model_params(settings: Settings):
 
 def build_training_set(settings: Settings, as_of: date) -> None:
     """``dbt build`` of the training snapshots and everything they need, for ``as_of``."""
-    from boomerang.dbt import run_dbt
+    from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(settings, "build", as_of, ["--select", "+fct_training_snapshots"])
 
 
-def train_model(settings: Settings, as_of: date) -> str:
+def train(settings: Settings, as_of: date) -> str:
     """Train a candidate churn model on the training snapshots; return its version."""
     from ml import registry
 
     return registry.train(settings.warehouse_path, settings.models_dir, as_of, _model_params(settings))
 
 
-def evaluate_model(settings: Settings, version: str) -> dict:
-    """Metrics against the baselines on the out-of-time test set, plots, report, model card."""
+def evaluate(settings: Settings, as_of: date, version: str) -> str:
+    """Metrics against the baselines on the out-of-time test set, plots, report, model card; returns
+    ``version`` for the steps after it."""
     from ml import registry
 
-    return registry.evaluate(settings.warehouse_path, settings.models_dir, version)
+    registry.evaluate(settings.warehouse_path, settings.models_dir, version)
+    return version
 
 
-def promote_model(settings: Settings, version: str) -> bool:
-    """The promotion gate; True when ``version`` became the champion."""
+def promote(settings: Settings, as_of: date, version: str) -> bool:
+    """The promotion gate; True when ``version`` became the champion (False stops the run there)."""
     from ml import registry
 
     promoted, _reason = registry.promote(
         settings.warehouse_path, settings.models_dir, version, _model_params(settings)
     )
     return promoted
+
+
+def publish_champion(settings: Settings, as_of: date, version: str) -> str:
+    """Runs only after a promotion: in Airflow it publishes the ``boomerang_churn_champion`` Asset."""
+    log.info("Champion churn model: %s", version)
+    return version
 
 
 def score_customers(settings: Settings, as_of: date) -> int:
@@ -210,3 +230,156 @@ def score_customers(settings: Settings, as_of: date) -> int:
         settings.churn_lookback_days,
         _model_params(settings),
     )
+
+
+# ---------------------------------------------------------------------------------- the step lists
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a run: an Airflow task, a line of ``boomerang run``, a row of ``make bench``."""
+
+    name: str
+    function: Callable[..., Any]  # (settings, as_of) or, with takes_version, (settings, as_of, version)
+    retries: int | None = None  # None: the DAG's default
+    trigger_rule: str = "all_success"  # or "all_done": runs whatever happened before it
+    takes_version: bool = False  # gets the model version the last ``returns_version`` step returned
+    returns_version: bool = False  # returns a model version for the steps after it
+    short_circuit: bool = False  # returning False skips every step after it
+    outlet: str | None = None  # the Asset it publishes when it succeeds
+
+    @property
+    def doc(self) -> str:
+        return (self.function.__doc__ or "").strip()
+
+
+DAILY_STEPS: tuple[Step, ...] = (
+    Step("simulate_world", simulate_world),
+    Step("validate_landing", validate_landing, retries=0),  # a bad file needs a person, not a retry
+    # Runs even when validation quarantined something: the good batches still load.
+    Step("load_landing", load_landing, trigger_rule="all_done"),
+    Step("dbt_build", dbt_build),
+    Step("score_customers", score_customers),
+    Step("clawback_expired", clawback_expired),
+    Step("pregrant", pregrant),
+    Step("build_ledger_marts", build_ledger_marts),
+    Step("check_ledger", check_ledger, retries=0),  # books that do not balance need a person
+    Step("truth_check", truth_check),
+    Step("publish_serving", publish_serving),
+    Step("write_report", write_report),
+    # Last, whatever happened before it: the run fails if this run quarantined anything.
+    Step("quality_verdict", quality_verdict, retries=0, trigger_rule="all_done"),
+)
+
+CHAMPION_ASSET = "boomerang_churn_champion"
+
+TRAINING_STEPS: tuple[Step, ...] = (
+    Step("build_training_set", build_training_set),
+    Step("train", train, returns_version=True),
+    Step("evaluate", evaluate, takes_version=True, returns_version=True),
+    # A rejected challenger is the gate doing its job: the run succeeds, nothing after it runs.
+    Step("promote", promote, takes_version=True, short_circuit=True),
+    Step("publish_champion", publish_champion, takes_version=True, outlet=CHAMPION_ASSET),
+)
+
+STEPS: dict[str, Step] = {step.name: step for step in (*DAILY_STEPS, *TRAINING_STEPS)}
+
+
+class StepsFailed(RuntimeError):
+    """One or more steps of a run failed; the message names each with its error."""
+
+
+def run_step(name: str, settings: Settings, as_of: date, version: str | None = None) -> Any:
+    """Run the step called ``name`` for ``as_of`` (``version``: the model version, for the steps that
+    take one)."""
+    step = STEPS[name]
+    if step.takes_version:
+        if version is None:
+            raise ValueError(f"Step {name} needs the model version the step before it returned")
+        return step.function(settings, as_of, version)
+    return step.function(settings, as_of)
+
+
+def run_steps(
+    steps: Sequence[Step],
+    settings: Settings,
+    as_of: date,
+    *,
+    on_step: Callable[[Step, Any], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``steps`` in order for ``as_of`` without Airflow, under Airflow's rules: after a failure
+    only the ``all_done`` steps run, and the run then raises :class:`StepsFailed` naming every failed
+    step; a short-circuit step returning False ends the run (a success). Returns each step's result."""
+    results: dict[str, Any] = {}
+    errors: list[tuple[str, BaseException]] = []
+    version: str | None = None
+    for step in steps:
+        if errors and step.trigger_rule != "all_done":
+            log.warning("Skipping %s: an earlier step failed", step.name)
+            continue
+        log.info("Step %s for %s", step.name, as_of)
+        try:
+            result = run_step(step.name, settings, as_of, version)
+        except Exception as error:  # the run goes on to its all_done steps, then reports every failure
+            log.error("Step %s failed: %s", step.name, error)
+            errors.append((step.name, error))
+            continue
+        results[step.name] = result
+        if on_step is not None:
+            on_step(step, result)
+        if step.returns_version:
+            version = result
+        if step.short_circuit and not result:
+            log.info("Step %s returned False: the steps after it are skipped", step.name)
+            break
+    if len(errors) == 1:
+        raise errors[0][1]
+    if errors:
+        raise StepsFailed(
+            f"{len(errors)} steps failed for {as_of}:\n"
+            + "\n".join(f"  - {name}: {error}" for name, error in errors)
+        )
+    return results
+
+
+# ---------------------------------------------------------------------------------- Airflow
+
+
+def _task_callable(step: Step) -> Callable[..., Any]:
+    """The body of ``step``'s Airflow task: the run's as-of date is its logical date (a daily run's
+    data interval has zero width), the settings come from the environment."""
+
+    def run(version: str | None = None) -> Any:
+        from airflow.sdk import get_current_context
+
+        as_of = get_current_context()["logical_date"].date()
+        return run_step(step.name, Settings.from_env(), as_of, version)
+
+    run.__name__ = step.name
+    run.__doc__ = step.doc
+    return run
+
+
+def airflow_tasks(steps: Sequence[Step]) -> list[Any]:
+    """Turn ``steps`` into TaskFlow tasks inside the DAG being defined, chained in order; returns the
+    tasks' outputs (XComArgs). A step that takes the model version gets the output of the last step
+    that produced one."""
+    from airflow.sdk import Asset, task
+
+    outputs: list[Any] = []
+    version: Any = None
+    for step in steps:
+        options: dict[str, Any] = {"task_id": step.name, "trigger_rule": step.trigger_rule, "doc": step.doc}
+        if step.retries is not None:
+            options["retries"] = step.retries
+        if step.outlet:
+            options["outlets"] = [Asset(step.outlet)]
+        decorator = task.short_circuit if step.short_circuit else task
+        make = decorator(_task_callable(step), **options)
+        output = make(version) if step.takes_version else make()
+        if outputs:
+            outputs[-1] >> output
+        outputs.append(output)
+        if step.returns_version:
+            version = output
+    return outputs

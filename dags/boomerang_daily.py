@@ -42,18 +42,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import TriggerRule, dag, get_current_context, task
+from airflow.sdk import dag
+
+from boomerang.pipeline import DAILY_STEPS, airflow_tasks
 
 DEFAULT_ARGS = {
     "owner": "boomerang",
     "retries": 2,
     "retry_delay": timedelta(minutes=2),
 }
-
-
-def _as_of():
-    """The run's as-of date: its logical date (a daily run's data interval has zero width)."""
-    return get_current_context()["logical_date"].date()
 
 
 @dag(
@@ -67,114 +64,8 @@ def _as_of():
     doc_md=__doc__,
 )
 def boomerang_daily():
-    @task
-    def simulate_world() -> int:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.simulate_world(Settings.from_env(), _as_of())
-
-    @task(retries=0)  # a bad file needs a person, not a retry
-    def validate_landing() -> dict[str, int]:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.validate_landing(Settings.from_env(), _as_of())
-
-    # Runs even when validation quarantined something: the good batches still load.
-    @task(trigger_rule=TriggerRule.ALL_DONE)
-    def load_landing() -> dict[str, int]:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.load_landing(Settings.from_env(), _as_of())
-
-    @task
-    def dbt_build() -> None:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        pipeline.dbt_build(Settings.from_env(), _as_of())
-
-    @task
-    def score_customers() -> int:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.score_customers(Settings.from_env(), _as_of())
-
-    @task
-    def clawback_expired() -> dict[str, int]:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.clawback_expired(Settings.from_env(), _as_of())
-
-    @task
-    def pregrant() -> dict[str, int]:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.pregrant(Settings.from_env(), _as_of())
-
-    @task
-    def build_ledger_marts() -> None:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        pipeline.build_scored_marts(Settings.from_env(), _as_of())
-
-    @task(retries=0)  # books that do not balance need a person, not a retry
-    def check_ledger() -> dict[str, int]:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.check_ledger(Settings.from_env(), _as_of())
-
-    @task
-    def truth_check() -> dict | None:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.truth_check(Settings.from_env(), _as_of())
-
-    @task
-    def publish_serving() -> dict[str, int]:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.publish_serving(Settings.from_env(), _as_of())
-
-    @task
-    def write_report() -> str:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.write_report(Settings.from_env(), _as_of())
-
-    # Last, whatever happened before it: the run fails if this run quarantined anything.
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def quality_verdict() -> dict[str, int]:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.quality_verdict(Settings.from_env(), _as_of())
-
-    (
-        simulate_world()
-        >> validate_landing()
-        >> load_landing()
-        >> dbt_build()
-        >> score_customers()
-        >> clawback_expired()
-        >> pregrant()
-        >> build_ledger_marts()
-        >> check_ledger()
-        >> truth_check()
-        >> publish_serving()
-        >> write_report()
-        >> quality_verdict()
-    )
+    # The steps, their order, retries and trigger rules are declared once, in boomerang.pipeline.
+    airflow_tasks(DAILY_STEPS)
 
 
 boomerang_daily()

@@ -19,20 +19,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import dag
 
-CHAMPION = Asset("boomerang_churn_champion")
+from boomerang.pipeline import TRAINING_STEPS, airflow_tasks
 
 DEFAULT_ARGS = {
     "owner": "boomerang",
     "retries": 1,
     "retry_delay": timedelta(minutes=5),
 }
-
-
-def _as_of():
-    """The run's as-of date: its logical date."""
-    return get_current_context()["logical_date"].date()
 
 
 @dag(
@@ -46,43 +41,9 @@ def _as_of():
     doc_md=__doc__,
 )
 def boomerang_train():
-    @task
-    def build_training_set() -> None:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        pipeline.build_training_set(Settings.from_env(), _as_of())
-
-    @task
-    def train() -> str:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.train_model(Settings.from_env(), _as_of())
-
-    @task
-    def evaluate(version: str) -> str:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        pipeline.evaluate_model(Settings.from_env(), version)
-        return version
-
-    @task.short_circuit
-    def promote(version: str) -> bool:
-        from boomerang import pipeline
-        from boomerang.config import Settings
-
-        return pipeline.promote_model(Settings.from_env(), version)
-
-    @task(outlets=[CHAMPION])
-    def publish_champion(version: str) -> str:
-        return version
-
-    version = train()
-    build_training_set() >> version
-    evaluated = evaluate(version)
-    promote(evaluated) >> publish_champion(evaluated)
+    # The steps, their order, retries and trigger rules are declared once, in boomerang.pipeline:
+    # build_training_set >> train >> evaluate >> promote (short-circuit) >> publish_champion (Asset).
+    airflow_tasks(TRAINING_STEPS)
 
 
 boomerang_train()

@@ -49,17 +49,17 @@ def load_snapshots(warehouse_path: Path) -> pd.DataFrame:
 
     if not warehouse_path.exists():
         raise TrainingDataError(f"No warehouse at {warehouse_path}: run the daily pipeline first.")
-    con = duckdb.connect(str(warehouse_path), read_only=True)
-    try:
-        frame = con.execute(
-            "select * from marts.fct_training_snapshots where is_active and is_label_observed"
-        ).df()
-    except duckdb.CatalogException:
-        raise TrainingDataError(
-            "marts.fct_training_snapshots is missing: run `dbt build` (the daily DAG) before training."
-        ) from None
-    finally:
-        con.close()
+    from boomerang.warehouse.db import connect
+
+    with connect(warehouse_path, read_only=True) as con:
+        try:
+            frame = con.execute(
+                "select * from marts.fct_training_snapshots where is_active and is_label_observed"
+            ).df()
+        except duckdb.CatalogException:
+            raise TrainingDataError(
+                "marts.fct_training_snapshots is missing: run `dbt build` (the daily DAG) before training."
+            ) from None
     frame[LABEL] = frame[LABEL].astype(int)
     return frame
 

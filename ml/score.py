@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from boomerang.warehouse import ensure_schemas
+from boomerang.warehouse.db import connect
+from boomerang.warehouse.schema import ensure_schemas
 from ml.features import describe
 from ml.model import Params, contributions, risk_band
 from ml.registry import TrainedModel, load_champion
@@ -67,15 +68,12 @@ def score_customers(
 
     Returns the number of customers scored (0 when there is no champion yet).
     """
-    import duckdb
-
     params = params or Params.load()
     model = load_champion(models_dir)
     if model is None:
         log.warning("No champion model in %s yet: nothing scored. Run boomerang_train first.", models_dir)
         return 0
-    con = duckdb.connect(str(warehouse_path))
-    try:
+    with connect(warehouse_path) as con:
         features = con.execute(
             "select * from marts.fct_customer_features where as_of_date = ? and days_since_last_purchase <= ?",
             [as_of, lookback_days],
@@ -93,8 +91,6 @@ def score_customers(
             "model_version, reason_1, reason_2, reason_3, scored_at from new_scores"
         )
         con.execute("commit")
-    finally:
-        con.close()
     bands = scores["risk_band"].value_counts().to_dict()
     log.info("Scored %d active customers at %s with %s: %s", len(scores), as_of, model.version, bands)
     return len(scores)

@@ -43,7 +43,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A 400-customer world simulated for 75 days; its landing folder is shared, read it only."""
-    from boomerang.simulator import advance_world
+    from boomerang.world.simulator import advance_world
 
     settings = make_settings(tmp_path_factory.mktemp("tiny_world"))
     advance_world(
@@ -80,9 +80,9 @@ def ml_champion(ml_world: Settings) -> str:
     """A churn model trained on ``ml_world``, promoted past the gate: the champion's version."""
     from boomerang import pipeline
 
-    version = pipeline.train_model(ml_world, ML_AS_OF)
-    pipeline.evaluate_model(ml_world, version)
-    assert pipeline.promote_model(ml_world, version)
+    version = pipeline.train(ml_world, ML_AS_OF)
+    pipeline.evaluate(ml_world, ML_AS_OF, version)
+    assert pipeline.promote(ml_world, ML_AS_OF, version)
     return version
 
 
@@ -109,7 +109,7 @@ def campaign(ml_world: Settings, ml_champion: str, tmp_path_factory: pytest.Temp
 
     from serving_readers import readers_running
 
-    from boomerang.local_airflow import dags_test_dates, ensure_metadata_db
+    from devtools.local_airflow import dags_test_dates, ensure_metadata_db
 
     home = tmp_path_factory.mktemp("campaign")
     for name in ("warehouse", "landing", "world", "models"):

@@ -6,8 +6,8 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 
-from boomerang import ledger
-from boomerang.warehouse import ensure_schemas
+from boomerang.rewards import ledger
+from boomerang.warehouse.schema import ensure_schemas
 
 CAMPAIGN = "test-campaign"
 

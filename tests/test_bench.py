@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from boomerang import bench
 from boomerang.config import Settings
+from devtools import bench
 
 
 def _size(customers: int, seconds_per_customer: dict[str, float], power: float = 1.0) -> dict:
@@ -18,7 +18,7 @@ def _size(customers: int, seconds_per_customer: dict[str, float], power: float =
         return seconds_per_customer.get(name, 1e-5) * customers**power
 
     daily = {n: {"seconds": t(n), "peak_rss_mb": customers / 1000} for n in bench.DAILY_STAGES}
-    daily["score"]["result"] = customers
+    daily["score_customers"]["result"] = customers
     run = [n for n in bench.DAILY_STAGES if n not in bench.SIMULATED_ONLY]
     return {
         "customers": customers,
@@ -33,7 +33,7 @@ def _size(customers: int, seconds_per_customer: dict[str, float], power: float =
         "floor_seconds": 1e-5 * customers,
         "features_over_floor": 2.0,
         "scored_customers": customers,
-        "scoring_customers_per_second": customers / daily["score"]["seconds"],
+        "scoring_customers_per_second": customers / daily["score_customers"]["seconds"],
         "daily_run_seconds": sum(daily[n]["seconds"] for n in run),
         "daily_run_peak_rss_mb": max(daily[n]["peak_rss_mb"] for n in run),
         "warehouse_mb": customers / 100,
@@ -52,11 +52,11 @@ def test_exponent_recovers_the_power_law():
 def test_growth_names_what_grows_faster_than_linear():
     sizes = [_size(n, {"dbt_build": 1e-4}) for n in (10_000, 100_000, 1_000_000)]
     # make scoring quadratic between the two largest sizes
-    sizes[2]["daily"]["score"]["seconds"] = sizes[1]["daily"]["score"]["seconds"] * 100
+    sizes[2]["daily"]["score_customers"]["seconds"] = sizes[1]["daily"]["score_customers"]["seconds"] * 100
     result = bench.growth(sizes)
     assert result["exponents"]["daily.dbt_build"]["largest_two"] == pytest.approx(1.0)
-    assert result["exponents"]["daily.score"]["largest_two"] == pytest.approx(2.0)
-    assert result["superlinear"] == ["daily.score"]
+    assert result["exponents"]["daily.score_customers"]["largest_two"] == pytest.approx(2.0)
+    assert result["superlinear"] == ["daily.score_customers"]
 
 
 def test_history_growth_compares_one_year_with_two():
@@ -67,14 +67,14 @@ def test_history_growth_compares_one_year_with_two():
     long["daily"]["dbt_build"]["seconds"] = short["daily"]["dbt_build"]["seconds"] * 4
     long["daily_run_seconds"] = short["daily_run_seconds"] * 2.5
     result = bench.history_growth(short, long)
-    assert result["stages"]["score"]["exponent"] == pytest.approx(1.0)
+    assert result["stages"]["score_customers"]["exponent"] == pytest.approx(1.0)
     assert result["stages"]["dbt_build"]["exponent"] == pytest.approx(2.0)
     assert result["superlinear"] == ["dbt_build"]
     assert result["daily_run_exponent"] == pytest.approx(math.log2(2.5))
 
 
 def test_targets_say_by_how_much_and_what_limits():
-    result = _size(1_000_000, {"dbt_build": 9e-4, "score": 5e-6})
+    result = _size(1_000_000, {"dbt_build": 9e-4, "score_customers": 5e-6})
     checks = {t["target"]: t for t in bench.check_targets(result)}
     # 900 s of dbt alone: over the 600 s target, and dbt_build named as the limit
     assert not checks["daily_run_seconds"]["met"]
@@ -118,7 +118,7 @@ def test_markdown_table_has_every_stage_size_and_target():
 
 def test_a_stage_runs_in_its_own_process_with_its_time_and_peak_memory(tmp_path):
     settings = Settings.from_env({"BOOMERANG_HOME": str(tmp_path)})
-    measured = bench.measure("verdict", settings, date(2026, 1, 1), tmp_path / "bench.log")
+    measured = bench.measure("quality_verdict", settings, date(2026, 1, 1), tmp_path / "bench.log")
     assert measured.result == {}  # nothing validated that day
     assert 0 < measured.seconds < measured.process_seconds
     assert measured.peak_rss_mb > 20  # a Python process with DuckDB loaded

@@ -20,8 +20,9 @@ from datetime import date, datetime, time, timedelta
 import pytest
 from conftest import make_settings, query, write_file
 
-from boomerang import ledger, pipeline
-from boomerang.warehouse import connect
+from boomerang import pipeline
+from boomerang.rewards import ledger
+from boomerang.warehouse.db import connect
 
 pytestmark = pytest.mark.slow
 

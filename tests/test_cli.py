@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from boomerang.loader import load_landing
+from boomerang.ingest.loader import load_landing
 
 
 def _boomerang(settings, *args: str, **env: str) -> subprocess.CompletedProcess:

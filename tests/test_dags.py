@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from boomerang.local_airflow import DAGS_FOLDER
+from boomerang import pipeline
+from boomerang.config import Settings
+from boomerang.pipeline import DAILY_STEPS, TRAINING_STEPS
+from devtools.local_airflow import DAGS_FOLDER
 
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
 
@@ -87,8 +92,8 @@ def test_dag_files_do_no_heavy_imports_at_parse_time(path: Path):
         "xgboost",
         "great_expectations",
         "dbt",
-        "boomerang.simulator",
-        "boomerang.loader",
+        "boomerang.world.simulator",
+        "boomerang.ingest.loader",
     ]
     code = (
         "import importlib.util, sys\n"
@@ -113,3 +118,65 @@ def test_train_dag_publishes_the_champion_asset_only_after_the_gate(dagbag):
     assert [outlet.name for outlet in publish.outlets] == ["boomerang_churn_champion"]
     assert publish.upstream_task_ids == {"promote", "evaluate"}
     assert type(dag.get_task("promote")).__name__ == "_ShortCircuitDecoratedOperator"
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "steps"), [("boomerang_daily", DAILY_STEPS), ("boomerang_train", TRAINING_STEPS)]
+)
+def test_each_dag_is_its_declared_step_list(dagbag, dag_id, steps):
+    """The one list of steps (boomerang.pipeline) and the DAG agree: same names, same order, each task
+    a chain link to the next, same retries and trigger rules, and each task's doc is its step's."""
+    dag = dagbag.dags[dag_id]
+    assert [task.task_id for task in dag.topological_sort()] == [step.name for step in steps]
+    default_retries = dag.default_args["retries"]
+    for before, step in zip((None, *steps), steps, strict=False):
+        task = dag.get_task(step.name)
+        assert task.retries == (default_retries if step.retries is None else step.retries), step.name
+        assert str(task.trigger_rule.value if hasattr(task.trigger_rule, "value") else task.trigger_rule) == (
+            step.trigger_rule
+        ), step.name
+        if before is not None:
+            assert before.name in task.upstream_task_ids, step.name
+        assert task.doc == step.doc
+
+
+def test_boomerang_run_runs_the_daily_steps_under_airflows_rules(tmp_path, monkeypatch):
+    """`boomerang run` walks the same list: every step in order; after a failure only the all_done
+    steps run, and the run fails naming the failed step."""
+    calls: list[str] = []
+
+    def fake(name: str, fails: bool = False):
+        def step(settings, as_of):
+            calls.append(name)
+            if fails:
+                raise RuntimeError(f"{name} broke")
+            return name
+
+        return step
+
+    steps = [
+        dataclasses.replace(step, function=fake(step.name, fails=step.name == "dbt_build"))
+        for step in DAILY_STEPS
+    ]
+    monkeypatch.setattr(pipeline, "STEPS", {step.name: step for step in steps})
+    with pytest.raises(RuntimeError, match="dbt_build broke"):
+        pipeline.run_steps(steps, Settings.from_env({"BOOMERANG_HOME": str(tmp_path)}), date(2026, 1, 1))
+    assert calls == ["simulate_world", "validate_landing", "load_landing", "dbt_build", "quality_verdict"]
+
+
+def test_a_rejected_challenger_ends_the_training_run(tmp_path, monkeypatch):
+    results = {"build_training_set": None, "train": "v1", "evaluate": "v1", "promote": False}
+    seen: list[tuple] = []
+
+    def fake(name: str):
+        def step(settings, as_of, *version):
+            seen.append((name, *version))
+            return results.get(name, "published")
+
+        return step
+
+    steps = [dataclasses.replace(step, function=fake(step.name)) for step in TRAINING_STEPS]
+    monkeypatch.setattr(pipeline, "STEPS", {step.name: step for step in steps})
+    out = pipeline.run_steps(steps, Settings.from_env({"BOOMERANG_HOME": str(tmp_path)}), date(2026, 1, 1))
+    assert seen == [("build_training_set",), ("train",), ("evaluate", "v1"), ("promote", "v1")]
+    assert out["promote"] is False and "publish_champion" not in out

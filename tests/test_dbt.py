@@ -11,8 +11,8 @@ import pytest
 from conftest import TINY_DAYS, TINY_START, make_settings, query
 
 from boomerang import pipeline
-from boomerang.dbt import DbtError
-from boomerang.simulator import World
+from boomerang.warehouse.dbt import DbtError
+from boomerang.world.simulator import World
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +27,13 @@ def built(tiny_world, tmp_path_factory):
     )
     pipeline.load_landing(settings, AS_OF)
     pipeline.dbt_build(settings, AS_OF)
-    pipeline.build_scored_marts(settings, AS_OF)  # as the daily run does after scoring (no model yet)
+    pipeline.build_ledger_marts(settings, AS_OF)  # as the daily run does after scoring (no model yet)
     return settings
 
 
 def test_the_sql_unit_tests_pass(built):
     """The daily builds leave the unit tests out (the logic does not change between runs): here they run."""
-    from boomerang.dbt import run_dbt
+    from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(built, "test", AS_OF, ["--select", "test_type:unit"])
     results = json.loads((built.dbt_target_dir / "run_results.json").read_text())["results"]
@@ -124,7 +124,7 @@ def _features(settings) -> list[tuple]:
 
 def test_features_do_not_move_when_events_on_or_after_the_as_of_date_change(built, tmp_path):
     """Leakage test: rewrite the future (on/after the as-of date) and the features stay put."""
-    from boomerang.dbt import run_dbt
+    from boomerang.warehouse.dbt import run_dbt
 
     settings = _copy_warehouse(built, tmp_path)
     select = ["--select", "+fct_customer_features"]
@@ -178,7 +178,7 @@ def test_features_do_not_move_when_events_on_or_after_the_as_of_date_change(buil
 
 
 def test_dbt_docs_generate_offline(built, tmp_path):
-    from boomerang.dbt import run_dbt
+    from boomerang.warehouse.dbt import run_dbt
 
     settings = built.with_(dbt_target_dir=tmp_path / "docs_target")
     run_dbt(settings, "docs generate", AS_OF)
@@ -192,7 +192,7 @@ def test_duckdb_inside_dbt_is_held_to_the_memory_limit(built, setting, shown):
     import os
     import subprocess
 
-    from boomerang.dbt import dbt_executable
+    from boomerang.warehouse.dbt import dbt_executable
 
     env = {**os.environ, **built.dbt_env(), "BOOMERANG_AS_OF": AS_OF.isoformat()}
     env.pop("BOOMERANG_DUCKDB_MEMORY_LIMIT", None)

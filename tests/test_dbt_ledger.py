@@ -14,8 +14,7 @@ import pytest
 from conftest import TINY_DAYS, TINY_START, make_settings, query
 
 from boomerang import pipeline
-from boomerang.dbt import run_dbt
-from boomerang.ledger import (
+from boomerang.rewards.ledger import (
     Entry,
     check_invariants,
     clawback_key,
@@ -24,7 +23,8 @@ from boomerang.ledger import (
     pregrant_key,
     record,
 )
-from boomerang.warehouse import connect
+from boomerang.warehouse.db import connect
+from boomerang.warehouse.dbt import run_dbt
 
 pytestmark = pytest.mark.slow
 

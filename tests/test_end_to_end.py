@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import TINY_START, make_settings, query, table_checksums
 
-from boomerang.local_airflow import AirflowRunError, dags_test, ensure_metadata_db
-from boomerang.simulator import World
+from boomerang.world.simulator import World
+from devtools.local_airflow import AirflowRunError, dags_test, ensure_metadata_db
 
 pytestmark = pytest.mark.slow
 

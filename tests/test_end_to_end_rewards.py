@@ -9,9 +9,9 @@ import duckdb
 import pytest
 from conftest import CAMPAIGN_DATES, query, table_checksums
 
-from boomerang import ledger
-from boomerang.local_airflow import dags_test
-from boomerang.simulator import World
+from boomerang.rewards import ledger
+from boomerang.world.simulator import World
+from devtools.local_airflow import dags_test
 
 # The shared campaign (five daily runs through Airflow on a trained world) is set up by whichever of
 # these tests runs first: ~6 minutes alone on 2 cores, more on a busy machine; 600 s was too tight.

@@ -8,8 +8,9 @@ from datetime import date, datetime, timedelta
 import pytest
 from ledger_helpers import CAMPAIGN, entries, holdout, midnight, open_warehouse, pregrant, redeem
 
-from boomerang import ledger, rewards
 from boomerang.config import Policy
+from boomerang.rewards import ledger, outbox
+from boomerang.rewards import steps as rewards
 
 D = date(2025, 3, 1)
 EXPIRY = D + timedelta(days=30)
@@ -73,9 +74,9 @@ def test_entries_refuse_nonsense():
 
 def test_the_outbox_file_is_written_whole_and_the_same_on_every_rerun(con, tmp_path):
     ledger.record(con, [pregrant("C2", D), pregrant("C1", D), holdout("C3", D)], run_date=D)
-    path = ledger.write_outbox_file(con, tmp_path / "outbox", D)
+    path = outbox.write_outbox_file(con, tmp_path / "outbox", D)
     first = path.read_bytes()
-    assert ledger.write_outbox_file(con, tmp_path / "outbox", D).read_bytes() == first
+    assert outbox.write_outbox_file(con, tmp_path / "outbox", D).read_bytes() == first
     messages = [json.loads(line) for line in first.decode().splitlines()]
     assert [m["customer_id"] for m in messages] == ["C1", "C2"]
     assert messages[0] | {"message": None} == {
@@ -89,8 +90,8 @@ def test_the_outbox_file_is_written_whole_and_the_same_on_every_rerun(con, tmp_p
         "campaign_id": CAMPAIGN,
         "as_of_date": "2025-03-01",
     }
-    assert ledger.read_outbox_files(tmp_path / "outbox", after=None, until=D + timedelta(days=1)) == messages
-    assert ledger.read_outbox_files(tmp_path / "outbox", after=D, until=D + timedelta(days=9)) == []
+    assert outbox.read_outbox_files(tmp_path / "outbox", after=None, until=D + timedelta(days=1)) == messages
+    assert outbox.read_outbox_files(tmp_path / "outbox", after=D, until=D + timedelta(days=9)) == []
     assert not list((tmp_path / "outbox").glob(".*"))  # no temporary file left behind
 
 

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from ledger_helpers import CAMPAIGN, holdout, midnight, open_warehouse, pregrant, redeem
 
-from boomerang import ledger, rewards
 from boomerang.config import Policy
+from boomerang.rewards import ledger
+from boomerang.rewards import steps as rewards
 
 CUSTOMERS = ("C1", "C2", "C3", "C4")
 START = date(2025, 1, 1)

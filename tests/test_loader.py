@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from conftest import query, table_checksums, write_file
 
-from boomerang.loader import load_landing
+from boomerang.ingest.loader import load_landing
 
 CUSTOMERS = (
     "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"

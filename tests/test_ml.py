@@ -11,7 +11,7 @@ import pytest
 from conftest import ML_AS_OF, query
 
 from boomerang import pipeline
-from boomerang.local_airflow import dags_test, ensure_metadata_db
+from devtools.local_airflow import dags_test, ensure_metadata_db
 from ml import registry
 from ml.data import LeakageError, as_of_dates, load_snapshots, split_out_of_time
 from ml.features import LABEL
@@ -146,7 +146,7 @@ def test_training_copes_without_the_optional_sources(world, tmp_path):
         con.execute(f"delete from raw.{table}")
     con.close()
     pipeline.build_training_set(settings, AS_OF)
-    version = pipeline.train_model(settings, AS_OF)
+    version = pipeline.train(settings, AS_OF)
     features = json.loads((settings.models_dir / "churn" / version / "features.json").read_text())
     assert "days_since_last_purchase" in features
     assert not {"email_engagement_score", "complaints_365d", "miles_balance"} & set(features)
@@ -173,7 +173,7 @@ def test_boomerang_train_through_airflow(world, tmp_path):
 
 def test_customer_360_shows_the_days_scores(world, champion):
     pipeline.score_customers(world, AS_OF)
-    pipeline.build_scored_marts(world, AS_OF)
+    pipeline.build_ledger_marts(world, AS_OF)
     [(scored, with_reason, unscored_active)] = query(
         world,
         """
@@ -191,6 +191,6 @@ def test_customer_360_shows_the_days_scores(world, champion):
 def test_training_the_same_data_again_keeps_the_same_version(world, champion):
     folder = world.models_dir / "churn" / champion
     before = (folder / "model.json").read_bytes(), (folder / "status.json").read_text()
-    assert pipeline.train_model(world, AS_OF) == champion
+    assert pipeline.train(world, AS_OF) == champion
     assert ((folder / "model.json").read_bytes(), (folder / "status.json").read_text()) == before
     assert not list((world.models_dir / "churn").glob(".*partial"))

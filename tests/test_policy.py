@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boomerang.config import Policy
-from boomerang.policy import decide, grant_points, is_holdout, message
+from boomerang.rewards.policy import decide, grant_points, is_holdout, message
 
 AS_OF = date(2025, 6, 1)
 POLICY = Policy()

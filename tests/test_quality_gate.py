@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import query, table_checksums, write_file
 
-from boomerang.loader import load_landing, validate_landing
-from boomerang.quality import QualityGateError
+from boomerang.ingest.gate import QualityGateError
+from boomerang.ingest.loader import load_landing, validate_landing
 
 CORPUS = Path(__file__).parent / "corpus"
 AS_OF = date(2025, 1, 6)

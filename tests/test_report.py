@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from boomerang.report import render, verdict, write_report
+from boomerang.reports.campaign import render, verdict, write_report
 
 AS_OF = date(2025, 12, 1)
 
@@ -145,7 +145,7 @@ def test_the_report_renders_in_headless_chromium(tmp_path):
 
 
 def test_the_truth_check_in_words():
-    from boomerang.report import truth_sentence
+    from boomerang.reports.campaign import truth_sentence
 
     row = {
         "measured_incremental_retention": 0.011,

@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 from conftest import TINY_DAYS, TINY_START, make_settings, query, table_checksums
 
-from boomerang import ledger, pipeline, rewards
+from boomerang import pipeline
 from boomerang.config import PROJECT_ROOT
+from boomerang.rewards import ledger
+from boomerang.rewards import steps as rewards
 
 pytestmark = pytest.mark.slow
 

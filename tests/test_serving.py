@@ -13,8 +13,8 @@ import duckdb
 import pytest
 from conftest import make_settings, table_checksums
 
-from boomerang import serving
-from boomerang.warehouse import ensure_schemas
+from boomerang.warehouse import serving
+from boomerang.warehouse.schema import ensure_schemas
 
 AS_OF = date(2025, 3, 1)
 FORBIDDEN_SCHEMAS = {"raw", "staging", "intermediate", "ledger", "ops"}

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from boomerang.simulator import PERSUADABILITY, STATE_FILE, World, advance_world
+from boomerang.world.simulator import PERSUADABILITY, STATE_FILE, World, advance_world
 
 START = date(2025, 1, 1)
 
@@ -298,7 +298,7 @@ def test_a_late_credit_is_applied_once_from_the_next_day_simulated(tmp_path: Pat
     _simulate(tmp_path, seed=8, days=10)
     credits = [_credit(number, 5, expiry_days=20) for number in range(1, 301)]
     _write_outbox(tmp_path / "outbox", 5, credits)
-    with caplog.at_level(logging.WARNING, logger="boomerang.simulator"):
+    with caplog.at_level(logging.WARNING, logger="boomerang.world.simulator"):
         world = _simulate(tmp_path, seed=8, days=40, steps=(20,), outbox=tmp_path / "outbox")
     assert caplog.text.count("arrived after the world had simulated") == 1
     assert world.meta["outbox_counts"]["late_credits"] == len(credits)
@@ -345,7 +345,7 @@ def test_clawbacks_are_checked_against_what_the_world_had_left(tmp_path: Path, c
     debits[0]["points"] += 100  # one the world disagrees with
     debits.append(_debit(2, 5, 15, 500))  # and one for a grant it never saw
     _write_outbox(outbox, 15, debits)
-    with caplog.at_level(logging.WARNING, logger="boomerang.simulator"):
+    with caplog.at_level(logging.WARNING, logger="boomerang.world.simulator"):
         world = _simulate(tmp_path, seed=8, days=16, outbox=outbox)
     counts = world.meta["outbox_counts"]
     assert counts["clawbacks_matched"] == len(left) - 1

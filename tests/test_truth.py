@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 from conftest import make_settings, query
 
-from boomerang import ledger, pipeline
-from boomerang.simulator import advance_world
-from boomerang.truth import difference_of_means, difference_of_proportions, summarise, truth_check
-from boomerang.warehouse import connect, ensure_schemas
+from boomerang import pipeline
+from boomerang.rewards import ledger, outbox
+from boomerang.warehouse.db import connect
+from boomerang.warehouse.schema import ensure_schemas
+from boomerang.world.simulator import advance_world
+from boomerang.world.truth import difference_of_means, difference_of_proportions, summarise, truth_check
 
 START = date(2025, 1, 1)
 CUSTOMERS = 10_000
@@ -116,7 +118,7 @@ def campaign(tmp_path_factory):
         with connect(settings.warehouse_path) as con:  # as the rewards step does: ledger, then the file
             ensure_schemas(con)
             ledger.record(con, _decisions(campaign_id, day, treated, control), run_date=day)
-            ledger.write_outbox_file(con, settings.outbox_dir, day)
+            outbox.write_outbox_file(con, settings.outbox_dir, day)
     advance_world(
         settings.world_dir,
         settings.landing_dir,

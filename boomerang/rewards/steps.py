@@ -1,7 +1,7 @@
 """The rewards steps of a daily run: claw back expired pre-grants, decide and record new ones,
 and prove the ledger balances. Each step is keyed by the run's as-of date and safe to re-run.
 
-The decisions are :mod:`boomerang.policy`'s; the writes are :mod:`boomerang.ledger`'s (one
+The decisions are :mod:`boomerang.rewards.policy`'s; the writes are :mod:`boomerang.rewards.ledger`'s (one
 transaction per step, exactly once). This module reads the facts the policy needs from the
 warehouse, point in time: only ledger entries of earlier runs and events before the as-of date.
 """
@@ -14,9 +14,9 @@ from datetime import date, datetime, timedelta
 import duckdb
 import pandas as pd
 
-from boomerang import ledger
 from boomerang.config import Policy, Settings
-from boomerang.policy import decide, message, summarise
+from boomerang.rewards import ledger, outbox
+from boomerang.rewards.policy import decide, message, summarise
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,10 @@ def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
     """Decide the run's pre-grants and holdouts and record them with their outbox rows.
 
     Re-running a date writes nothing new; a re-run that would decide differently (another model's
-    scores, changed policy knobs) raises :class:`boomerang.ledger.LedgerConflictError`.
+    scores, changed policy knobs) raises :class:`boomerang.rewards.ledger.LedgerConflictError`.
     """
-    from boomerang.warehouse import connect, ensure_schemas
+    from boomerang.warehouse.db import connect
+    from boomerang.warehouse.schema import ensure_schemas
 
     policy = settings.policy
     with connect(settings.warehouse_path) as con:
@@ -163,7 +164,7 @@ def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
         decisions = decide(candidates, policy, as_of)
         entries = decision_entries(decisions, policy, as_of)
         result = ledger.record(con, entries, decision_scope=(policy.campaign_id, as_of), run_date=as_of)
-        path = ledger.write_outbox_file(con, settings.outbox_dir, as_of)
+        path = outbox.write_outbox_file(con, settings.outbox_dir, as_of)
     counts = {**summarise(decisions), **result.as_dict()}
     log.info(
         "Pre-grants for %s (policy %s): %s; outbox file %s",
@@ -208,13 +209,14 @@ def clawback_entries(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy
 
 def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:
     """Claw back the unused points of every pre-grant lot expired by ``as_of``, exactly once."""
-    from boomerang.warehouse import connect, ensure_schemas
+    from boomerang.warehouse.db import connect
+    from boomerang.warehouse.schema import ensure_schemas
 
     with connect(settings.warehouse_path) as con:
         ensure_schemas(con)
         entries = clawback_entries(con, as_of, settings.policy)
         result = ledger.record(con, entries, run_date=as_of)
-        path = ledger.write_outbox_file(con, settings.outbox_dir, as_of)
+        path = outbox.write_outbox_file(con, settings.outbox_dir, as_of)
     counts = {
         "lots_clawed_back": len(entries),
         "points_clawed_back": sum(entry.points for entry in entries),
@@ -231,8 +233,9 @@ def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:
 
 def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
     """Check every ledger invariant as of ``as_of``, keep the results in ops.ledger_invariants,
-    and raise :class:`boomerang.ledger.LedgerInvariantError` if any is broken."""
-    from boomerang.warehouse import connect, ensure_schemas
+    and raise :class:`boomerang.rewards.ledger.LedgerInvariantError` if any is broken."""
+    from boomerang.warehouse.db import connect
+    from boomerang.warehouse.schema import ensure_schemas
 
     with connect(settings.warehouse_path) as con:
         ensure_schemas(con)

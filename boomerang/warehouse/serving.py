@@ -18,6 +18,9 @@ from pathlib import Path
 
 import duckdb
 
+from boomerang.warehouse.db import configure
+from boomerang.warehouse.schema import SNAPSHOT_META_DDL
+
 log = logging.getLogger(__name__)
 
 # Bump when the snapshot's layout (its schemas or meta.snapshot's columns) changes.
@@ -33,19 +36,6 @@ PUBLISHED_TABLES = (("ml", "churn_scores"),)
 CONTRACT_PII_COLUMNS = frozenset({"email", "phone"})
 
 _SNAPSHOT = "boomerang_serving_snapshot"  # the new file's alias while it is written
-
-META_DDL = """
-create table {snap}.meta.snapshot (
-    as_of_date       date      not null,  -- the run that published it
-    published_at     timestamp not null,  -- wall clock (UTC), for operators
-    format_version   integer   not null,  -- this layout's version (boomerang.serving.FORMAT_VERSION)
-    storage_version  varchar   not null,  -- the oldest DuckDB storage format that opens this file
-    source_warehouse varchar   not null,  -- the warehouse file it was copied from
-    table_schema     varchar   not null,
-    table_name       varchar   not null,
-    row_count        bigint    not null   -- rows in that table, as published
-)
-"""
 
 
 class ServingError(RuntimeError):
@@ -99,7 +89,7 @@ def publish(
     source = warehouse_path.stem  # DuckDB's own name for the file: views inside it refer to it so
     con = duckdb.connect()
     try:
-        con.execute("set TimeZone = 'UTC'")
+        configure(con)
         con.execute(f"attach {_literal(warehouse_path)} as {_q(source)} (read_only)")
         tables = _tables_to_publish(con, source)
         if not tables:
@@ -117,7 +107,7 @@ def publish(
             target = f"{_SNAPSHOT}.{_q(schema)}.{_q(table)}"
             con.execute(f"create table {target} as select * from {_q(source)}.{_q(schema)}.{_q(table)}")
             counts[f"{schema}.{table}"] = con.execute(f"select count(*) from {target}").fetchone()[0]  # type: ignore[index]
-        con.execute(META_DDL.format(snap=_SNAPSHOT))
+        con.execute(SNAPSHOT_META_DDL.format(snap=_SNAPSHOT))
         published_at = datetime.now(UTC).replace(tzinfo=None)
         con.executemany(
             f"insert into {_SNAPSHOT}.meta.snapshot values (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -32,34 +32,6 @@ log = logging.getLogger(__name__)
 TWIN_DIR = "twin"  # inside the world folder: <world_dir>/twin/ (state) and <world_dir>/twin/landing/
 Z_95 = 1.96  # as in fct_campaign_results
 
-TRUTH_CHECK_DDL = """
-create table if not exists ops.truth_check (
-    as_of_date                        date    not null,  -- the run's as-of date
-    campaign_id                       varchar not null,
-    cohort                            varchar not null,  -- 'all': every cohort whose window is complete
-    retention_window_days             integer not null,
-    cohorts                           integer not null,  -- decision dates pooled
-    treated_customers                 integer not null,
-    control_customers                 integer not null,
-    treated_retention_rate            double,
-    control_retention_rate            double,
-    treated_counterfactual_retention_rate double,       -- the treated in the twin world, without grants
-    measured_incremental_retention    double,            -- treated - control, as the mart measures it
-    measured_ci_low                   double,
-    measured_ci_high                  double,
-    true_incremental_retention        double,            -- mean(real - twin) over the treated (ATT)
-    measurement_error                 double,            -- measured - true
-    is_covered                        boolean,           -- the measured 95% interval holds the truth
-    measured_incremental_revenue_per_customer double,
-    measured_revenue_ci_low           double,
-    measured_revenue_ci_high          double,
-    true_incremental_revenue_per_customer double,
-    is_revenue_covered                boolean,
-    control_twin_agreement            double,            -- control decisions retained alike in both worlds
-    primary key (as_of_date, campaign_id, cohort)
-)
-"""
-
 
 def twin_dir(settings: Settings) -> Path:
     """Where the twin world lives: ``<world_dir>/twin/``, its landing files in ``landing/`` inside."""
@@ -68,7 +40,7 @@ def twin_dir(settings: Settings) -> Path:
 
 def advance_twin(settings: Settings, as_of: date) -> Path:
     """Advance the twin world (same seed, size and start; no outbox) up to ``as_of``; its landing folder."""
-    from boomerang.simulator import advance_world
+    from boomerang.world.simulator import advance_world
 
     folder = twin_dir(settings)
     landing = folder / "landing"
@@ -100,7 +72,8 @@ def truth_check(settings: Settings, as_of: date, retention_window_days: int | No
     if not settings.world_enabled:
         log.info("Simulated world is off (BOOMERANG_WORLD=off): no truth to check the measurement against")
         return None
-    from boomerang.warehouse import connect, ensure_schemas
+    from boomerang.warehouse.db import connect
+    from boomerang.warehouse.schema import ensure_schemas
 
     landing = advance_twin(settings, as_of)
     campaign_id = settings.policy.campaign_id
@@ -117,7 +90,6 @@ def truth_check(settings: Settings, as_of: date, retention_window_days: int | No
             "retention_window_days": retention_window_days,
             **summarise(rows),
         }
-        con.execute(TRUTH_CHECK_DDL)
         con.execute("begin transaction")
         try:
             con.execute(

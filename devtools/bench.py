@@ -20,7 +20,7 @@ description) and are printed. The targets (``TARGETS``) are checked, never lower
 reported with its size and the stage that limits it.
 
 Run: ``make bench`` (all three sizes, about two hours on 2 cores, ~25 GB of disk), or
-``python -m boomerang.bench --sizes 10000`` for a quick look.
+``python -m devtools.bench --sizes 10000`` for a quick look.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from boomerang.config import PROJECT_ROOT, Settings
+from boomerang.pipeline import DAILY_STEPS, STEPS, run_step
 
-log = logging.getLogger("boomerang.bench")
+log = logging.getLogger("devtools.bench")
 
 # Two years of history before the benchmarked day; the world ends well before today, because the
 # quality gate quarantines events in the future (wall clock).
@@ -49,26 +50,14 @@ WORLD_START = date(2024, 1, 1)
 HISTORY_DAYS = 730
 SIZES = (10_000, 100_000, 1_000_000)
 
-# Loading and building the history, and the weekly training, once per size.
-HISTORY_STAGES = ("validate", "load", "dbt_build", "training_set", "train", "promote")
-# One daily run, in the DAG's order (boomerang_daily). ``simulate`` and ``truth_check`` exist only
-# in the simulated world; the rest is what a run on your own data does.
-DAILY_STAGES = (
-    "simulate",
-    "validate",
-    "load",
-    "dbt_build",
-    "score",
-    "clawback",
-    "pregrant",
-    "ledger_marts",
-    "invariants",
-    "truth_check",
-    "publish",
-    "report",
-    "verdict",
-)
-SIMULATED_ONLY = ("simulate", "truth_check")
+# Loading and building the history, and the weekly training, once per size: steps of boomerang.pipeline,
+# by their names (``publish_champion`` only publishes an Asset in Airflow).
+TRAINING_STAGES = ("build_training_set", "train", "evaluate", "promote")
+HISTORY_STAGES = ("validate_landing", "load_landing", "dbt_build", *TRAINING_STAGES)
+# One daily run: boomerang_daily's steps, in its order (boomerang.pipeline.DAILY_STEPS). ``simulate_world``
+# and ``truth_check`` exist only in the simulated world; the rest is what a run on your own data does.
+DAILY_STAGES = tuple(step.name for step in DAILY_STEPS)
+SIMULATED_ONLY = ("simulate_world", "truth_check")
 
 # The targets of issue #8, at 1M customers and two years of history on a 2-core, 24 GB machine.
 TARGETS = {
@@ -88,50 +77,14 @@ SUPERLINEAR = 1.1
 # ---------------------------------------------------------------------------------------- stages
 
 
-def _run_stage_here(name: str, settings: Settings, as_of: date) -> object:
-    """Run one stage in this process (the child side of :func:`measure`)."""
-    from boomerang import pipeline
-
-    if name == "simulate":
-        return pipeline.simulate_world(settings, as_of)
-    if name == "validate":
-        return pipeline.validate_landing(settings, as_of)
-    if name == "load":
-        return pipeline.load_landing(settings, as_of)
-    if name == "dbt_build":
-        return pipeline.dbt_build(settings, as_of)
-    if name == "training_set":
-        return pipeline.build_training_set(settings, as_of)
-    if name == "train":
-        return pipeline.train_model(settings, as_of)
-    if name == "promote":
-        from ml.registry import churn_dir
-
-        candidates = sorted(p for p in churn_dir(settings.models_dir).iterdir() if p.is_dir())
-        version = candidates[-1].name
-        metrics = pipeline.evaluate_model(settings, version)
-        return {"version": version, "promoted": pipeline.promote_model(settings, version), "auc": metrics}
-    if name == "score":
-        return pipeline.score_customers(settings, as_of)
-    if name == "clawback":
-        return pipeline.clawback_expired(settings, as_of)
-    if name == "pregrant":
-        return pipeline.pregrant(settings, as_of)
-    if name == "ledger_marts":
-        return pipeline.build_scored_marts(settings, as_of)
-    if name == "invariants":
-        return pipeline.check_ledger(settings, as_of)
-    if name == "truth_check":
-        return pipeline.truth_check(settings, as_of)
-    if name == "publish":
-        return pipeline.publish_serving(settings, as_of)
-    if name == "report":
-        return pipeline.write_report(settings, as_of)
-    if name == "verdict":
-        return pipeline.quality_verdict(settings, as_of)
+def _run_stage_here(name: str, settings: Settings, as_of: date, version: str | None = None) -> object:
+    """Run one stage in this process (the child side of :func:`measure`): a pipeline step, or the
+    feature build's floor."""
     if name == "floor":
         return feature_floor(settings.warehouse_path, as_of)
-    raise ValueError(f"Unknown benchmark stage {name!r}")
+    if name not in STEPS:
+        raise ValueError(f"Unknown benchmark stage {name!r}")
+    return run_step(name, settings, as_of, version)
 
 
 @dataclass
@@ -142,8 +95,11 @@ class Measured:
     result: object
 
 
-def measure(name: str, settings: Settings, as_of: date, log_file: Path) -> Measured:
-    """Run stage ``name`` for ``as_of`` in a fresh process; its time and peak memory."""
+def measure(
+    name: str, settings: Settings, as_of: date, log_file: Path, version: str | None = None
+) -> Measured:
+    """Run stage ``name`` for ``as_of`` (``version``: the model version, for the training steps that
+    take one) in a fresh process; its time and peak memory."""
     result_file = log_file.with_name(f".{name}.result.json")
     result_file.unlink(missing_ok=True)
     env = {**os.environ, **settings.to_env()}
@@ -153,13 +109,14 @@ def measure(name: str, settings: Settings, as_of: date, log_file: Path) -> Measu
             [
                 sys.executable,
                 "-m",
-                "boomerang.bench",
+                "devtools.bench",
                 "--stage",
                 name,
                 "--as-of",
                 as_of.isoformat(),
                 "--result",
                 str(result_file),
+                *(["--version", version] if version else []),
             ],
             env=env,
             stdout=log_stream,
@@ -178,11 +135,11 @@ def measure(name: str, settings: Settings, as_of: date, log_file: Path) -> Measu
     return Measured(child["seconds"], process_seconds, usage.ru_maxrss / 1024, child["result"])
 
 
-def _stage_main(name: str, as_of: date, result_file: Path) -> None:
+def _stage_main(name: str, as_of: date, result_file: Path, version: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
     started = time.perf_counter()
-    result = _run_stage_here(name, settings, as_of)
+    result = _run_stage_here(name, settings, as_of, version)
     seconds = time.perf_counter() - started
     result_file.write_text(json.dumps({"seconds": seconds, "result": result}, default=str))
 
@@ -215,17 +172,13 @@ group by customer_id
 def feature_floor(warehouse_path: Path, as_of: date) -> dict:
     """The cheapest query over the feature build's inputs: one pass over the transactions, mileage
     and interactions, aggregated per customer. Returns its seconds and rows."""
-    import duckdb
+    from boomerang.warehouse.db import connect
 
-    con = duckdb.connect(str(warehouse_path), read_only=True)
-    try:
-        con.execute("set TimeZone = 'UTC'")
+    with connect(warehouse_path, read_only=True) as con:
         started = time.perf_counter()
         con.execute(FLOOR_SQL, {"as_of": as_of})
         seconds = time.perf_counter() - started
         rows = con.execute("select count(*) from customer_floor").fetchone()[0]
-    finally:
-        con.close()
     return {"seconds": seconds, "customers": rows}
 
 
@@ -298,7 +251,7 @@ def cached_world(bench_dir: Path, customers: int, seed: int, history_days: int) 
         cache,
     )
     measured = measure(
-        "simulate", settings, WORLD_START + timedelta(days=history_days), cache / "simulate.log"
+        "simulate_world", settings, WORLD_START + timedelta(days=history_days), cache / "simulate.log"
     )
     figures = {"seconds": measured.seconds, "peak_rss_mb": measured.peak_rss_mb}
     done.write_text(json.dumps(figures) + "\n")
@@ -363,9 +316,9 @@ def bench_size(
     day = history_as_of + timedelta(days=1)
     out: dict = {"customers": customers, "history_days": history_days, "simulate_history": simulated}
 
-    def stage(name: str, as_of: date) -> Measured:
+    def stage(name: str, as_of: date, version: str | None = None) -> Measured:
         log.info("[%s] %s for %s ...", label, name, as_of)
-        measured = measure(name, settings, as_of, log_file)
+        measured = measure(name, settings, as_of, log_file, version)
         log.info("[%s] %s: %.1f s, peak %.2f GB", label, name, measured.seconds, measured.peak_rss_mb / 1024)
         return measured
 
@@ -379,19 +332,22 @@ def bench_size(
         if not (resume and done_file.exists()):
             run = _fresh_run_dir(bench_dir, cache, label)
         history = json.loads(done_file.read_text()) if done_file.exists() else {}
-        training = ("training_set", "train", "promote")
+        version = history.get("train", {}).get("version")
         for name in HISTORY_STAGES:
             if name in history:
                 log.info("[%s] %s: done before this run (%.1f s)", label, name, history[name]["seconds"])
                 continue
-            if champion_from and name in training:
+            if champion_from and name in TRAINING_STAGES:
                 continue
-            measured = stage(name, history_as_of)
+            measured = stage(name, history_as_of, version if STEPS[name].takes_version else None)
             history[name] = {"seconds": measured.seconds, "peak_rss_mb": measured.peak_rss_mb}
+            if name == "train":
+                version = history[name]["version"] = measured.result
             done_file.write_text(json.dumps(history, indent=2) + "\n")
-            if name == "promote" and not measured.result["promoted"]:
+            if name == "promote" and not measured.result:
                 raise RuntimeError(
-                    f"[{label}] the trained model was not promoted, so nothing can be scored: {measured.result}"
+                    f"[{label}] the trained model {version} was not promoted, so nothing can be scored "
+                    "(see its status.json)"
                 )
         if champion_from:
             source = bench_dir / "cache" / f"history-s{seed}-{champion_from}c-{history_days}d" / "models"
@@ -429,9 +385,9 @@ def bench_size(
     # The target is judged on the whole feature build, upstream tables included (the stricter one).
     out["features_over_floor"] = out["feature_build_seconds"] / max(floor.result["seconds"], 1e-9)
     out["feature_model_over_floor"] = out["feature_model_seconds"] / max(floor.result["seconds"], 1e-9)
-    scored = daily["score"]["result"]
+    scored = daily["score_customers"]["result"]
     out["scored_customers"] = scored
-    out["scoring_customers_per_second"] = scored / daily["score"]["seconds"] if scored else 0.0
+    out["scoring_customers_per_second"] = scored / daily["score_customers"]["seconds"] if scored else 0.0
     run_stages = [name for name in DAILY_STAGES if name not in SIMULATED_ONLY]
     out["daily_run_seconds"] = sum(daily[name]["seconds"] for name in run_stages)
     out["daily_run_peak_rss_mb"] = max(daily[name]["peak_rss_mb"] for name in run_stages)
@@ -771,7 +727,7 @@ def run_bench(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m boomerang.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes", default=",".join(map(str, SIZES)), help="customers per world, comma-separated"
     )
@@ -812,9 +768,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--as-of", type=date.fromisoformat, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--version", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:
-        _stage_main(args.stage, args.as_of, args.result)
+        _stage_main(args.stage, args.as_of, args.result, args.version)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     sizes = [int(s) for s in args.sizes.split(",") if s]

@@ -92,7 +92,7 @@ def dags_test_dates(settings: Settings, dag_id: str, logical_dates: list[date], 
     first, last = logical_dates[0].isoformat(), logical_dates[-1].isoformat()
     return _run_logged(
         settings,
-        [sys.executable, "-m", "boomerang.local_airflow", dag_id, *(d.isoformat() for d in logical_dates)],
+        [sys.executable, "-m", "devtools.local_airflow", dag_id, *(d.isoformat() for d in logical_dates)],
         f"{dag_id} for {first}..{last}",
         settings.airflow_home / "logs" / "dags-test" / dag_id / f"{first}_{last}.log",
         echo,

@@ -22,116 +22,12 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 
 import duckdb
 
 log = logging.getLogger(__name__)
 
 KINDS = ("pregrant", "holdout", "clawback")
-
-LEDGER_DDL = (
-    """
-    create table if not exists ledger.entries (
-        entry_key          varchar   primary key,  -- deterministic: pregrant:<campaign>:<customer>:<as_of> ...
-        kind               varchar   not null,     -- pregrant | holdout | clawback
-        customer_id        varchar   not null,
-        lot_id             varchar,                -- pregrant: its own key; clawback: the lot it closes
-        points             bigint    not null,     -- pregrant: granted; clawback: taken back; holdout: 0
-        effective_at       timestamp not null,     -- UTC; a pre-grant is usable from here
-        expires_at         timestamp,              -- UTC; a pre-grant is usable strictly before this
-        campaign_id        varchar   not null,
-        policy_version     varchar   not null,
-        as_of_date         date      not null,     -- the run (Airflow logical date) that decided it
-        -- the decision record (pregrant and holdout): why this customer, and what it cost
-        arm                varchar,                -- treatment | control
-        grant_rule         varchar,                -- promotional | make_good
-        churn_probability  double,
-        model_version      varchar,
-        reason_1           varchar,
-        reason_2           varchar,
-        reason_3           varchar,
-        expected_value     double,                 -- currency: risk x save x value - expected mileage cost
-        decision_rank      integer,                -- 1 = the best expected value of the run
-        budget_used_points bigint,                 -- points granted by the run up to and including this one
-        tenure_days        integer,
-        segment            varchar,                -- marketing segment at the decision, before any grant moved it
-        channel            varchar,                -- email | sms | push: how the customer is told
-        payload_hash       varchar   not null,     -- sha256 of every column above (canonical JSON)
-        recorded_at        timestamp not null      -- wall clock, for operators only (not in the hash)
-    )
-    """,
-    """
-    create table if not exists ledger.outbox (
-        idempotency_key varchar   primary key,  -- the ledger entry's key: apply each at most once
-        operation       varchar   not null,     -- credit (pre-grant) | debit (clawback)
-        customer_id     varchar   not null,
-        points          bigint    not null,
-        expires_at      timestamp,              -- credits: spendable strictly before this (UTC)
-        channel         varchar,                -- credits: email | sms | push
-        message         varchar   not null,     -- what the customer (or their statement) reads
-        campaign_id     varchar   not null,
-        as_of_date      date      not null,     -- the run that wrote it: its file is <outbox>/<as_of_date>.jsonl
-        created_at      timestamp not null      -- wall clock
-    )
-    """,
-    """
-    create table if not exists ops.ledger_invariants (
-        as_of_date  date      not null,
-        invariant   varchar   not null,
-        description varchar   not null,
-        violations  bigint    not null,
-        sample      varchar,              -- a few offending rows, as text
-        checked_at  timestamp not null
-    )
-    """,
-    # Redemptions use the customer's open pre-grant first. Policy allows one open pre-grant per
-    # customer at a time (an invariant checks it), so each redemption meets at most one lot: the
-    # lot takes, in time order, what it still has. The rest of a redemption flows to earn lots
-    # (dbt: int_mileage_redemption_allocations). A redemption at or after expires_at never uses it.
-    """
-    create or replace view ledger.pregrant_allocations as
-    with
-    lots as (
-        select entry_key as lot_id, customer_id, points as granted_points, effective_at, expires_at
-        from ledger.entries
-        where kind = 'pregrant'
-    ),
-    redemptions as (
-        select event_id, customer_id, timezone('UTC', occurred_at) as redeemed_at, points
-        from raw.mileage_events
-        where kind = 'redeem'
-    ),
-    in_window as (
-        select
-            redemptions.event_id,
-            redemptions.customer_id,
-            redemptions.redeemed_at,
-            redemptions.points,
-            lots.lot_id,
-            lots.granted_points,
-            coalesce(sum(redemptions.points) over (
-                partition by lots.lot_id
-                order by redemptions.redeemed_at, redemptions.event_id
-                rows between unbounded preceding and 1 preceding
-            ), 0) as redeemed_before
-        from redemptions
-        inner join lots
-            on redemptions.customer_id = lots.customer_id
-            and redemptions.redeemed_at >= lots.effective_at
-            and redemptions.redeemed_at < lots.expires_at
-    )
-    select
-        event_id as redemption_id,
-        customer_id,
-        redeemed_at,
-        lot_id,
-        points as redeemed_points,
-        least(points, granted_points - redeemed_before) as allocated_points
-    from in_window
-    where redeemed_before < granted_points
-    """,
-)
 
 
 class LedgerConflictError(RuntimeError):
@@ -225,28 +121,17 @@ class Entry:
 
     @property
     def payload_hash(self) -> str:
-        canonical = json.dumps(self.payload(), sort_keys=True, default=_json_default, separators=(",", ":"))
+        canonical = json.dumps(self.payload(), sort_keys=True, default=json_default, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _json_default(value: object) -> str:
+def json_default(value: object) -> str:
     if isinstance(value, date | datetime):
         return value.isoformat()
     raise TypeError(f"not JSON-serialisable: {value!r}")
 
 
 ENTRY_COLUMNS = [name for name in Entry.__dataclass_fields__ if name != "message"]
-
-
-def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ``ledger`` schema, its tables and views (needs ``raw`` and ``ops`` first)."""
-    con.execute("create schema if not exists ledger")
-    for ddl in LEDGER_DDL[:1]:
-        con.execute(ddl)
-    # ledgers created before the decision record held the segment (a new column, null in old entries)
-    con.execute("alter table ledger.entries add column if not exists segment varchar")
-    for ddl in LEDGER_DDL[1:]:
-        con.execute(ddl)
 
 
 @dataclass(frozen=True)
@@ -423,7 +308,7 @@ def _outbox_schema():
     )
 
 
-# ---------------------------------------------------------------------- lots and the outbox files
+# ---------------------------------------------------------------------- lots
 
 LOT_POSITIONS_SQL = """
 with
@@ -468,48 +353,6 @@ def lot_positions(con: duckdb.DuckDBPyConnection, as_of: date) -> list[dict]:
     cursor = con.execute(LOT_POSITIONS_SQL + " order by lot_id", {"as_of": as_of})
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def write_outbox_file(con: duckdb.DuckDBPyConnection, outbox_dir: Path, as_of: date) -> Path | None:
-    """Write ``<outbox_dir>/<as_of>.jsonl``: every outbox row of that run, one JSON object a line.
-
-    Rewritten whole from ``ledger.outbox`` each time (same rows, same bytes), through a temporary
-    file renamed into place, so a reader sees the old file or the new one, never half of one.
-    """
-    cursor = con.execute(
-        "select idempotency_key, operation, customer_id, points, expires_at, channel, message, "
-        "campaign_id, as_of_date from ledger.outbox where as_of_date = ? order by idempotency_key",
-        [as_of],
-    )
-    names = [column[0] for column in cursor.description]
-    rows = cursor.fetchall()
-    path = outbox_dir / f"{as_of.isoformat()}.jsonl"
-    if not rows:
-        return None
-    outbox_dir.mkdir(parents=True, exist_ok=True)
-    text = "".join(
-        json.dumps(dict(zip(names, row, strict=True)), default=_json_default, sort_keys=True) + "\n"
-        for row in rows
-    )
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
-
-
-def read_outbox_files(outbox_dir: Path, *, after: date | None, until: date) -> list[dict]:
-    """Outbox messages of runs after ``after`` (exclusive) and before ``until`` (exclusive), in order."""
-    if not outbox_dir.exists():
-        return []
-    messages = []
-    for path in sorted(outbox_dir.glob("*.jsonl")):
-        try:
-            day = date.fromisoformat(path.stem)
-        except ValueError:
-            continue
-        if (after is None or day > after) and day < until:
-            messages += [json.loads(line) for line in path.read_text().splitlines() if line]
-    return messages
 
 
 # ---------------------------------------------------------------------- invariants

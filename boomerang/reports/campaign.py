@@ -495,7 +495,7 @@ def render(data: dict, as_of: date, value_per_mile: float) -> str:
 
 def write_report(warehouse_path: Path, reports_dir: Path, as_of: date, value_per_mile: float) -> Path:
     """Render the report for ``as_of`` to ``<reports>/campaign/index.html`` (written aside, renamed in)."""
-    from boomerang.warehouse import connect
+    from boomerang.warehouse.db import connect
 
     with connect(warehouse_path, read_only=True) as con:
         data = gather(con, as_of)

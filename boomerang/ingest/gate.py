@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 
 from boomerang.contract import SOURCES, Source
+from boomerang.ingest.files import BatchError, stage
 
 log = logging.getLogger(__name__)
 
@@ -292,8 +293,6 @@ class Gate:
 
     def check(self, batch_path: Path, relative_path: str, source: Source) -> Verdict:
         """Validate one file staged in ``_text``; leave its typed rows in ``_checked``."""
-        from boomerang.loader import BatchError
-
         try:
             present = self.stage_typed(batch_path, relative_path, source)
         except BatchError as error:
@@ -316,8 +315,6 @@ class Gate:
 
     def stage_typed(self, batch_path: Path, relative_path: str, source: Source) -> set[str]:
         """Read the file and build ``_checked``; return the contract columns it has."""
-        from boomerang.loader import stage
-
         stage(self.con, batch_path, relative_path)
         return self._build_checked(source)
 

@@ -3,7 +3,7 @@
 A file ``<landing>/<source>/<name>.csv|.parquet`` is one batch. Its identity is
 its path and the sha256 of its bytes (``ops.load_manifest``), so loading is
 idempotent however often it runs. Every batch goes through the quality gate
-(``boomerang.quality``) first: a batch that passes is appended to
+(``boomerang.ingest.gate``) first: a batch that passes is appended to
 ``raw.<source>`` and recorded in the manifest in one transaction; one that fails
 is quarantined whole and nothing of it reaches ``raw``; one that holds rows on
 or after the run's as-of date waits in landing for a later run.
@@ -11,7 +11,6 @@ or after the run's as-of date waits in landing for a later run.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import duckdb
 
 from boomerang.config import Settings
 from boomerang.contract import FILE_SUFFIXES, SOURCES, Source
-from boomerang.quality import (
+from boomerang.ingest.gate import (
     Gate,
     Limits,
     QualityGateError,
@@ -31,13 +30,10 @@ from boomerang.quality import (
     record,
     write_index,
 )
-from boomerang.warehouse import connect, ensure_schemas
+from boomerang.warehouse.db import connect
+from boomerang.warehouse.schema import ensure_schemas
 
 log = logging.getLogger(__name__)
-
-
-class BatchError(Exception):
-    """A landing file that cannot be read at all; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -253,71 +249,3 @@ def _insert(con: duckdb.DuckDBPyConnection, batch: Batch, as_of: date | None) ->
         con.execute("rollback")
         raise
     return int(rows)
-
-
-def stage(con: duckdb.DuckDBPyConnection, path: Path, relative_path: str) -> None:
-    """Read a file as text (CSV) or as stored (Parquet) into ``_text``, numbering its rows."""
-    kind = path.suffix.lower()
-    if path.stat().st_size == 0:
-        raise BatchError(f"{relative_path}: the file is empty (0 bytes)")
-    if kind == ".csv":
-        header = _csv_header(path, relative_path)
-        columns = (
-            "{" + ", ".join(f"'{name.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for name in header) + "}"
-        )
-        # No sniffing, strict: a ragged or cut-off line is an error, never a row padded with nulls.
-        reader = (
-            f"read_csv(?, columns = {columns}, header = true, auto_detect = false, delim = ',', "
-            "quote = '\"', escape = '\"', strict_mode = true, null_padding = false)"
-        )
-        first_row = 2  # the header is line 1
-    else:
-        reader = "read_parquet(?)"
-        first_row = 1
-    try:
-        con.execute(
-            f"create or replace temp table _text as "
-            f"select *, row_number() over () + {first_row - 1} as _row from {reader}",
-            [str(path)],
-        )
-    except duckdb.Error as error:
-        raise BatchError(
-            f"{relative_path}: cannot be read as {kind[1:].upper()}: {_read_problem(error)}"
-        ) from None
-
-
-def _csv_header(path: Path, relative_path: str) -> list[str]:
-    """The column names on the first line of a CSV file."""
-    with path.open("rb") as handle:
-        first = handle.readline()
-    try:
-        text = first.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BatchError(
-            f"{relative_path}: cannot be read as CSV: it is not UTF-8 text; re-export it as UTF-8"
-        ) from None
-    names = next(csv.reader([text]), [])
-    if not names or any(not name.strip() for name in names):
-        raise BatchError(
-            f"{relative_path}: cannot be read as CSV: the first line must be a header of column names"
-        )
-    return [name.strip() for name in names]
-
-
-def _read_problem(error: duckdb.Error) -> str:
-    """DuckDB's complaint about a file, in one line with a hint."""
-    text = str(error)
-    if "unicode" in text.lower() or "not utf-8" in text.lower():
-        return "it is not UTF-8 text; re-export it as UTF-8"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    where = next((line for line in lines if line.startswith("CSV Error on Line")), "")
-    why = next(
-        (line for line in lines if "Expected Number of Columns" in line or "quote" in line.lower()), ""
-    )
-    if where or why:
-        return (
-            f"{where} {why}".strip()
-            + " (is the file cut off, or does a line have more or fewer fields than the header?)"
-        )
-    first = lines[0] if lines else "unknown error"
-    return f"{first[:300]} (check that the file is complete and in the raw contract's format)"

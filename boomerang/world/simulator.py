@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from boomerang.ledger import read_outbox_files
+from boomerang.rewards.outbox import read_outbox_files
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,268 @@
+"""Every table Python owns, created in this one place: ``raw``, ``ops``, ``ml``, ``ledger`` and the
+serving snapshot's ``meta``.
+
+dbt owns ``staging``/``intermediate``/``marts``; Python owns ``raw`` (what the loader wrote, in the
+contract's types), ``ops`` (load manifest, quality-gate results and failures, ledger invariants, the
+simulated world's truth check), ``ml`` (churn scores) and ``ledger`` (grants, holdouts, clawbacks and
+the outbox, written by :mod:`boomerang.rewards.ledger`). The modules that write these tables import
+nothing here but :func:`ensure_schemas`; a new Python-owned table gets its DDL here.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from boomerang.contract import SOURCES, raw_table_ddl
+
+OPS_DDL = (
+    """
+    create table if not exists ops.load_manifest (
+        file_path      varchar   not null,  -- relative to the landing folder
+        content_hash   varchar   not null,  -- sha256 of the file's bytes
+        source         varchar   not null,
+        batch_id       varchar   not null,
+        row_count      bigint    not null,
+        as_of          date,                -- the run (logical date) that loaded it
+        loaded_at      timestamp not null,  -- wall clock, for operators only
+        primary key (file_path, content_hash)
+    )
+    """,
+    """
+    create table if not exists ops.quality_results (
+        file_path          varchar   not null,  -- relative to the landing folder
+        content_hash       varchar   not null,
+        source             varchar   not null,
+        as_of              date,                -- the run that validated it
+        validated_at       timestamp not null,  -- wall clock, for operators
+        outcome            varchar   not null,  -- passed | quarantined | deferred
+        row_count          bigint    not null,
+        expectations       integer   not null,  -- evaluated
+        failed_expectations integer  not null,
+        quarantine_path    varchar,
+        message            varchar
+    )
+    """,
+    """
+    create table if not exists ops.quality_failures (
+        file_path          varchar   not null,
+        content_hash       varchar   not null,
+        source             varchar   not null,
+        as_of              date,
+        validated_at       timestamp not null,
+        expectation        varchar   not null,  -- Great Expectations' expectation type
+        column_name        varchar,
+        rule               varchar   not null,  -- the rule in words
+        unexpected_count   bigint    not null,
+        sample             varchar              -- JSON: [[file row, value], ...]
+    )
+    """,
+    """
+    create or replace view ops.quality_by_day as
+    -- One row per run date and source: batches validated, passed, quarantined, deferred.
+    select
+        as_of,
+        source,
+        count(*) as batches,
+        count(*) filter (where outcome = 'passed') as passed,
+        count(*) filter (where outcome = 'quarantined') as quarantined,
+        count(*) filter (where outcome = 'deferred') as deferred,
+        sum(row_count) filter (where outcome = 'passed') as rows_passed
+    from ops.quality_results
+    group by as_of, source
+    """,
+    """
+    create or replace view ops.quality_failing_expectations as
+    -- One row per run date, source and broken rule: how often it broke and on how many rows.
+    select
+        as_of,
+        source,
+        expectation,
+        column_name,
+        rule,
+        count(*) as batches,
+        sum(unexpected_count) as rows
+    from ops.quality_failures
+    group by all
+    """,
+)
+
+ML_DDL = (
+    """
+create table if not exists ml.churn_scores (
+    customer_id       varchar   not null,
+    as_of_date        date      not null,  -- the run's as-of date: features from events before it
+    churn_probability double    not null,  -- calibrated probability of no purchase in the horizon
+    risk_band         varchar   not null,  -- high | medium | low (thresholds in ml/params.yaml)
+    model_version     varchar   not null,
+    reason_1          varchar,             -- what raises this customer's risk most, in words
+    reason_2          varchar,
+    reason_3          varchar,
+    scored_at         timestamp not null,  -- wall clock, for operators
+    primary key (customer_id, as_of_date, model_version)
+)
+""",
+)
+
+# ---------------------------------------------------------------- ops.truth_check (simulated world only)
+
+TRUTH_CHECK_DDL = """
+create table if not exists ops.truth_check (
+    as_of_date                        date    not null,  -- the run's as-of date
+    campaign_id                       varchar not null,
+    cohort                            varchar not null,  -- 'all': every cohort whose window is complete
+    retention_window_days             integer not null,
+    cohorts                           integer not null,  -- decision dates pooled
+    treated_customers                 integer not null,
+    control_customers                 integer not null,
+    treated_retention_rate            double,
+    control_retention_rate            double,
+    treated_counterfactual_retention_rate double,       -- the treated in the twin world, without grants
+    measured_incremental_retention    double,            -- treated - control, as the mart measures it
+    measured_ci_low                   double,
+    measured_ci_high                  double,
+    true_incremental_retention        double,            -- mean(real - twin) over the treated (ATT)
+    measurement_error                 double,            -- measured - true
+    is_covered                        boolean,           -- the measured 95% interval holds the truth
+    measured_incremental_revenue_per_customer double,
+    measured_revenue_ci_low           double,
+    measured_revenue_ci_high          double,
+    true_incremental_revenue_per_customer double,
+    is_revenue_covered                boolean,
+    control_twin_agreement            double,            -- control decisions retained alike in both worlds
+    primary key (as_of_date, campaign_id, cohort)
+)
+"""
+
+# ---------------------------------------------------------------- ledger (boomerang.rewards.ledger writes it)
+
+LEDGER_DDL = (
+    """
+    create table if not exists ledger.entries (
+        entry_key          varchar   primary key,  -- deterministic: pregrant:<campaign>:<customer>:<as_of> ...
+        kind               varchar   not null,     -- pregrant | holdout | clawback
+        customer_id        varchar   not null,
+        lot_id             varchar,                -- pregrant: its own key; clawback: the lot it closes
+        points             bigint    not null,     -- pregrant: granted; clawback: taken back; holdout: 0
+        effective_at       timestamp not null,     -- UTC; a pre-grant is usable from here
+        expires_at         timestamp,              -- UTC; a pre-grant is usable strictly before this
+        campaign_id        varchar   not null,
+        policy_version     varchar   not null,
+        as_of_date         date      not null,     -- the run (Airflow logical date) that decided it
+        -- the decision record (pregrant and holdout): why this customer, and what it cost
+        arm                varchar,                -- treatment | control
+        grant_rule         varchar,                -- promotional | make_good
+        churn_probability  double,
+        model_version      varchar,
+        reason_1           varchar,
+        reason_2           varchar,
+        reason_3           varchar,
+        expected_value     double,                 -- currency: risk x save x value - expected mileage cost
+        decision_rank      integer,                -- 1 = the best expected value of the run
+        budget_used_points bigint,                 -- points granted by the run up to and including this one
+        tenure_days        integer,
+        segment            varchar,                -- marketing segment at the decision, before any grant moved it
+        channel            varchar,                -- email | sms | push: how the customer is told
+        payload_hash       varchar   not null,     -- sha256 of every column above (canonical JSON)
+        recorded_at        timestamp not null      -- wall clock, for operators only (not in the hash)
+    )
+    """,
+    """
+    create table if not exists ledger.outbox (
+        idempotency_key varchar   primary key,  -- the ledger entry's key: apply each at most once
+        operation       varchar   not null,     -- credit (pre-grant) | debit (clawback)
+        customer_id     varchar   not null,
+        points          bigint    not null,
+        expires_at      timestamp,              -- credits: spendable strictly before this (UTC)
+        channel         varchar,                -- credits: email | sms | push
+        message         varchar   not null,     -- what the customer (or their statement) reads
+        campaign_id     varchar   not null,
+        as_of_date      date      not null,     -- the run that wrote it: its file is <outbox>/<as_of_date>.jsonl
+        created_at      timestamp not null      -- wall clock
+    )
+    """,
+    """
+    create table if not exists ops.ledger_invariants (
+        as_of_date  date      not null,
+        invariant   varchar   not null,
+        description varchar   not null,
+        violations  bigint    not null,
+        sample      varchar,              -- a few offending rows, as text
+        checked_at  timestamp not null
+    )
+    """,
+    # Redemptions use the customer's open pre-grant first. Policy allows one open pre-grant per
+    # customer at a time (an invariant checks it), so each redemption meets at most one lot: the
+    # lot takes, in time order, what it still has. The rest of a redemption flows to earn lots
+    # (dbt: int_mileage_redemption_allocations). A redemption at or after expires_at never uses it.
+    """
+    create or replace view ledger.pregrant_allocations as
+    with
+    lots as (
+        select entry_key as lot_id, customer_id, points as granted_points, effective_at, expires_at
+        from ledger.entries
+        where kind = 'pregrant'
+    ),
+    redemptions as (
+        select event_id, customer_id, timezone('UTC', occurred_at) as redeemed_at, points
+        from raw.mileage_events
+        where kind = 'redeem'
+    ),
+    in_window as (
+        select
+            redemptions.event_id,
+            redemptions.customer_id,
+            redemptions.redeemed_at,
+            redemptions.points,
+            lots.lot_id,
+            lots.granted_points,
+            coalesce(sum(redemptions.points) over (
+                partition by lots.lot_id
+                order by redemptions.redeemed_at, redemptions.event_id
+                rows between unbounded preceding and 1 preceding
+            ), 0) as redeemed_before
+        from redemptions
+        inner join lots
+            on redemptions.customer_id = lots.customer_id
+            and redemptions.redeemed_at >= lots.effective_at
+            and redemptions.redeemed_at < lots.expires_at
+    )
+    select
+        event_id as redemption_id,
+        customer_id,
+        redeemed_at,
+        lot_id,
+        points as redeemed_points,
+        least(points, granted_points - redeemed_before) as allocated_points
+    from in_window
+    where redeemed_before < granted_points
+    """,
+)
+
+# ---------------------------------------------------------------- the serving snapshot's meta (in the snapshot file)
+
+SNAPSHOT_META_DDL = """
+create table {snap}.meta.snapshot (
+    as_of_date       date      not null,  -- the run that published it
+    published_at     timestamp not null,  -- wall clock (UTC), for operators
+    format_version   integer   not null,  -- this layout's version (boomerang.warehouse.serving.FORMAT_VERSION)
+    storage_version  varchar   not null,  -- the oldest DuckDB storage format that opens this file
+    source_warehouse varchar   not null,  -- the warehouse file it was copied from
+    table_schema     varchar   not null,
+    table_name       varchar   not null,
+    row_count        bigint    not null   -- rows in that table, as published
+)
+"""
+
+
+def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the schemas Python owns (``raw``, ``ops``, ``ml``, ``ledger``) and their tables if missing."""
+    for schema in ("raw", "ops", "ml", "ledger"):
+        con.execute(f"create schema if not exists {schema}")
+    for source in SOURCES.values():
+        con.execute(raw_table_ddl(source))
+    for ddl in (*OPS_DDL, *ML_DDL, LEDGER_DDL[0]):
+        con.execute(ddl)
+    # ledgers created before the decision record held the segment (a new column, null in old entries)
+    con.execute("alter table ledger.entries add column if not exists segment varchar")
+    for ddl in LEDGER_DDL[1:]:
+        con.execute(ddl)
