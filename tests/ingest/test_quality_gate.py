@@ -13,7 +13,7 @@ from conftest import query, table_checksums, write_file
 from boomerang.ingest.gate import QualityGateError
 from boomerang.ingest.loader import load_landing, validate_landing
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).parents[1] / "corpus"
 AS_OF = date(2025, 1, 6)
 
 GOOD = {
