@@ -52,15 +52,15 @@ bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (ab
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
 lint: setup ## ruff + sqlfluff
-	$(BIN)/ruff check boomerang ml dags tests
-	$(BIN)/ruff format --check boomerang ml dags tests
+	$(BIN)/ruff check boomerang ml dags devtools tests
+	$(BIN)/ruff format --check boomerang ml dags devtools tests
 	mkdir -p warehouse
 	cd dbt_project && BOOMERANG_AS_OF=2026-01-01 BOOMERANG_WAREHOUSE=$(CURDIR)/warehouse/lint.duckdb DBT_TARGET_PATH=$(CURDIR)/warehouse/lint_target \
 		../$(BIN)/sqlfluff lint models
 
 format: setup ## apply ruff's formatting and fixes
-	$(BIN)/ruff format boomerang ml dags tests
-	$(BIN)/ruff check --fix boomerang ml dags tests
+	$(BIN)/ruff format boomerang ml dags devtools tests
+	$(BIN)/ruff check --fix boomerang ml dags devtools tests
 
 docs: setup ## dbt docs (catalog + lineage) for the demo warehouse
 	$(BIN)/boomerang dbt docs --as-of $$($(BIN)/python -c "from boomerang.config import Settings; from datetime import timedelta; s = Settings.from_env(); print(s.world_start + timedelta(days=s.world_days))")

@@ -43,11 +43,13 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="run the quality gate on new landing files (no loading)")
     validate.add_argument(
-        "--as-of", type=_date, help="the run date: rows on or after it wait for a later run"
+        "--as-of", type=_date, required=True, help="the run date: rows on or after it wait for a later run"
     )
 
     load = commands.add_parser("load", help="gate and load new landing files into raw")
-    load.add_argument("--as-of", type=_date, help="the run date: rows on or after it wait for a later run")
+    load.add_argument(
+        "--as-of", type=_date, required=True, help="the run date: rows on or after it wait for a later run"
+    )
 
     dbt = commands.add_parser("dbt", help="run a dbt command in a subprocess")
     dbt.add_argument("dbt_command", choices=["build", "run", "test", "docs"], help="dbt command")

@@ -80,7 +80,8 @@ def quality_verdict(settings: Settings, as_of: date) -> dict[str, int]:
     The last task of a daily run, so that the run itself shows as failed, with
     a message that names each quarantined file, what broke and what to do.
     """
-    from boomerang.ingest.gate import QualityGateError, quarantine_message, write_index
+    from boomerang.ingest.gate import QualityGateError, quarantine_message
+    from boomerang.reports.quality import write_index
     from boomerang.warehouse.db import connect
     from boomerang.warehouse.schema import ensure_schemas
 

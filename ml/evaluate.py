@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
 
 import numpy as np
@@ -145,36 +144,30 @@ def plots(
 def report_html(
     title: str, sections: dict[str, str], metric_rows: dict[str, dict[str, float]], images: dict[str, Path]
 ) -> str:
-    """One self-contained page (images inlined), readable offline."""
+    """One self-contained page (images inlined), readable offline; ``sections`` are Markdown (the
+    model card), each under its own heading, their headings nested below it."""
+    from boomerang.reports.pages import Table, markdown, render_page
+
     names = ["roc_auc", "pr_auc", "brier", "ece", "lift_top_decile", "capture_top_decile"]
-    header = "".join(f"<th>{name}</th>" for name in names)
-    rows = "".join(
-        f"<tr><td>{html.escape(model)}</td>"
-        + "".join(f"<td>{_cell(values.get(name, float('nan')))}</td>" for name in names)
-        + "</tr>"
-        for model, values in metric_rows.items()
+    metrics_table = Table(
+        columns=["model", *names],
+        rows=[
+            [model, *(_cell(values.get(name, float("nan"))) for name in names)]
+            for model, values in metric_rows.items()
+        ],
     )
-    pictures = "".join(
-        f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>"
-        f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>"
-        for name, path in images.items()
-    )
-    text = "".join(
-        f"<h2>{html.escape(k)}</h2><pre style='white-space:pre-wrap;font:inherit'>{html.escape(v)}</pre>"
-        for k, v in sections.items()
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>"
-        "body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2433;max-width:1150px}"
-        "table{border-collapse:collapse}th,td{padding:.3rem .7rem;border-bottom:1px solid #e3e6ee;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:.5rem}"
-        "img{max-width:520px;border:1px solid #e3e6ee}"
-        f"</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<table><tr><th>model</th>{header}</tr>{rows}</table>{text}{pictures}</body></html>\n"
+    return render_page(
+        "model_report.html",
+        title=title,
+        metrics=metrics_table,
+        sections=[(name, markdown(text, heading_offset=1)) for name, text in sections.items()],
+        images=[
+            (name, f"data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}")
+            for name, path in images.items()
+        ],
     )
 
 
 def _cell(value: float) -> str:
     """A metric for the table; a baseline that is not a probability has no Brier or ECE."""
-    return "&mdash;" if value != value else f"{value:.3f}"
+    return "\u2014" if value != value else f"{value:.3f}"

@@ -254,24 +254,35 @@ def _model_card(model: TrainedModel, summary: dict) -> str:
     m, base = summary["model"], summary["baselines"]
     return f"""# Churn model {model.version}
 
-**Predicts** the probability that a customer who bought in the last lookback window (dbt var
+## What it predicts
+
+The probability that a customer who bought in the last lookback window (dbt var
 `churn_lookback_days`) makes **no purchase in the next horizon** (`churn_horizon_days`) days after
 the as-of date. Probabilities are calibrated (isotonic, on the validation slice), so the
 rewards policy can spend money on them.
 
-**Data**: marts.fct_training_snapshots. Train on {", ".join(data["train_as_of_dates"])};
+## Data
+
+marts.fct_training_snapshots. Train on {", ".join(data["train_as_of_dates"])};
 early stopping and calibration on {", ".join(data["valid_as_of_dates"])}; tested out of time on
 {", ".join(data["test_as_of_dates"])}. Rows: {_per_slice(data["rows"], "{:,}")}.
 Churn rate: {_per_slice(data["churn_rate"], "{:.1%}")}.
 
-**Features** ({len(model.features)}): {", ".join(model.features)}.
+## Features
 
-**Test metrics** (ROC-AUC / PR-AUC / Brier / ECE / lift@10% / capture@10%):
+{len(model.features)} features: {", ".join(model.features)}.
+
+## Test metrics
+
+ROC-AUC / PR-AUC / Brier / ECE / lift@10% / capture@10% on the out-of-time test set:
+
 - model: {m["roc_auc"]:.3f} / {m["pr_auc"]:.3f} / {m["brier"]:.3f} / {m["ece"]:.3f} / {m["lift_top_decile"]:.2f} / {m["capture_top_decile"]:.2f}
 - days since last purchase alone: ROC-AUC {base["recency_only"]["roc_auc"]:.3f}, PR-AUC {base["recency_only"]["pr_auc"]:.3f}
 - logistic regression on recency/frequency/monetary: ROC-AUC {base["logistic_rfm"]["roc_auc"]:.3f}, PR-AUC {base["logistic_rfm"]["pr_auc"]:.3f}
 
-**Known limits**: trained on the snapshots the warehouse holds (a short history gives few dates);
+## Known limits
+
+Trained on the snapshots the warehouse holds (a short history gives few dates);
 churn here means "no purchase in the horizon", so slow-rhythm customers can look churned; the
 scores say who is likely to leave, not who a grant would keep (uplift is measured by the holdout).
 """

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import date
 
 from boomerang.ingest.loader import load_landing
+
+# After every file these tests load (the tiny world ends on 2025-03-17): nothing waits for a later run.
+AS_OF = date(2025, 6, 1)
 
 
 def _boomerang(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -20,7 +24,7 @@ def _boomerang(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_summary_says_what_was_loaded_and_how_to_open_it(tiny_world, settings):
     settings = settings.with_(landing_dir=tiny_world.landing_dir)
-    load_landing(settings)
+    load_landing(settings, AS_OF)
     result = _boomerang(settings, "summary")
     assert result.returncode == 0, result.stderr
     assert "raw.transactions" in result.stdout
@@ -30,7 +34,7 @@ def test_summary_says_what_was_loaded_and_how_to_open_it(tiny_world, settings):
 
 def test_sql_runs_a_read_only_query(tiny_world, settings):
     settings = settings.with_(landing_dir=tiny_world.landing_dir)
-    load_landing(settings)
+    load_landing(settings, AS_OF)
     result = _boomerang(settings, "sql", "select count(*) as customers from raw.customers")
     assert result.returncode == 0, result.stderr
     assert "customers" in result.stdout
@@ -60,3 +64,10 @@ def test_run_without_airflow_builds_the_marts(tiny_world, settings):
     result = _boomerang(settings, "run", "--as-of", str(TINY_START + timedelta(days=TINY_DAYS)))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "marts.dim_customers" in result.stdout
+
+
+def test_load_and_validate_need_the_run_date(settings):
+    """Without an as-of date nothing could wait for a later run: the loader refuses to guess."""
+    for command in ("load", "validate"):
+        result = _boomerang(settings, command)
+        assert result.returncode == 2 and "--as-of" in result.stderr, command

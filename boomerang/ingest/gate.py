@@ -20,7 +20,6 @@ beside it and recorded in ``ops.quality_results`` / ``ops.quality_failures``.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ import duckdb
 
 from boomerang.contract import SOURCES, Source
 from boomerang.ingest.files import BatchError, stage
+from boomerang.reports.quality import batch_page
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Verdict:
 class Limits:
     """The time window a batch's dates must fall in."""
 
-    as_of: date | None  # the run's logical date: rows on or after it are deferred
+    as_of: date  # the run's logical date: rows on or after it are deferred
     now: datetime  # UTC; rows after now + tolerance are "in the future" and quarantined
     floor: date  # nothing is older than this
 
@@ -381,8 +381,6 @@ class Gate:
 
     def _too_recent(self, source: Source, present: set[str]) -> str:
         """Why the batch must wait for a later run (rows on or after the as-of date), or ''."""
-        if self.limits.as_of is None:
-            return ""
         as_of = self.limits.as_of
         start = datetime.combine(as_of, time(), tzinfo=UTC)
         for column in source.columns:
@@ -589,92 +587,5 @@ def quarantine(
         "what_to_do": f"Fix the file and drop it back into the landing folder as {relative_path}.",
     }
     (folder / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (folder / "report.html").write_text(_batch_html(report))
+    (folder / "report.html").write_text(batch_page(report))
     return target
-
-
-_STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2433;max-width:1100px}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e6ee;vertical-align:top}
-th{background:#f5f6fa}.passed{color:#11703a;font-weight:600}.quarantined{color:#b3261e;font-weight:600}
-.deferred{color:#8a5a00;font-weight:600}code{background:#f5f6fa;padding:0 .25rem}.muted{color:#667}
-"""
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_STYLE}</style></head><body>{body}</body></html>\n"
-    )
-
-
-def _batch_html(report: dict) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(f['rule'])}</td><td>{html.escape(str(f['column'] or ''))}</td>"
-        f"<td>{f['unexpected_count']:,}</td>"
-        f"<td>{html.escape(', '.join(f'row {r}: {v}' if r is not None else str(v) for r, v in f['sample']))}</td>"
-        f"<td class='muted'>{html.escape(f['expectation'])}</td></tr>"
-        for f in report["failures"]
-    )
-    return _page(
-        f"Quarantined: {report['file']}",
-        f"<h1>Quarantined: <code>{html.escape(report['file'])}</code></h1>"
-        f"<p>{report['rows']:,} rows, {report['expectations_evaluated']} expectations evaluated, "
-        f"{len(report['failures'])} failed. Run as-of {report['as_of']}, quarantined {report['quarantined_at']}.</p>"
-        f"<p><b>What to do:</b> {html.escape(report['what_to_do'])}</p>"
-        "<table><tr><th>rule broken</th><th>column</th><th>rows</th><th>examples (file row: value)</th>"
-        f"<th>expectation</th></tr>{rows}</table>",
-    )
-
-
-def write_index(con: duckdb.DuckDBPyConnection, reports_dir: Path, limit: int = 500) -> Path:
-    """``<reports>/quality/index.html``: the latest validations, newest first, readable offline."""
-    results = con.execute(
-        "select validated_at, as_of, file_path, source, outcome, row_count, expectations, "
-        "failed_expectations, quarantine_path, message from ops.quality_results "
-        "order by validated_at desc limit ?",
-        [limit],
-    ).fetchall()
-    by_day = con.execute(
-        "select as_of, sum(batches), sum(passed), sum(quarantined), sum(deferred) from ops.quality_by_day "
-        "group by as_of order by as_of desc nulls last limit 60"
-    ).fetchall()
-    day_rows = "".join(
-        f"<tr><td>{day}</td><td>{batches}</td><td class='passed'>{passed}</td>"
-        f"<td class='quarantined'>{quarantined}</td><td class='deferred'>{deferred}</td></tr>"
-        for day, batches, passed, quarantined, deferred in by_day
-    )
-    batch_rows = "".join(
-        f"<tr><td>{validated:%Y-%m-%d %H:%M}</td><td>{as_of}</td><td><code>{html.escape(path)}</code></td>"
-        f"<td class='{outcome}'>{outcome}</td><td>{rows:,}</td><td>{evaluated - failed}/{evaluated}</td>"
-        f"<td>{html.escape(message or '')}"
-        + (
-            f"<br><a href='{Path(qpath).parent.as_uri()}/report.html'>report</a> "
-            f"<span class='muted'>{html.escape(qpath)}</span>"
-            if qpath
-            else ""
-        )
-        + "</td></tr>"
-        for validated, as_of, path, _source, outcome, rows, evaluated, failed, qpath, message in results
-    )
-    folder = reports_dir / "quality"
-    folder.mkdir(parents=True, exist_ok=True)
-    index = folder / "index.html"
-    tmp = folder / ".index.html.tmp"
-    tmp.write_text(
-        _page(
-            "Boomerang data quality",
-            "<h1>Boomerang: landing data quality</h1>"
-            "<p class='muted'>Every landing batch is validated by a Great Expectations suite before it "
-            "reaches <code>raw</code>. Quarantined batches sit in the quarantine folder with a report; "
-            "deferred batches hold rows for a later run. Tables: <code>ops.quality_results</code>, "
-            "<code>ops.quality_failures</code>, <code>ops.quality_by_day</code>.</p>"
-            "<h2>By run date</h2><table><tr><th>as-of</th><th>batches</th><th>passed</th>"
-            f"<th>quarantined</th><th>deferred</th></tr>{day_rows}</table>"
-            "<h2>Latest batches</h2><table><tr><th>validated</th><th>as-of</th><th>file</th><th>outcome</th>"
-            f"<th>rows</th><th>expectations met</th><th>details</th></tr>{batch_rows}</table>",
-        )
-    )
-    tmp.replace(index)
-    return index

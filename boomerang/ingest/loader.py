@@ -28,8 +28,8 @@ from boomerang.ingest.gate import (
     quarantine,
     quarantine_message,
     record,
-    write_index,
 )
+from boomerang.reports.quality import write_index
 from boomerang.warehouse.db import connect
 from boomerang.warehouse.schema import ensure_schemas
 
@@ -113,7 +113,7 @@ def discover(landing_dir: Path) -> tuple[list[Batch], list[str]]:
     return batches, ignored
 
 
-def load_landing(settings: Settings, as_of: date | None = None) -> LoadReport:
+def load_landing(settings: Settings, as_of: date) -> LoadReport:
     """Gate and load every landing file not loaded yet.
 
     Raises :class:`QualityGateError` after the run if any batch was quarantined;
@@ -122,7 +122,7 @@ def load_landing(settings: Settings, as_of: date | None = None) -> LoadReport:
     return _process(settings, as_of, load=True)
 
 
-def validate_landing(settings: Settings, as_of: date | None = None) -> LoadReport:
+def validate_landing(settings: Settings, as_of: date) -> LoadReport:
     """Run the quality gate on every pending landing file without loading anything.
 
     Batches that fail are quarantined now; batches that pass are recorded, and
@@ -131,7 +131,7 @@ def validate_landing(settings: Settings, as_of: date | None = None) -> LoadRepor
     return _process(settings, as_of, load=False)
 
 
-def _process(settings: Settings, as_of: date | None, *, load: bool) -> LoadReport:
+def _process(settings: Settings, as_of: date, *, load: bool) -> LoadReport:
     batches, ignored = discover(settings.landing_dir)
     report = LoadReport(ignored=ignored)
     for name in ignored:
@@ -204,10 +204,8 @@ def _process(settings: Settings, as_of: date | None, *, load: bool) -> LoadRepor
     return report
 
 
-def _passed(con: duckdb.DuckDBPyConnection, as_of: date | None) -> set[tuple[str, str]]:
+def _passed(con: duckdb.DuckDBPyConnection, as_of: date) -> set[tuple[str, str]]:
     """Files whose latest verdict in this run (same as-of date) is 'passed'."""
-    if as_of is None:
-        return set()
     rows = con.execute(
         """
         select file_path, content_hash from ops.quality_results
@@ -220,7 +218,7 @@ def _passed(con: duckdb.DuckDBPyConnection, as_of: date | None) -> set[tuple[str
     return set(rows)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, batch: Batch, as_of: date | None) -> int:
+def _insert(con: duckdb.DuckDBPyConnection, batch: Batch, as_of: date) -> int:
     """Append the checked batch (``_checked``) to raw and the manifest, in one transaction."""
     source = batch.source
     columns = ", ".join(source.column_names)

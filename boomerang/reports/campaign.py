@@ -8,7 +8,6 @@ day's data quality. Charts are inline SVG drawn by matplotlib: the page needs no
 
 from __future__ import annotations
 
-import html
 import io
 import logging
 from datetime import date, datetime, timedelta
@@ -16,27 +15,13 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+from markupsafe import Markup
+
+from boomerang.reports.pages import Table, render_page
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "campaign"
-
-_CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2rem auto; max-width: 1100px;
-       color: #1f2933; padding: 0 1rem; }
-h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #d9e2ec; padding-bottom: .3rem; }
-.muted { color: #627d98; font-size: .9rem; }
-.verdict { background: #f0f4f8; border-left: 4px solid #486581; padding: .8rem 1rem; font-size: 1.05rem; }
-.tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: .8rem; margin: 1rem 0; }
-.tile { background: #f7fafc; border: 1px solid #d9e2ec; border-radius: 6px; padding: .7rem .9rem; }
-.tile .value { font-size: 1.45rem; font-weight: 600; } .tile .label { color: #627d98; font-size: .85rem; }
-table { border-collapse: collapse; width: 100%; font-size: .9rem; margin: .6rem 0; }
-th, td { text-align: right; padding: .3rem .5rem; border-bottom: 1px solid #e4e7eb; white-space: nowrap; }
-th { white-space: normal; vertical-align: bottom; }
-th:first-child, td:first-child { text-align: left; }
-.good { color: #1a7f37; } .bad { color: #b42318; } .warn { color: #9a6700; }
-figure { margin: 1rem 0; } svg { max-width: 100%; height: auto; }
-"""
 
 
 # ---------------------------------------------------------------------- data
@@ -307,18 +292,15 @@ def truth_sentence(row: dict) -> str:
     )
 
 
-def _table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+def _table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> Table:
     formats = formats or {}
-    head = "".join(f"<th>{html.escape(str(c).replace('_', ' '))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(_format(value, formats.get(column)))}</td>" for column, value in row.items()
-        )
-        + "</tr>"
-        for _, row in frame.iterrows()
+    return Table(
+        columns=[str(column).replace("_", " ") for column in frame.columns],
+        rows=[
+            [_format(value, formats.get(column)) for column, value in row.items()]
+            for _, row in frame.iterrows()
+        ],
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _format(value: object, spec: str | None) -> str:
@@ -341,28 +323,53 @@ def _format(value: object, spec: str | None) -> str:
     return str(value)
 
 
-def _tile(value: str, label: str, css: str = "") -> str:
-    return f"<div class='tile'><div class='value {css}'>{html.escape(value)}</div><div class='label'>{html.escape(label)}</div></div>"
+def _tile(value: str, label: str, css: str = "") -> dict[str, str]:
+    return {"value": value, "label": label, "css": css}
 
 
 # ---------------------------------------------------------------------- the page
 
+RESULT_COLUMNS = (
+    "cohort_date",
+    "dimension",
+    "dimension_value",
+    "treated_customers",
+    "control_customers",
+    "treated_retention_rate",
+    "control_retention_rate",
+    "incremental_retention",
+    "incremental_retention_ci_low",
+    "incremental_retention_ci_high",
+    "incremental_profit",
+    "incremental_profit_ci_low",
+    "incremental_profit_ci_high",
+    "verdict",
+    "profit_verdict",
+)
+RESULT_FORMATS = {
+    "treated_retention_rate": "pct",
+    "control_retention_rate": "pct",
+    "incremental_retention": "pp",
+    "incremental_retention_ci_low": "pp",
+    "incremental_retention_ci_high": "pp",
+    "incremental_profit": "money",
+    "incremental_profit_ci_low": "money",
+    "incremental_profit_ci_high": "money",
+}
 
-def render(data: dict, as_of: date, value_per_mile: float) -> str:
-    """The whole page as HTML text."""
-    parts = [
-        f"<h1>Boomerang: pre-granted rewards, as of {as_of}</h1>",
-        f"<p class='muted'>Generated {datetime.now():%Y-%m-%d %H:%M} from the warehouse; every figure is "
-        f"computed from events before {as_of}. Tables: marts.rewards_daily, marts.fct_campaign_results, "
-        "marts.fct_pregrant_decisions, ml.churn_scores, ops.quality_results.</p>",
-        f"<p class='verdict' id='verdict'>{html.escape(verdict(data.get('results'), value_per_mile))}</p>",
-    ]
-    daily = data.get("daily")
-    tiles = []
-    if isinstance(daily, pd.DataFrame) and not daily.empty:
+
+def _frame_or_none(value: object) -> pd.DataFrame | None:
+    return value if isinstance(value, pd.DataFrame) and not value.empty else None
+
+
+def tiles(data: dict) -> list[dict[str, str]]:
+    """The headline figures at the top of the page."""
+    found = []
+    daily = _frame_or_none(data.get("daily"))
+    if daily is not None:
         totals = daily.sum(numeric_only=True)
         granted = float(totals["points_granted"]) or 1.0
-        tiles += [
+        found += [
             _tile(f"{int(totals['customers_treated']):,}", "customers granted"),
             _tile(f"{int(totals['customers_held_out']):,}", "held out (control)"),
             _tile(f"{int(totals['points_granted']):,}", "miles granted"),
@@ -372,12 +379,12 @@ def render(data: dict, as_of: date, value_per_mile: float) -> str:
         ]
     row = overall(data.get("results"))
     if row is not None and not pd.isna(row.get("incremental_retention")):
-        tiles.append(_tile(f"{100 * row['incremental_retention']:+.1f} pp", "incremental retention"))
-        tiles.append(_tile(f"{row['incremental_profit']:,.0f}", "incremental profit"))
-    invariants = data.get("invariants")
-    if isinstance(invariants, pd.DataFrame) and not invariants.empty:
+        found.append(_tile(f"{100 * row['incremental_retention']:+.1f} pp", "incremental retention"))
+        found.append(_tile(f"{row['incremental_profit']:,.0f}", "incremental profit"))
+    invariants = _frame_or_none(data.get("invariants"))
+    if invariants is not None:
         broken = int((invariants["violations"] > 0).sum())
-        tiles.append(
+        found.append(
             _tile(
                 "balanced" if not broken else f"{broken} broken",
                 "ledger invariants",
@@ -389,107 +396,66 @@ def render(data: dict, as_of: date, value_per_mile: float) -> str:
         quarantined = (
             int(quality.loc[quality["outcome"] == "quarantined", "batches"].sum()) if not quality.empty else 0
         )
-        tiles.append(
+        found.append(
             _tile(
                 "all batches passed" if not quarantined else f"{quarantined} quarantined",
                 "data quality today",
                 "good" if not quarantined else "bad",
             )
         )
-    parts.append(f"<div class='tiles'>{''.join(tiles)}</div>")
+    return found
 
-    if isinstance(daily, pd.DataFrame) and not daily.empty:
-        parts += [
-            "<h2>Grants and holdout over time</h2>",
-            f"<figure>{chart_grants(daily)}</figure>",
-            "<h2>Redemption and clawback</h2>",
-            "<p class='muted'>Each cohort's miles as of today: redeemed by customers, clawed back unused after "
-            "the expiry, still open, or expired and waiting for tonight's clawback.</p>",
-            f"<figure>{chart_mileage(daily)}</figure>",
-            _table(
-                daily.rename(columns={"run_date": "cohort"}),
-            ),
-        ]
-    results = data.get("results")
-    if isinstance(results, pd.DataFrame) and not results.empty:
-        parts.append("<h2>Did it work? Treated against the holdout</h2>")
-        effect = chart_effect(results)
-        if effect:
-            parts.append(f"<figure>{effect}</figure>")
-        shown = [
-            c
-            for c in (
-                "cohort_date",
-                "dimension",
-                "dimension_value",
-                "treated_customers",
-                "control_customers",
-                "treated_retention_rate",
-                "control_retention_rate",
-                "incremental_retention",
-                "incremental_retention_ci_low",
-                "incremental_retention_ci_high",
-                "incremental_profit",
-                "incremental_profit_ci_low",
-                "incremental_profit_ci_high",
-                "verdict",
-                "profit_verdict",
-            )
-            if c in results.columns
-        ]
-        formats = {
-            "treated_retention_rate": "pct",
-            "control_retention_rate": "pct",
-            "incremental_retention": "pp",
-            "incremental_retention_ci_low": "pp",
-            "incremental_retention_ci_high": "pp",
-            "incremental_profit": "money",
-            "incremental_profit_ci_low": "money",
-            "incremental_profit_ci_high": "money",
+
+def render(data: dict, as_of: date, value_per_mile: float) -> str:
+    """The whole page as HTML text (``templates/campaign.html``); the charts are inline SVG."""
+    daily = _frame_or_none(data.get("daily"))
+    results = _frame_or_none(data.get("results"))
+    truth = _frame_or_none(data.get("truth"))
+    reasons = _frame_or_none(data.get("reasons"))
+    quality = data.get("quality")
+    invariants = _frame_or_none(data.get("invariants"))
+    effect = chart_effect(results) if results is not None else None
+    return render_page(
+        "campaign.html",
+        as_of=as_of,
+        generated=datetime.now(),
+        verdict=verdict(data.get("results"), value_per_mile),
+        tiles=tiles(data),
+        # matplotlib writes the SVG (and escapes the text in it): markup to embed as it is
+        daily={
+            "grants_chart": Markup(chart_grants(daily)),
+            "mileage_chart": Markup(chart_mileage(daily)),
+            "table": _table(daily.rename(columns={"run_date": "cohort"})),
         }
-        ordered = results.sort_values(["dimension", "cohort_date", "dimension_value"], na_position="first")
-        parts.append(
-            "<p class='muted'>Retention: a purchase within the retention window after the decision. Each "
-            "cohort is compared with its own random holdout; 'all' pools the cohorts whose window is over. "
-            "Too young or too small to conclude shows no number, on purpose.</p>"
-        )
-        parts.append(_table(ordered[shown], formats))
-    truth = data.get("truth")
-    if isinstance(truth, pd.DataFrame) and not truth.empty:
-        parts += [
-            "<h2>Is the measurement honest? (simulated world only)</h2>",
-            f"<p>{html.escape(truth_sentence(truth.iloc[0].to_dict()))}</p>",
-        ]
-    if "risk" in data:
-        parts += [
-            "<h2>Churn risk and how it moved</h2>",
-            f"<figure>{chart_risk(data['risk'], data['risk_dates'])}</figure>",
-        ]
-        bands = data["bands"].pivot_table(
-            index="as_of_date", columns="risk_band", values="customers", fill_value=0
-        )
-        parts.append(_table(bands.reset_index().tail(10)))
-    reasons = data.get("reasons")
-    if isinstance(reasons, pd.DataFrame) and not reasons.empty:
-        parts += [
-            "<h2>Why these customers got a grant</h2>",
-            "<p class='muted'>The first reason behind each grant, from the churn model's own per-feature contributions.</p>",
-            _table(reasons),
-        ]
-        parts.append(_table(data["rules"]))
-    if isinstance(quality, pd.DataFrame):
-        parts.append("<h2>Data quality of the day</h2>")
-        parts.append(
-            _table(quality) if not quality.empty else "<p>No landing batch was validated by this run.</p>"
-        )
-        parts.append("<p class='muted'>Details per batch: reports/quality/index.html.</p>")
-    if isinstance(invariants, pd.DataFrame) and not invariants.empty:
-        parts += ["<h2>The ledger's books</h2>", _table(invariants)]
-    body = "\n".join(parts)
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Boomerang campaign report {as_of}</title><style>{_CSS}</style></head>"
-        f"<body>{body}</body></html>"
+        if daily is not None
+        else None,
+        results={
+            "effect_chart": Markup(effect) if effect else None,
+            "table": _table(
+                results.sort_values(["dimension", "cohort_date", "dimension_value"], na_position="first")[
+                    [c for c in RESULT_COLUMNS if c in results.columns]
+                ],
+                RESULT_FORMATS,
+            ),
+        }
+        if results is not None
+        else None,
+        truth=truth_sentence(truth.iloc[0].to_dict()) if truth is not None else None,
+        risk={
+            "chart": Markup(chart_risk(data["risk"], data["risk_dates"])),
+            "bands": _table(
+                data["bands"]
+                .pivot_table(index="as_of_date", columns="risk_band", values="customers", fill_value=0)
+                .reset_index()
+                .tail(10)
+            ),
+        }
+        if "risk" in data
+        else None,
+        reasons={"reasons": _table(reasons), "rules": _table(data["rules"])} if reasons is not None else None,
+        # an empty frame still gets its section: "no landing batch was validated by this run"
+        quality={"table": _table(quality)} if isinstance(quality, pd.DataFrame) else None,
+        invariants=_table(invariants) if invariants is not None else None,
     )
 
 

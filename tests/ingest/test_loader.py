@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -10,6 +11,9 @@ import pytest
 from conftest import query, table_checksums, write_file
 
 from boomerang.ingest.loader import load_landing
+
+# After every file these tests load (the tiny world ends on 2025-03-17): nothing waits for a later run.
+AS_OF = date(2025, 6, 1)
 
 CUSTOMERS = (
     "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
@@ -29,18 +33,18 @@ def loaded(settings):
     """A warehouse with two good batches loaded."""
     write_file(settings.landing_dir, "customers/2025-01-02.csv", CUSTOMERS)
     write_file(settings.landing_dir, "transactions/2025-01-04.csv", TRANSACTIONS)
-    load_landing(settings)
+    load_landing(settings, AS_OF)
     return settings
 
 
 def test_a_file_is_loaded_once_however_often_the_load_runs(tiny_world, settings):
     settings = settings.with_(landing_dir=tiny_world.landing_dir)
     warehouse = settings.warehouse_path
-    first = load_landing(settings)
+    first = load_landing(settings, AS_OF)
     assert first.loaded and first.rows > 1000 and first.skipped == 0
     after_first = table_checksums(warehouse, ("raw", "ops"))
     for _ in range(2):
-        again = load_landing(settings)
+        again = load_landing(settings, AS_OF)
         assert again.loaded == [] and again.skipped == len(first.loaded)
     assert table_checksums(warehouse, ("raw", "ops")) == after_first
 
@@ -62,7 +66,7 @@ def test_a_newer_customer_version_is_a_new_row_not_a_duplicate(loaded):
         "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
         "C1,2025-01-01,north,1980,false,a@example.com,,2025-02-01T09:00:00Z\n",
     )
-    load_landing(loaded)
+    load_landing(loaded, AS_OF)
     assert query(loaded, "select count(*) from raw.customers where customer_id = 'C1'") == [(2,)]
 
 
@@ -74,7 +78,7 @@ def test_csv_and_parquet_load_the_same_rows(tmp_path: Path, loaded):
         duckdb.sql(
             f"copy (select * from read_csv('{csv_file}', header = true)) to '{target}' (format parquet)"
         )
-    load_landing(loaded.with_(landing_dir=parquet_landing, warehouse_path=tmp_path / "p.duckdb"))
+    load_landing(loaded.with_(landing_dir=parquet_landing, warehouse_path=tmp_path / "p.duckdb"), AS_OF)
     columns = "* exclude (_batch_id, _source_file)"
     con = duckdb.connect(str(tmp_path / "p.duckdb"), read_only=True)
     from_parquet = con.execute(f"select {columns} from raw.transactions order by 1").fetchall()
@@ -86,13 +90,13 @@ def test_files_outside_source_folders_are_ignored_not_lost(settings):
     write_file(settings.landing_dir, "customers/a.csv", CUSTOMERS)
     write_file(settings.landing_dir, "readme.txt", "notes")
     write_file(settings.landing_dir, "orders/2025-01-01.csv", "order_id\n1\n")
-    report = load_landing(settings)
+    report = load_landing(settings, AS_OF)
     assert sorted(report.ignored) == ["orders/2025-01-01.csv", "readme.txt"]
     assert (settings.landing_dir / "orders" / "2025-01-01.csv").exists()
 
 
 def test_an_empty_landing_folder_is_fine(settings):
-    report = load_landing(settings)
+    report = load_landing(settings, AS_OF)
     assert report.loaded == [] and report.quarantined == []
 
 
@@ -100,5 +104,5 @@ def test_loading_keeps_the_landing_files(tiny_world, settings):
     landing = settings.landing_dir
     shutil.copytree(tiny_world.landing_dir, landing)
     files = sorted(p.name for p in landing.rglob("*"))
-    load_landing(settings)
+    load_landing(settings, AS_OF)
     assert sorted(p.name for p in landing.rglob("*")) == files

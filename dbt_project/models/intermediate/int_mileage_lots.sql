@@ -24,7 +24,7 @@ earned_lots as (
         ----------  timestamps
         occurred_at as granted_at,
         occurred_at + to_days({{ var('earn_expiry_days') }}) as expires_at,
-        cast(null as date) as decided_date
+        cast(null as date) as decision_date
     from mileage_events
     where mileage_event_kind = 'earn'
 ),
@@ -58,7 +58,7 @@ pregrant_lots as (
         ----------  timestamps
         effective_at as granted_at,
         expires_at,
-        run_date as decided_date,
+        as_of_date as decision_date,
         ----------  consumption order: none, pre-grants are allocated first
         cast(null as bigint) as consumption_end,
         cast(null as bigint) as consumption_start

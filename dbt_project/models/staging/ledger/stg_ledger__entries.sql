@@ -35,7 +35,7 @@ renamed as (
         ----------  timestamps
         effective_at,
         expires_at,
-        as_of_date as run_date,
+        as_of_date,
         ----------  lineage
         payload_hash,
         recorded_at
