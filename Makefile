@@ -65,6 +65,6 @@ format: setup ## apply ruff's formatting and fixes
 docs: setup ## dbt docs (catalog + lineage) for the demo warehouse
 	$(BIN)/boomerang dbt docs --as-of $$($(BIN)/python -c "from boomerang.config import Settings; from datetime import timedelta; s = Settings.from_env(); print(s.world_start + timedelta(days=s.world_days))")
 
-clean: ## remove local state: warehouse, landing, world, quarantine, reports, trained models, Airflow home (not the venv)
-	rm -rf warehouse landing world quarantine reports outbox models/churn .airflow
+clean: ## remove local state (state/: warehouse, landing, world, quarantine, reports, outbox, Airflow home) and trained models (not the venv)
+	rm -rf state models/churn
 	@echo "(bench/ keeps the benchmark's cached worlds; remove it by hand to free the space)"

@@ -14,6 +14,8 @@ from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Runtime state (warehouse, landing, world, quarantine, reports, outbox, Airflow home) by default.
+DEFAULT_HOME = PROJECT_ROOT / "state"
 
 ENV_PREFIX = "BOOMERANG_"
 
@@ -215,7 +217,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default: ``os.environ``) with defaults."""
         env = os.environ if env is None else env
-        root = _path(env, "HOME", PROJECT_ROOT)
+        # Every file a run writes lives under one folder: state/ in the checkout (git-ignored) unless
+        # BOOMERANG_HOME says otherwise. Trained models are the exception by default: models/ at the
+        # top of the checkout, as in cookiecutter-data-science; under BOOMERANG_HOME when it is set.
+        root = _path(env, "HOME", DEFAULT_HOME)
+        models_default = root / "models" if env.get(ENV_PREFIX + "HOME") else PROJECT_ROOT / "models"
         return cls(
             warehouse_path=_path(env, "WAREHOUSE", root / "warehouse" / "boomerang.duckdb"),
             serving_path=_path(env, "SERVING", root / "warehouse" / "serving.duckdb"),
@@ -224,7 +230,7 @@ class Settings:
             reports_dir=_path(env, "REPORTS_DIR", root / "reports"),
             world_dir=_path(env, "WORLD_DIR", root / "world"),
             outbox_dir=_path(env, "OUTBOX_DIR", root / "outbox"),
-            models_dir=_path(env, "MODELS_DIR", root / "models"),
+            models_dir=_path(env, "MODELS_DIR", models_default),
             dbt_project_dir=_path(env, "DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project"),
             dbt_target_dir=_path(env, "DBT_TARGET_DIR", root / "warehouse" / "dbt_target"),
             airflow_home=_path(env, "AIRFLOW_HOME", root / ".airflow"),

@@ -8,8 +8,8 @@ from boomerang.config import PROJECT_ROOT, Settings
 
 def test_defaults_work_from_a_fresh_clone():
     settings = Settings.from_env({})
-    assert settings.warehouse_path == PROJECT_ROOT / "warehouse" / "boomerang.duckdb"
-    assert settings.landing_dir == PROJECT_ROOT / "landing"
+    assert settings.warehouse_path == PROJECT_ROOT / "state" / "warehouse" / "boomerang.duckdb"
+    assert settings.landing_dir == PROJECT_ROOT / "state" / "landing"
     assert settings.models_dir == PROJECT_ROOT / "models"
     assert settings.world_customers == 20_000
     assert settings.world_enabled
@@ -61,3 +61,32 @@ def test_bad_values_say_which_variable_and_what_to_do(name: str, value: str, hin
 def test_building_settings_creates_nothing(tmp_path: Path):
     Settings.from_env({"BOOMERANG_HOME": str(tmp_path / "home")})
     assert not (tmp_path / "home").exists()
+
+
+def test_runtime_state_lives_in_one_git_ignored_folder():
+    """Every path a run writes is under state/ (git-ignored), apart from the trained models, which live
+    in models/ at the top as the project's layout says; with BOOMERANG_HOME, models go under it too."""
+    import subprocess
+
+    from boomerang.config import DEFAULT_HOME, PROJECT_ROOT
+
+    settings = Settings.from_env({})
+    written = {
+        "warehouse": settings.warehouse_path,
+        "serving": settings.serving_path,
+        "landing": settings.landing_dir,
+        "quarantine": settings.quarantine_dir,
+        "reports": settings.reports_dir,
+        "world": settings.world_dir,
+        "outbox": settings.outbox_dir,
+        "dbt target": settings.dbt_target_dir,
+        "airflow home": settings.airflow_home,
+    }
+    assert {name: path for name, path in written.items() if not path.is_relative_to(DEFAULT_HOME)} == {}
+    assert settings.models_dir == PROJECT_ROOT / "models"
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(DEFAULT_HOME / "warehouse" / "boomerang.duckdb")], cwd=PROJECT_ROOT
+    )
+    assert ignored.returncode == 0, "state/ must be git-ignored"
+    elsewhere = Settings.from_env({"BOOMERANG_HOME": "/tmp/somewhere"})
+    assert elsewhere.models_dir == Path("/tmp/somewhere/models")
