@@ -57,13 +57,13 @@ def test_project_folders_are_mounted_where_the_settings_point(compose):
         assert mounts["/opt/boomerang/boomerang"] == "./boomerang"
         assert mounts["/opt/boomerang/ml"] == "./ml"  # the churn model code the tasks import
         assert mounts[env["BOOMERANG_MODELS_DIR"]] == "./models"
-        assert mounts[env["BOOMERANG_LANDING_DIR"]] == "./landing"
-        assert mounts[env["BOOMERANG_OUTBOX_DIR"]] == "./outbox"  # what the loyalty system reads
+        assert mounts[env["BOOMERANG_LANDING_DIR"]] == "./state/landing"  # where a local run looks too
+        assert mounts[env["BOOMERANG_OUTBOX_DIR"]] == "./state/outbox"  # what the loyalty system reads
         warehouse_dir = str(Path(env["BOOMERANG_WAREHOUSE"]).parent)
         assert mounts[warehouse_dir] == "warehouse", "the warehouse lives on a named volume"
         assert env["BOOMERANG_DBT_TARGET_DIR"].startswith(warehouse_dir)
     for source in {m for s in AIRFLOW_SERVICES for m in _mounts(compose["services"][s]).values()}:
-        if source.startswith("./") and source not in ("./landing", "./outbox"):
+        if source.startswith("./") and not source.startswith("./state/"):
             assert (PROJECT_ROOT / source).is_dir(), source
     assert {"warehouse", "world", "postgres-db"} <= set(compose["volumes"])
 
