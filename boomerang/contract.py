@@ -166,11 +166,3 @@ LINEAGE_COLUMNS = (
     Column("_batch_id", "VARCHAR"),
     Column("_source_file", "VARCHAR"),
 )
-
-
-def raw_table_ddl(source: Source) -> str:
-    """``create table if not exists raw.<source>`` in the contract's types."""
-    columns = ",\n    ".join(
-        f"{column.name} {column.duckdb_type}" for column in (*source.columns, *LINEAGE_COLUMNS)
-    )
-    return f"create table if not exists raw.{source.name} (\n    {columns}\n)"

@@ -90,12 +90,12 @@ def quality_verdict(settings: Settings, as_of: date) -> dict[str, int]:
         index = write_index(con, settings.reports_dir)
         counts = dict(
             con.execute(
-                "select outcome, count(*) from ops.quality_results where as_of = ? group by 1", [as_of]
+                "select outcome, count(*) from ops.quality_results where as_of_date = ? group by 1", [as_of]
             ).fetchall()
         )
         quarantined = con.execute(
             "select file_path, message, quarantine_path from ops.quality_results "
-            "where as_of = ? and outcome = 'quarantined' order by validated_at",
+            "where as_of_date = ? and outcome = 'quarantined' order by validated_at",
             [as_of],
         ).fetchall()
     log.info("Quality report: %s", index)

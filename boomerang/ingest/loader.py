@@ -209,7 +209,7 @@ def _passed(con: duckdb.DuckDBPyConnection, as_of: date) -> set[tuple[str, str]]
     rows = con.execute(
         """
         select file_path, content_hash from ops.quality_results
-        where as_of = ?
+        where as_of_date = ?
         qualify row_number() over (partition by file_path, content_hash order by validated_at desc) = 1
             and outcome = 'passed'
         """,

@@ -21,7 +21,7 @@ def index_page(con: duckdb.DuckDBPyConnection, limit: int = 500) -> str:
     """The latest ``limit`` validations, newest first, and the outcomes per run date."""
     batches = _records(
         con,
-        "select validated_at, as_of, file_path, source, outcome, row_count, expectations, "
+        "select validated_at, as_of_date, file_path, source, outcome, row_count, expectations, "
         "failed_expectations, quarantine_path, message from ops.quality_results "
         "order by validated_at desc limit ?",
         [limit],
@@ -31,9 +31,9 @@ def index_page(con: duckdb.DuckDBPyConnection, limit: int = 500) -> str:
         batch["report_uri"] = f"{folder.as_uri()}/report.html" if folder else None
     days = _records(
         con,
-        "select as_of, sum(batches) as batches, sum(passed) as passed, sum(quarantined) as quarantined, "
+        "select as_of_date, sum(batches) as batches, sum(passed) as passed, sum(quarantined) as quarantined, "
         "sum(deferred) as deferred from ops.quality_by_day "
-        "group by as_of order by as_of desc nulls last limit 60",
+        "group by as_of_date order by as_of_date desc nulls last limit 60",
     )
     return render_page("quality_index.html", batches=batches, days=days)
 

@@ -10,9 +10,26 @@ nothing here but :func:`ensure_schemas`; a new Python-owned table gets its DDL h
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 
-from boomerang.contract import SOURCES, raw_table_ddl
+from boomerang.contract import LINEAGE_COLUMNS, SOURCES, Source
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------- raw (the loader writes it)
+
+
+def raw_table_ddl(source: Source) -> str:
+    """``create table if not exists raw.<source>`` in the contract's types."""
+    columns = ",\n    ".join(
+        f"{column.name} {column.duckdb_type}" for column in (*source.columns, *LINEAGE_COLUMNS)
+    )
+    return f"create table if not exists raw.{source.name} (\n    {columns}\n)"
+
+
+# ---------------------------------------------------------------- ops
 
 OPS_DDL = (
     """
@@ -22,7 +39,7 @@ OPS_DDL = (
         source         varchar   not null,
         batch_id       varchar   not null,
         row_count      bigint    not null,
-        as_of          date,                -- the run (logical date) that loaded it
+        as_of_date     date      not null,  -- the run (logical date) that loaded it
         loaded_at      timestamp not null,  -- wall clock, for operators only
         primary key (file_path, content_hash)
     )
@@ -32,7 +49,7 @@ OPS_DDL = (
         file_path          varchar   not null,  -- relative to the landing folder
         content_hash       varchar   not null,
         source             varchar   not null,
-        as_of              date,                -- the run that validated it
+        as_of_date         date      not null,  -- the run that validated it
         validated_at       timestamp not null,  -- wall clock, for operators
         outcome            varchar   not null,  -- passed | quarantined | deferred
         row_count          bigint    not null,
@@ -47,7 +64,7 @@ OPS_DDL = (
         file_path          varchar   not null,
         content_hash       varchar   not null,
         source             varchar   not null,
-        as_of              date,
+        as_of_date         date      not null,  -- the run that validated it
         validated_at       timestamp not null,
         expectation        varchar   not null,  -- Great Expectations' expectation type
         column_name        varchar,
@@ -60,7 +77,7 @@ OPS_DDL = (
     create or replace view ops.quality_by_day as
     -- One row per run date and source: batches validated, passed, quarantined, deferred.
     select
-        as_of,
+        as_of_date,
         source,
         count(*) as batches,
         count(*) filter (where outcome = 'passed') as passed,
@@ -68,13 +85,13 @@ OPS_DDL = (
         count(*) filter (where outcome = 'deferred') as deferred,
         sum(row_count) filter (where outcome = 'passed') as rows_passed
     from ops.quality_results
-    group by as_of, source
+    group by as_of_date, source
     """,
     """
     create or replace view ops.quality_failing_expectations as
     -- One row per run date, source and broken rule: how often it broke and on how many rows.
     select
-        as_of,
+        as_of_date,
         source,
         expectation,
         column_name,
@@ -254,15 +271,53 @@ create table {snap}.meta.snapshot (
 """
 
 
+# ---------------------------------------------------------------- migrations of existing warehouses
+
+# Columns renamed since a warehouse may have been created: (table, old name, new name). The run's date
+# is `as_of_date` in every table (ops.* called it `as_of` before).
+RENAMED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("ops.load_manifest", "as_of", "as_of_date"),
+    ("ops.quality_results", "as_of", "as_of_date"),
+    ("ops.quality_failures", "as_of", "as_of_date"),
+)
+# Columns added since: (table, column, type); rows written before hold null.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # the decision record holds the customer's segment at the decision
+    ("ledger.entries", "segment", "varchar"),
+)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Bring the tables of a warehouse made by an earlier version up to this one's layout; returns
+    what it changed (nothing on a current or a new warehouse). Idempotent."""
+    changed = []
+    columns = {
+        (schema + "." + table, column)
+        for schema, table, column in con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where table_catalog = current_database()"
+        ).fetchall()
+    }
+    for table, old, new in RENAMED_COLUMNS:
+        if (table, old) in columns and (table, new) not in columns:
+            con.execute(f"alter table {table} rename column {old} to {new}")
+            changed.append(f"{table}.{old} renamed to {new}")
+    for table, column, kind in ADDED_COLUMNS:
+        if any(name == table for name, _ in columns) and (table, column) not in columns:
+            con.execute(f"alter table {table} add column {column} {kind}")
+            changed.append(f"{table}.{column} added")
+    return changed
+
+
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the schemas Python owns (``raw``, ``ops``, ``ml``, ``ledger``) and their tables if missing."""
+    """Create the schemas Python owns (``raw``, ``ops``, ``ml``, ``ledger``) and their tables if missing,
+    after migrating the tables of an older warehouse (:func:`migrate`)."""
     for schema in ("raw", "ops", "ml", "ledger"):
         con.execute(f"create schema if not exists {schema}")
+    changed = migrate(con)
+    if changed:
+        log.warning("Warehouse migrated to this version's layout: %s", "; ".join(changed))
     for source in SOURCES.values():
         con.execute(raw_table_ddl(source))
-    for ddl in (*OPS_DDL, *ML_DDL, LEDGER_DDL[0]):
-        con.execute(ddl)
-    # ledgers created before the decision record held the segment (a new column, null in old entries)
-    con.execute("alter table ledger.entries add column if not exists segment varchar")
-    for ddl in LEDGER_DDL[1:]:
+    for ddl in (*OPS_DDL, *ML_DDL, *LEDGER_DDL):
         con.execute(ddl)
