@@ -54,9 +54,12 @@ bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (ab
 lint: setup ## ruff + sqlfluff
 	$(BIN)/ruff check boomerang ml dags devtools tests
 	$(BIN)/ruff format --check boomerang ml dags devtools tests
-	mkdir -p warehouse
-	cd dbt_project && BOOMERANG_AS_OF=2026-01-01 BOOMERANG_WAREHOUSE=$(CURDIR)/warehouse/lint.duckdb DBT_TARGET_PATH=$(CURDIR)/warehouse/lint_target \
-		../$(BIN)/sqlfluff lint models
+	@# sqlfluff's dbt templater compiles the project against a throwaway warehouse in state/lint/, with the
+	@# settings' dbt vars (dbt_project.yml does not default them: boomerang.config owns them)
+	mkdir -p state/lint
+	$(BIN)/python -m boomerang.warehouse.dbt sqlfluff-config > state/lint/sqlfluff.cfg
+	cd dbt_project && BOOMERANG_AS_OF=2026-01-01 BOOMERANG_WAREHOUSE=$(CURDIR)/state/lint/lint.duckdb DBT_TARGET_PATH=$(CURDIR)/state/lint/dbt_target \
+		../$(BIN)/sqlfluff lint --config $(CURDIR)/state/lint/sqlfluff.cfg models
 
 format: setup ## apply ruff's formatting and fixes
 	$(BIN)/ruff format boomerang ml dags devtools tests

@@ -152,23 +152,21 @@ def campaign_summary(settings: Settings) -> str:
     import textwrap
 
     from boomerang.reports.campaign import truth_sentence, verdict
-    from boomerang.warehouse.db import connect
+    from boomerang.warehouse.db import connect, table_exists
 
     with connect(settings.warehouse_path, read_only=True) as con:
-        has_results = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'marts' and table_name = 'fct_campaign_results'"
-        ).fetchone()[0]  # type: ignore[index]
-        results = con.execute("select * from marts.fct_campaign_results").df() if has_results else None
+        results = (
+            con.execute("select * from marts.fct_campaign_results").df()
+            if table_exists(con, "marts", "fct_campaign_results")
+            else None
+        )
         truth = (
             con.execute(
                 "select * from ops.truth_check where cohort = 'all' order by as_of_date desc limit 1"
             ).df()
-            if con.execute(
-                "select count(*) from information_schema.tables where table_schema = 'ops' and table_name = 'truth_check'"
-            ).fetchone()[0]
+            if table_exists(con, "ops", "truth_check")
             else None
-        )  # type: ignore[index]
+        )
     lines = ["", "Did it work?"]
     lines += textwrap.wrap(
         verdict(results, settings.policy.value_per_mile), 100, initial_indent="  ", subsequent_indent="  "
@@ -213,9 +211,9 @@ def rewards_summary(settings: Settings) -> str:
     grants, holdouts, cohorts, make_goods = decisions  # type: ignore[misc]
     granted = sum(lot["granted_points"] for lot in lots)
     used = sum(lot["used_points"] for lot in lots)
-    clawed = sum(lot["clawed_points"] for lot in lots)
+    clawed = sum(lot["clawed_back_points"] for lot in lots)
     outstanding = sum(lot["outstanding_points"] for lot in lots)
-    clawed_lots = sum(1 for lot in lots if lot["clawbacks"])
+    clawed_lots = sum(1 for lot in lots if lot["clawback_count"])
     used_up = sum(1 for lot in lots if lot["used_points"] == lot["granted_points"])
     broken = [name for name, violations in checks if violations]
     share = f" ({holdouts / (grants + holdouts):.0%} of those selected)" if grants + holdouts else ""
@@ -261,13 +259,10 @@ def model_summary(settings: Settings) -> str:
         for name, m in rows
     ]
     lines.append(f"  report: {folder / 'report.html'}")
-    from boomerang.warehouse.db import connect
+    from boomerang.warehouse.db import connect, table_exists
 
     with connect(settings.warehouse_path, read_only=True) as con:
-        exists = con.execute(
-            "select count(*) from information_schema.tables where table_schema = 'ml' and table_name = 'churn_scores'"
-        ).fetchone()[0]  # type: ignore[index]
-        if exists:
+        if table_exists(con, "ml", "churn_scores"):
             scored = con.execute(
                 "select as_of_date, count(*), count(*) filter (where risk_band = 'high') from ml.churn_scores "
                 "group by 1 order by 1 desc limit 1"
@@ -286,7 +281,7 @@ def summary(settings: Settings) -> str:
     lines = []
     with connect(settings.warehouse_path, read_only=True) as con:
         manifest = con.execute(
-            "select count(*), coalesce(sum(row_count), 0), max(as_of) from ops.load_manifest"
+            "select count(*), coalesce(sum(row_count), 0), max(as_of_date) from ops.load_manifest"
         ).fetchone()
         outcomes = dict(
             con.execute("select outcome, count(*) from ops.quality_results group by 1").fetchall()

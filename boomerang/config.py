@@ -328,4 +328,8 @@ class Settings:
             "retention_window_days": self.retention_window_days,
             "value_per_mile": self.policy.value_per_mile,
             "margin_rate": self.policy.margin_rate,
+            # the policy's facts (marts.customer_policy_facts): messages in the contact window,
+            # other campaigns' sends counted apart from ours
+            "campaign_id": self.policy.campaign_id,
+            "contact_window_days": self.policy.contact_window_days,
         }

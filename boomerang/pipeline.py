@@ -228,7 +228,6 @@ def score_customers(settings: Settings, as_of: date) -> int:
         settings.warehouse_path,
         settings.models_dir,
         as_of,
-        settings.churn_lookback_days,
         _model_params(settings),
     )
 

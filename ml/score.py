@@ -62,11 +62,15 @@ def _reasons(
 
 
 def score_customers(
-    warehouse_path: Path, models_dir: Path, as_of: date, lookback_days: int, params: Params | None = None
+    warehouse_path: Path,
+    models_dir: Path,
+    as_of: date,
+    params: Params | None = None,
 ) -> int:
     """Score active customers at ``as_of`` with the champion; idempotent per as-of date and version.
 
-    Returns the number of customers scored (0 when there is no champion yet).
+    Who is active is dbt's rule (``fct_customer_features.is_active``, from the setting
+    churn_lookback_days). Returns the number of customers scored (0 when there is no champion yet).
     """
     params = params or Params.load()
     model = load_champion(models_dir)
@@ -75,8 +79,7 @@ def score_customers(
         return 0
     with connect(warehouse_path) as con:
         features = con.execute(
-            "select * from marts.fct_customer_features where as_of_date = ? and days_since_last_purchase <= ?",
-            [as_of, lookback_days],
+            "select * from marts.fct_customer_features where as_of_date = ? and is_active", [as_of]
         ).df()
         scores = score_frame(model, features, params)
         scores["scored_at"] = datetime.now(UTC).replace(tzinfo=None)

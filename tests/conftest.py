@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -54,6 +55,43 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         seed=settings.world_seed,
         start=TINY_START,
     )
+    return settings
+
+
+TINY_AS_OF = TINY_START + timedelta(days=TINY_DAYS)  # the day after the tiny world's last
+
+
+def copy_warehouse(settings: Settings, home: Path) -> Settings:
+    """``settings`` on a copy of its warehouse in ``home`` (landing and world shared, read only): a
+    session fixture's warehouse, for a test or module that writes to it."""
+    home.mkdir(parents=True, exist_ok=True)
+    copy = make_settings(home).with_(landing_dir=settings.landing_dir, world_dir=settings.world_dir)
+    copy.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(settings.warehouse_path, copy.warehouse_path)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_world: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The tiny world's landing files loaded into a warehouse as of TINY_AS_OF (nothing built).
+    Shared: copy it (:func:`copy_warehouse`) before writing."""
+    from boomerang import pipeline
+
+    settings = make_settings(tmp_path_factory.mktemp("tiny_loaded")).with_(
+        landing_dir=tiny_world.landing_dir, world_dir=tiny_world.world_dir
+    )
+    pipeline.load_landing(settings, TINY_AS_OF)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tiny_loaded: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """``tiny_loaded`` after the daily dbt build as of TINY_AS_OF (no scores, no ledger yet).
+    Shared: copy it (:func:`copy_warehouse`) before writing."""
+    from boomerang import pipeline
+
+    settings = copy_warehouse(tiny_loaded, tmp_path_factory.mktemp("tiny_built"))
+    pipeline.dbt_build(settings, TINY_AS_OF)
     return settings
 
 

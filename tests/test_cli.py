@@ -5,12 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date
-
-from boomerang.ingest.loader import load_landing
-
-# After every file these tests load (the tiny world ends on 2025-03-17): nothing waits for a later run.
-AS_OF = date(2025, 6, 1)
 
 
 def _boomerang(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -22,9 +16,8 @@ def _boomerang(settings, *args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_summary_says_what_was_loaded_and_how_to_open_it(tiny_world, settings):
-    settings = settings.with_(landing_dir=tiny_world.landing_dir)
-    load_landing(settings, AS_OF)
+def test_summary_says_what_was_loaded_and_how_to_open_it(tiny_loaded):
+    settings = tiny_loaded  # read only
     result = _boomerang(settings, "summary")
     assert result.returncode == 0, result.stderr
     assert "raw.transactions" in result.stdout
@@ -32,9 +25,8 @@ def test_summary_says_what_was_loaded_and_how_to_open_it(tiny_world, settings):
     assert "read-only" in result.stdout
 
 
-def test_sql_runs_a_read_only_query(tiny_world, settings):
-    settings = settings.with_(landing_dir=tiny_world.landing_dir)
-    load_landing(settings, AS_OF)
+def test_sql_runs_a_read_only_query(tiny_loaded):
+    settings = tiny_loaded  # read only: the refused `drop table` proves it
     result = _boomerang(settings, "sql", "select count(*) as customers from raw.customers")
     assert result.returncode == 0, result.stderr
     assert "customers" in result.stdout

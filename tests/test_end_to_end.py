@@ -42,7 +42,8 @@ def test_two_consecutive_days_then_a_rerun_that_changes_nothing(airflow_settings
     # The second day loaded exactly that day's files.
     assert (
         query(
-            settings, f"select count(*), min(file_path) from ops.load_manifest where as_of_date = date '{SECOND}'"
+            settings,
+            f"select count(*), min(file_path) from ops.load_manifest where as_of_date = date '{SECOND}'",
         )[0][0]
         >= 3
     )

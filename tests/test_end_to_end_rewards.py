@@ -80,10 +80,10 @@ def test_clawbacks_take_back_exactly_what_was_unused_at_expiry(campaign):
     assert lots
     expired = [lot for lot in lots.values() if lot["is_expired"]]
     assert expired and all(
-        lot["clawed_points"] == lot["granted_points"] - lot["used_points"] for lot in expired
+        lot["clawed_back_points"] == lot["granted_points"] - lot["used_points"] for lot in expired
     )
     assert any(0 < lot["used_points"] < lot["granted_points"] for lot in expired)  # partly used
-    assert any(lot["clawed_points"] == lot["granted_points"] for lot in expired)  # unused
+    assert any(lot["clawed_back_points"] == lot["granted_points"] for lot in expired)  # unused
     # the marts say the same as the ledger
     mart = {
         row[0]: row[1:]
@@ -93,7 +93,8 @@ def test_clawbacks_take_back_exactly_what_was_unused_at_expiry(campaign):
         )
     }
     assert mart == {
-        key: (lot["granted_points"], lot["used_points"], lot["clawed_points"]) for key, lot in lots.items()
+        key: (lot["granted_points"], lot["used_points"], lot["clawed_back_points"])
+        for key, lot in lots.items()
     }
 
 

@@ -310,12 +310,17 @@ def _outbox_schema():
 
 # ---------------------------------------------------------------------- lots
 
+# The ledger's own account of every pre-grant lot, independent of dbt: it runs on a bare warehouse
+# (the invariants at the end of every run, the clawback step, the property-based tests). The
+# warehouse's lot positions are dbt's int_mileage_lot_positions (marts.fct_pregrant_lots); the
+# columns here carry the mart's names and tests/rewards/test_dbt_ledger.py holds the two equal,
+# column by column.
 LOT_POSITIONS_SQL = """
 with
 lots as (
     select
         entry_key as lot_id, customer_id, campaign_id, points as granted_points,
-        effective_at, expires_at, as_of_date as granted_on
+        effective_at as granted_at, expires_at, as_of_date as decision_date
     from ledger.entries
     where kind = 'pregrant' and as_of_date <= $as_of
 ),
@@ -326,25 +331,34 @@ used as (
     group by lot_id
 ),
 clawed as (
-    select lot_id, sum(points) as clawed_points, count(*) as clawbacks, min(effective_at) as clawed_at
+    select lot_id, sum(points) as clawed_back_points, count(*) as clawback_count,
+        min(effective_at) as clawed_back_at
     from ledger.entries
     where kind = 'clawback' and as_of_date <= $as_of
     group by lot_id
+),
+positions as (
+    select
+        lots.*,
+        coalesce(used.used_points, 0) as used_points,
+        coalesce(clawed.clawed_back_points, 0) as clawed_back_points,
+        coalesce(clawed.clawback_count, 0) as clawback_count,
+        clawed.clawed_back_at,
+        lots.expires_at <= $as_of::timestamp as is_expired
+    from lots
+    left join used on lots.lot_id = used.lot_id
+    left join clawed on lots.lot_id = clawed.lot_id
 )
 select
-    lots.*,
-    coalesce(used.used_points, 0) as used_points,
-    coalesce(clawed.clawed_points, 0) as clawed_points,
-    coalesce(clawed.clawbacks, 0) as clawbacks,
-    clawed.clawed_at,
-    lots.expires_at <= $as_of::timestamp as is_expired,
-    lots.granted_points - coalesce(used.used_points, 0) - coalesce(clawed.clawed_points, 0) as remaining_points,
+    *,
+    -- neither used nor clawed back (yet)
+    granted_points - used_points - clawed_back_points as unsettled_points,
     -- what the customer can still spend, judged by time alone: all that is unused until expiry, 0 after
-    case when lots.expires_at <= $as_of::timestamp then 0
-         else lots.granted_points - coalesce(used.used_points, 0) end as outstanding_points
-from lots
-left join used on lots.lot_id = used.lot_id
-left join clawed on lots.lot_id = clawed.lot_id
+    case when is_expired then 0 else granted_points - used_points end as outstanding_points,
+    -- unused at expiry, with no clawback recorded yet
+    case when is_expired and clawback_count = 0 then granted_points - used_points else 0 end
+        as awaiting_clawback_points
+from positions
 """
 
 
@@ -367,32 +381,32 @@ class Invariant:
 
 INVARIANTS: tuple[Invariant, ...] = (
     Invariant(
-        "remaining_within_granted",
-        "per lot, 0 <= remaining <= granted",
-        f"select lot_id, granted_points, used_points, clawed_points, remaining_points from ({LOT_POSITIONS_SQL}) "
-        "where remaining_points < 0 or remaining_points > granted_points",
+        "unsettled_within_granted",
+        "per lot, 0 <= unsettled (granted - used - clawed back) <= granted",
+        f"select lot_id, granted_points, used_points, clawed_back_points, unsettled_points from ({LOT_POSITIONS_SQL}) "
+        "where unsettled_points < 0 or unsettled_points > granted_points",
     ),
     Invariant(
         "lot_adds_up",
         "per lot, granted = used + clawed back + outstanding (a missing, early or wrong clawback breaks it)",
-        f"select lot_id, granted_points, used_points, clawed_points, outstanding_points from ({LOT_POSITIONS_SQL}) "
-        "where granted_points <> used_points + clawed_points + outstanding_points",
+        f"select lot_id, granted_points, used_points, clawed_back_points, outstanding_points from ({LOT_POSITIONS_SQL}) "
+        "where granted_points <> used_points + clawed_back_points + outstanding_points",
     ),
     Invariant(
         "customer_adds_up",
         "per customer, granted = used + clawed back + outstanding, and no balance below zero",
         "select customer_id, sum(granted_points) as granted, sum(used_points) as used, "
-        "sum(clawed_points) as clawed, sum(outstanding_points) as outstanding "
+        "sum(clawed_back_points) as clawed, sum(outstanding_points) as outstanding "
         f"from ({LOT_POSITIONS_SQL}) group by customer_id "
-        "having sum(granted_points) <> sum(used_points) + sum(clawed_points) + sum(outstanding_points) "
-        "or sum(remaining_points) < 0",
+        "having sum(granted_points) <> sum(used_points) + sum(clawed_back_points) + sum(outstanding_points) "
+        "or sum(unsettled_points) < 0",
     ),
     Invariant(
         "overall_adds_up",
         "overall, granted = used + clawed back + outstanding",
-        "select sum(granted_points) as granted, sum(used_points) as used, sum(clawed_points) as clawed, "
+        "select sum(granted_points) as granted, sum(used_points) as used, sum(clawed_back_points) as clawed, "
         f"sum(outstanding_points) as outstanding from ({LOT_POSITIONS_SQL}) "
-        "having sum(granted_points) <> sum(used_points) + sum(clawed_points) + sum(outstanding_points)",
+        "having sum(granted_points) <> sum(used_points) + sum(clawed_back_points) + sum(outstanding_points)",
     ),
     Invariant(
         "one_decision_per_key",

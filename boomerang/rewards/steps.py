@@ -20,49 +20,16 @@ from boomerang.rewards.policy import decide, message, summarise
 
 log = logging.getLogger(__name__)
 
-# One row per scored customer at the run's date, with what the policy needs to know about them.
-# Churn scores of the day (every active customer the champion scored), their attributes and
-# features (marts built by the day's dbt build, for the same date), and from the ledger only
-# earlier runs.
+# One row per scored customer at the run's date, with what the policy needs to know about them:
+# the day's churn scores (every active customer the champion scored) joined to the policy's facts,
+# marts.customer_policy_facts, built by the day's dbt build for the same date (it owns what counts
+# as an open complaint, a message in the contact window, an earlier decision).
 CANDIDATES_SQL = """
 with
 scores as (
     select customer_id, churn_probability, model_version, reason_1, reason_2, reason_3
     from staging.stg_ml__churn_scores
     where as_of_date = $as_of
-),
-open_complaints as (
-    select customer_id, max(date_diff('day', opened_at, $as_of::timestamp)) as open_complaint_days
-    from staging.stg_landing__complaints
-    where opened_at < $as_of::timestamp and (resolved_at is null or resolved_at >= $as_of::timestamp)
-    group by customer_id
-),
-decisions as (
-    select
-        customer_id,
-        max(as_of_date) as last_decision_date,
-        bool_or(kind = 'pregrant' and expires_at > $as_of::timestamp) as has_open_pregrant
-    from ledger.entries
-    where kind in ('pregrant', 'holdout') and as_of_date < $as_of
-    group by customer_id
-),
-messages as (
-    -- every campaign's sends in the window (ours excluded: counted from the ledger below, once)
-    select customer_id, count(*) as messages
-    from staging.stg_landing__interactions
-    where interaction_kind = 'sent'
-        and occurred_at >= $as_of::timestamp - to_days($window)
-        and occurred_at < $as_of::timestamp
-        and campaign_id is distinct from $campaign
-    group by customer_id
-    union all
-    select customer_id, count(*) as messages
-    from ledger.entries
-    where kind = 'pregrant' and as_of_date >= $as_of - to_days($window) and as_of_date < $as_of
-    group by customer_id
-),
-message_counts as (
-    select customer_id, sum(messages) as messages_in_window from messages group by customer_id
 )
 select
     scores.customer_id,
@@ -71,31 +38,37 @@ select
     scores.reason_1,
     scores.reason_2,
     scores.reason_3,
-    customers.has_marketing_consent,
-    customers.tenure_days,
-    customers.segment,
-    features.spend_365d,
-    customers.best_channel,
-    open_complaints.open_complaint_days,
-    decisions.last_decision_date,
-    coalesce(decisions.has_open_pregrant, false) as has_open_pregrant,
-    coalesce(message_counts.messages_in_window, 0) as messages_in_window
+    facts.has_marketing_consent,
+    facts.tenure_days,
+    facts.segment,
+    facts.spend_365d,
+    facts.best_channel,
+    facts.open_complaint_days,
+    facts.last_decision_date,
+    facts.has_open_pregrant,
+    facts.messages_in_window
 from scores
-inner join marts.dim_customers as customers on scores.customer_id = customers.customer_id
-inner join marts.fct_customer_features as features on scores.customer_id = features.customer_id
-left join open_complaints on scores.customer_id = open_complaints.customer_id
-left join decisions on scores.customer_id = decisions.customer_id
-left join message_counts on scores.customer_id = message_counts.customer_id
+inner join marts.customer_policy_facts as facts on scores.customer_id = facts.customer_id
 order by scores.customer_id
 """
 
 
-def read_candidates(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy) -> pd.DataFrame:
-    """The facts behind the policy for every customer scored at ``as_of`` (empty without scores)."""
-    return con.execute(
-        CANDIDATES_SQL,
-        {"as_of": as_of, "window": policy.contact_window_days, "campaign": policy.campaign_id},
-    ).df()
+def read_candidates(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
+    """The facts behind the policy for every customer scored at ``as_of`` (empty without scores).
+
+    The contact window and the campaign the facts count messages for are the settings' (the dbt
+    vars contact_window_days and campaign_id, from ``Settings.dbt_vars()``).
+    """
+    candidates = con.execute(CANDIDATES_SQL, {"as_of": as_of}).df()
+    if not candidates.empty:
+        [(built_for,)] = con.execute("select max(as_of_date) from marts.customer_policy_facts").fetchall()
+        if built_for != as_of:
+            raise RuntimeError(
+                f"marts.customer_policy_facts describes {built_for}, not {as_of}: the policy would decide "
+                f"on another day's facts. Run the daily dbt build for {as_of} first "
+                f"(boomerang dbt build --as-of {as_of}, or the dbt_build step), then re-run this step."
+            )
+    return candidates
 
 
 def decision_entries(decisions: pd.DataFrame, policy: Policy, as_of: date) -> list[ledger.Entry]:
@@ -154,7 +127,7 @@ def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
     policy = settings.policy
     with connect(settings.warehouse_path) as con:
         ensure_schemas(con)
-        candidates = read_candidates(con, as_of, policy)
+        candidates = read_candidates(con, as_of)
         if candidates.empty:
             log.warning(
                 "No churn scores for %s (no champion model yet?): no pre-grants decided. "
@@ -186,7 +159,7 @@ def clawback_entries(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy
     entries = []
     for lot in ledger.lot_positions(con, as_of):
         unused = lot["granted_points"] - lot["used_points"]
-        if not lot["is_expired"] or lot["clawbacks"] > 0 or unused <= 0:
+        if not lot["is_expired"] or lot["clawback_count"] > 0 or unused <= 0:
             continue  # open, already clawed back, or fully used: closed with no entry
         expires_at: datetime = lot["expires_at"]
         last_day = expires_at - timedelta(days=1)  # the last day the gift could be spent

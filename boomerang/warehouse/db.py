@@ -37,6 +37,15 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("set TimeZone = 'UTC'")
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` (a table or a view) exists in the connected warehouse."""
+    [(count,)] = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()
+    return bool(count)
+
+
 def table_row_counts(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
     """Rows per table in ``schema`` (empty when the schema does not exist)."""
     names = [

@@ -87,3 +87,22 @@ def run_dbt(
             + "\n".join(problems or list(tail)[-15:])
             + f"\nFull logs: {settings.dbt_target_dir / 'logs' / 'dbt.log'}"
         )
+
+
+def sqlfluff_config(settings: Settings) -> str:
+    """A sqlfluff config section that gives the dbt templater the vars every dbt call gets.
+
+    dbt_project.yml does not default the settings' vars (one definition: boomerang.config), so
+    sqlfluff's dbt templater needs them too: ``make lint`` and the pre-commit hook write this to a
+    file and pass it to ``sqlfluff lint --config``.
+    """
+    lines = ["[sqlfluff:templater:dbt:context]"]
+    lines += [f"{name} = {value}" for name, value in settings.dbt_vars().items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # `python -m boomerang.warehouse.dbt sqlfluff-config`: what `make lint` hands sqlfluff.
+    if sys.argv[1:] != ["sqlfluff-config"]:
+        sys.exit("usage: python -m boomerang.warehouse.dbt sqlfluff-config")
+    print(sqlfluff_config(Settings.from_env()), end="")

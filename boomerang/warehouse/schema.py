@@ -319,5 +319,5 @@ def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
         log.warning("Warehouse migrated to this version's layout: %s", "; ".join(changed))
     for source in SOURCES.values():
         con.execute(raw_table_ddl(source))
-    for ddl in (*OPS_DDL, *ML_DDL, *LEDGER_DDL):
+    for ddl in (*OPS_DDL, TRUTH_CHECK_DDL, *ML_DDL, *LEDGER_DDL):
         con.execute(ddl)

@@ -8,29 +8,29 @@ customer, drawn with the same random numbers wherever the grants did not change 
 shift; the next day starts in step again. The twin is still an honest draw of the world without
 grants, only not a perfectly coupled one.)
 
-For every decision of the campaign whose retention window is complete, the real outcome (a purchase
-in the window; revenue) comes from the warehouse's ``raw.transactions`` and the counterfactual one
-from the twin's landing files. The **true** incremental retention is the mean of real minus
-counterfactual over the treated (the effect on the treated, ATT); the **measured** one is treated
-minus control, exactly as ``marts.fct_campaign_results`` computes its cohort 'all' overall row. The
-result goes to ``ops.truth_check`` (aggregates only: no hidden trait ever reaches the warehouse).
+The **measured** effect is the mart's own: ``marts.fct_campaign_results``' row of cohort 'all',
+dimension 'overall' (treated minus control over every decision whose retention window is complete,
+with its 95% interval), read as the run built it. This module keeps only the twin-world side: for
+each of those decisions (``marts.fct_campaign_outcomes``: its window and real outcome) the outcome
+in the twin's landing files, and from them the **true** incremental retention, the mean of real
+minus counterfactual over the treated (the effect on the treated, ATT). The result goes to
+``ops.truth_check`` (aggregates only: no hidden trait ever reaches the warehouse).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
 from boomerang.config import Settings
+from boomerang.warehouse.db import table_exists
 
 log = logging.getLogger(__name__)
 
 TWIN_DIR = "twin"  # inside the world folder: <world_dir>/twin/ (state) and <world_dir>/twin/landing/
-Z_95 = 1.96  # as in fct_campaign_results
 
 
 def twin_dir(settings: Settings) -> Path:
@@ -57,18 +57,15 @@ def advance_twin(settings: Settings, as_of: date) -> Path:
     return landing
 
 
-def truth_check(settings: Settings, as_of: date, retention_window_days: int | None = None) -> dict | None:
-    """Compare the measured incremental retention with the simulator's truth, as of ``as_of``.
+def truth_check(settings: Settings, as_of: date) -> dict | None:
+    """Compare the mart's measured incremental retention with the simulator's truth, as of ``as_of``.
 
-    Advances the twin world to ``as_of``, then, for the campaign ``settings.policy.campaign_id``,
-    pools every decision (pre-grant: treatment, holdout: control) whose retention window ended
-    before ``as_of``, and writes one row to ``ops.truth_check`` (replacing that date's row). Returns
-    the row as a dict, or None when the simulated world is off (there is no truth to check).
-    ``retention_window_days`` defaults to the setting (``BOOMERANG_RETENTION_WINDOW_DAYS``), which
-    the dbt var of the same name follows, so the figures match the mart's.
+    Advances the twin world to ``as_of``, reads the measurement of the campaign
+    ``settings.policy.campaign_id`` from the marts built for ``as_of`` (cohort 'all': every decision
+    whose retention window ended by then), computes the true effect of the same decisions from the
+    twin, and writes one row to ``ops.truth_check`` (replacing that date's row). Returns the row as
+    a dict, or None when the simulated world is off (there is no truth to check).
     """
-    if retention_window_days is None:
-        retention_window_days = settings.retention_window_days
     if not settings.world_enabled:
         log.info("Simulated world is off (BOOMERANG_WORLD=off): no truth to check the measurement against")
         return None
@@ -77,18 +74,17 @@ def truth_check(settings: Settings, as_of: date, retention_window_days: int | No
 
     landing = advance_twin(settings, as_of)
     campaign_id = settings.policy.campaign_id
-    last_cohort = as_of - timedelta(days=retention_window_days)
     with connect(settings.warehouse_path) as con:
         ensure_schemas(con)
-        rows = _outcomes(
-            con, landing, settings.world_file_format, campaign_id, last_cohort, retention_window_days
-        )
+        measured = measured_effect(con, campaign_id, as_of)
+        rows = _outcomes(con, landing, settings.world_file_format, campaign_id)
+        window_days = measured["retention_window_days"] if measured else settings.retention_window_days
         result = {
             "as_of_date": as_of,
             "campaign_id": campaign_id,
             "cohort": "all",
-            "retention_window_days": retention_window_days,
-            **summarise(rows),
+            "retention_window_days": window_days,
+            **summarise(measured, rows),
         }
         con.execute("begin transaction")
         try:
@@ -117,15 +113,56 @@ def truth_check(settings: Settings, as_of: date, retention_window_days: int | No
     return result
 
 
+# The mart's columns the truth check reports as the measurement, by the name ops.truth_check gives them.
+MEASURED_COLUMNS = {
+    "treated_customers": "treated_customers",
+    "control_customers": "control_customers",
+    "treated_retention_rate": "treated_retention_rate",
+    "control_retention_rate": "control_retention_rate",
+    "measured_incremental_retention": "incremental_retention",
+    "measured_ci_low": "incremental_retention_ci_low",
+    "measured_ci_high": "incremental_retention_ci_high",
+    "measured_incremental_revenue_per_customer": "incremental_revenue_per_customer",
+    "measured_revenue_ci_low": "incremental_revenue_per_customer_ci_low",
+    "measured_revenue_ci_high": "incremental_revenue_per_customer_ci_high",
+}
+
+
+def measured_effect(con: duckdb.DuckDBPyConnection, campaign_id: str, as_of: date) -> dict | None:
+    """The campaign's overall row of cohort 'all' in ``marts.fct_campaign_results``, as of ``as_of``,
+    under the names of ``ops.truth_check`` (plus ``retention_window_days``); None when the campaign
+    decided nothing yet. Raises when the marts were not built for ``as_of``."""
+    if not table_exists(con, "marts", "fct_campaign_results"):
+        raise RuntimeError(
+            "marts.fct_campaign_results does not exist: the truth check reads the campaign's measurement "
+            "from it. Build the marts first (the daily run's dbt steps, or boomerang dbt build)."
+        )
+    columns = ["as_of_date", "retention_window_days", *MEASURED_COLUMNS.values()]
+    rows = con.execute(
+        f"select {', '.join(columns)} from marts.fct_campaign_results "
+        "where campaign_id = ? and cohort = 'all' and dimension = 'overall'",
+        [campaign_id],
+    ).fetchall()
+    if not rows:
+        return None
+    row = dict(zip(columns, rows[0], strict=True))
+    if row["as_of_date"] != as_of:
+        raise RuntimeError(
+            f"marts.fct_campaign_results was built for {row['as_of_date']}, not {as_of}: rebuild the marts "
+            f"for {as_of} (the daily run's build_ledger_marts step) before its truth check."
+        )
+    return {
+        "retention_window_days": row["retention_window_days"],
+        **{name: row[column] for name, column in MEASURED_COLUMNS.items()},
+    }
+
+
 def _outcomes(
-    con: duckdb.DuckDBPyConnection,
-    twin_landing: Path,
-    file_format: str,
-    campaign_id: str,
-    last_cohort: date,
-    window_days: int,
+    con: duckdb.DuckDBPyConnection, twin_landing: Path, file_format: str, campaign_id: str
 ) -> list[tuple]:
-    """(arm, cohort date, real retained, real revenue, twin retained, twin revenue) per decision."""
+    """(arm, decision date, real retained, real revenue, twin retained, twin revenue) per decision
+    whose window is complete: the real side and the window as ``marts.fct_campaign_outcomes`` has
+    them, the twin side from the twin world's landing files over the same window."""
     pattern = str(twin_landing / "transactions" / f"*.{file_format}")
     reader = (
         f"read_parquet('{pattern}')" if file_format == "parquet" else f"read_csv('{pattern}', header = true)"
@@ -143,124 +180,85 @@ def _outcomes(
         with
         decisions as (
             select
-                entry_key,
+                decision_id,
                 customer_id,
-                case kind when 'pregrant' then 'treatment' else 'control' end as arm,
-                as_of_date as cohort_date,
-                cast(as_of_date as timestamp) as window_starts_at,
-                cast(as_of_date as timestamp) + to_days({int(window_days)}) as window_ends_at
-            from ledger.entries
-            where kind in ('pregrant', 'holdout') and campaign_id = ? and as_of_date <= ?
-        ),
-        real_purchases as (
-            select customer_id, cast(amount as double) as amount, cast(occurred_at as timestamp) as occurred_at
-            from raw.transactions
-            where kind = 'purchase'
+                arm,
+                decision_date,
+                is_retained,
+                revenue,
+                cast(decision_date as timestamp) as window_starts_at,
+                cast(window_end_date as timestamp) as window_ends_at
+            from marts.fct_campaign_outcomes
+            where campaign_id = ? and is_window_complete
         ),
         twin_purchases as (
             select customer_id, amount, occurred_at from ({twin_source}) where kind = 'purchase'
         ),
-        real_outcomes as (
-            select decisions.entry_key, count(real_purchases.customer_id) as purchases,
-                coalesce(sum(real_purchases.amount), 0) as revenue
-            from decisions
-            left join real_purchases
-                on decisions.customer_id = real_purchases.customer_id
-                and real_purchases.occurred_at >= decisions.window_starts_at
-                and real_purchases.occurred_at < decisions.window_ends_at
-            group by decisions.entry_key
-        ),
         twin_outcomes as (
-            select decisions.entry_key, count(twin_purchases.customer_id) as purchases,
+            select decisions.decision_id, count(twin_purchases.customer_id) as purchases,
                 coalesce(sum(twin_purchases.amount), 0) as revenue
             from decisions
             left join twin_purchases
                 on decisions.customer_id = twin_purchases.customer_id
                 and twin_purchases.occurred_at >= decisions.window_starts_at
                 and twin_purchases.occurred_at < decisions.window_ends_at
-            group by decisions.entry_key
+            group by decisions.decision_id
         )
         select
             decisions.arm,
-            decisions.cohort_date,
-            real_outcomes.purchases > 0,
-            real_outcomes.revenue,
+            decisions.decision_date,
+            decisions.is_retained,
+            decisions.revenue,
             twin_outcomes.purchases > 0,
             twin_outcomes.revenue
         from decisions
-        inner join real_outcomes using (entry_key)
-        inner join twin_outcomes using (entry_key)
-        order by decisions.entry_key
+        inner join twin_outcomes using (decision_id)
+        order by decisions.decision_id
         """,
-        [campaign_id, last_cohort],
+        [campaign_id],
     ).fetchall()
 
 
-def summarise(rows: list[tuple]) -> dict:
-    """Measured (treated - control) and true (real - twin over the treated) effects of ``rows``.
+def summarise(measured: dict | None, rows: list[tuple]) -> dict:
+    """The mart's measurement (``measured``, see :func:`measured_effect`) against the true effect of
+    ``rows`` (real - twin over the treated).
 
-    Each row: (arm, cohort date, real retained, real revenue, twin retained, twin revenue).
+    Each row: (arm, decision date, real retained, real revenue, twin retained, twin revenue).
     """
     treated = [row for row in rows if row[0] == "treatment"]
     control = [row for row in rows if row[0] == "control"]
     real_t = [float(row[2]) for row in treated]
-    real_c = [float(row[2]) for row in control]
-    revenue_t = [float(row[3]) for row in treated]
-    revenue_c = [float(row[3]) for row in control]
     twin_t = [float(row[4]) for row in treated]
-    twin_revenue_t = [float(row[5]) for row in treated]
-    retention, retention_low, retention_high = difference_of_proportions(real_t, real_c)
-    revenue, revenue_low, revenue_high = difference_of_means(revenue_t, revenue_c)
     true_retention = _mean([real - twin for real, twin in zip(real_t, twin_t, strict=True)])
-    true_revenue = _mean([real - twin for real, twin in zip(revenue_t, twin_revenue_t, strict=True)])
+    true_revenue = _mean([float(row[3]) - float(row[5]) for row in treated])
+    figures = {name: (measured or {}).get(name) for name in MEASURED_COLUMNS}
+    figures["treated_customers"] = figures["treated_customers"] or 0
+    figures["control_customers"] = figures["control_customers"] or 0
+    retention = figures["measured_incremental_retention"]
     return {
         "cohorts": len({row[1] for row in rows}),
-        "treated_customers": len(treated),
-        "control_customers": len(control),
-        "treated_retention_rate": _mean(real_t),
-        "control_retention_rate": _mean(real_c),
+        "treated_customers": figures["treated_customers"],
+        "control_customers": figures["control_customers"],
+        "treated_retention_rate": figures["treated_retention_rate"],
+        "control_retention_rate": figures["control_retention_rate"],
         "treated_counterfactual_retention_rate": _mean(twin_t),
         "measured_incremental_retention": retention,
-        "measured_ci_low": retention_low,
-        "measured_ci_high": retention_high,
+        "measured_ci_low": figures["measured_ci_low"],
+        "measured_ci_high": figures["measured_ci_high"],
         "true_incremental_retention": true_retention,
         "measurement_error": None
         if retention is None or true_retention is None
         else retention - true_retention,
-        "is_covered": _covers(retention_low, retention_high, true_retention),
-        "measured_incremental_revenue_per_customer": revenue,
-        "measured_revenue_ci_low": revenue_low,
-        "measured_revenue_ci_high": revenue_high,
+        "is_covered": _covers(figures["measured_ci_low"], figures["measured_ci_high"], true_retention),
+        "measured_incremental_revenue_per_customer": figures["measured_incremental_revenue_per_customer"],
+        "measured_revenue_ci_low": figures["measured_revenue_ci_low"],
+        "measured_revenue_ci_high": figures["measured_revenue_ci_high"],
         "true_incremental_revenue_per_customer": true_revenue,
-        "is_revenue_covered": _covers(revenue_low, revenue_high, true_revenue),
+        "is_revenue_covered": _covers(
+            figures["measured_revenue_ci_low"], figures["measured_revenue_ci_high"], true_revenue
+        ),
         "control_twin_agreement": _mean([float(row[2] == row[4]) for row in control]),
     }
-
-
-def difference_of_proportions(
-    treated: list[float], control: list[float]
-) -> tuple[float | None, float | None, float | None]:
-    """Treated rate - control rate and its 95% interval (normal approximation, unpooled variance)."""
-    if not treated or not control:
-        return None, None, None
-    p_t, p_c = _mean(treated), _mean(control)
-    assert p_t is not None and p_c is not None
-    se = math.sqrt(p_t * (1 - p_t) / len(treated) + p_c * (1 - p_c) / len(control))
-    return p_t - p_c, p_t - p_c - Z_95 * se, p_t - p_c + Z_95 * se
-
-
-def difference_of_means(
-    treated: list[float], control: list[float]
-) -> tuple[float | None, float | None, float | None]:
-    """Treated mean - control mean and its 95% interval (Welch's standard error)."""
-    if len(treated) < 2 or len(control) < 2:
-        return None, None, None
-    m_t, m_c = _mean(treated), _mean(control)
-    assert m_t is not None and m_c is not None
-    var_t = sum((x - m_t) ** 2 for x in treated) / (len(treated) - 1)
-    var_c = sum((x - m_c) ** 2 for x in control) / (len(control) - 1)
-    se = math.sqrt(var_t / len(treated) + var_c / len(control))
-    return m_t - m_c, m_t - m_c - Z_95 * se, m_t - m_c + Z_95 * se
 
 
 def _mean(values: list[float]) -> float | None:

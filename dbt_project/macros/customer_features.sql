@@ -148,9 +148,8 @@ complaint_features as (
         count(*) filter (
             where opened_at >= {{ spine }}.as_of_date - to_days(365)
         ) as complaints_365d,
-        -- open at the as-of date: not resolved before it (a later resolution is not known yet)
         count(*) filter (
-            where resolved_at is null or resolved_at >= {{ spine }}.as_of_date
+            where {{ is_open_complaint('opened_at', 'resolved_at', spine ~ '.as_of_date') }}
         ) as complaints_open,
         median(date_diff('hour', opened_at, resolved_at) / 24.0) filter (
             where resolved_at < {{ spine }}.as_of_date
@@ -216,6 +215,7 @@ features as (
         population.tenure_days,
         date_diff('day', cast(purchase_features.last_purchase_at as date), population.as_of_date)
             as days_since_last_purchase,
+        {{ is_active_customer('purchase_features.last_purchase_at', 'population.as_of_date') }} as is_active,
         ----------  purchases and spend
         purchase_features.first_purchase_at,
         purchase_features.last_purchase_at,

@@ -210,7 +210,8 @@ def test_bi_tables_chart_batches_per_day(loaded):
     with pytest.raises(QualityGateError):
         load_landing(loaded, AS_OF)
     assert query(
-        loaded, "select as_of_date, sum(batches), sum(passed), sum(quarantined) from ops.quality_by_day group by 1"
+        loaded,
+        "select as_of_date, sum(batches), sum(passed), sum(quarantined) from ops.quality_by_day group by 1",
     ) == [(AS_OF, 4, 3, 1)]
     [(expectation, column, batches)] = query(
         loaded, "select expectation, column_name, batches from ops.quality_failing_expectations"

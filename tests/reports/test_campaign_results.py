@@ -141,6 +141,11 @@ def built(tmp_path_factory):
         for day in (COHORT_A, COHORT_B, AS_OF):
             entries = [_decision(n, d, arm) for n, d, arm in DECISIONS if d == day]
             ledger.record(con, entries, run_date=day)
+        # the scores the decisions used, with the band the model stored (the campaign marts read it)
+        con.executemany(
+            "insert into ml.churn_scores values (?, ?, 0.6, 'high', 'test-model', null, null, null, now())",
+            [(_customer(n), day) for n, day, _ in DECISIONS],
+        )
     pipeline.dbt_build(settings, AS_OF)  # the whole daily build, ledger and campaign marts included
     return settings
 
@@ -222,7 +227,7 @@ def test_the_segment_is_the_one_recorded_at_the_decision(built):
     """A grant moves a customer's segment later; the comparison uses the segment the decision kept."""
     rows = query(
         built,
-        "select cohort_date, arm, segment, count(*) from marts.fct_campaign_outcomes group by all order by all",
+        "select decision_date, arm, segment, count(*) from marts.fct_campaign_outcomes group by all order by all",
     )
     assert (date(2025, 3, 1), "treatment", "at_risk", 40) in rows
     assert {segment for _, _, segment, _ in rows} == {"at_risk", "occasional"}

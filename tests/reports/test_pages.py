@@ -24,7 +24,9 @@ EVIL = "<script>alert('x')</script>"
 def _quality_index(tmp_path: Path, file_name: str = "transactions/2025-12-01.csv") -> str:
     con = duckdb.connect()
     ensure_schemas(con)
-    failure = Failure("expect_column_values_to_be_in_set", "customer_id", "an unknown customer", 1, [(2, EVIL)])
+    failure = Failure(
+        "expect_column_values_to_be_in_set", "customer_id", "an unknown customer", 1, [(2, EVIL)]
+    )
     record(
         con,
         file_name,

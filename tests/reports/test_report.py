@@ -19,7 +19,7 @@ AS_OF = date(2025, 12, 1)
 
 def results(**overall) -> pd.DataFrame:
     row = {
-        "cohort_date": None,
+        "decision_date": None,
         "dimension": "overall",
         "dimension_value": "all",
         "treated_customers": 1800,
@@ -35,7 +35,7 @@ def results(**overall) -> pd.DataFrame:
         "incremental_profit_ci_high": 9000.0,
         "verdict": "incremental",
     }
-    cohort = {**row, "cohort_date": date(2025, 11, 1)}
+    cohort = {**row, "decision_date": date(2025, 11, 1)}
     return pd.DataFrame([{**row, **overall}, cohort])
 
 
@@ -43,7 +43,7 @@ def daily() -> pd.DataFrame:
     days = [AS_OF - timedelta(days=d) for d in range(5, 0, -1)]
     return pd.DataFrame(
         {
-            "run_date": days,
+            "decision_date": days,
             "customers_treated": [200, 50, 20, 10, 12],
             "customers_held_out": [22, 5, 2, 1, 1],
             "points_granted": [140_000, 35_000, 14_000, 7_000, 8_400],
@@ -102,7 +102,7 @@ def test_the_report_renders_in_headless_chromium(tmp_path):
     con.execute("create table marts.fct_campaign_results as select * from results_frame")
     con.execute(
         "create table ops.quality_results as select 'transactions' as source, 'passed' as outcome, "
-        "'transactions/x.parquet' as file_path, 100 as row_count, date '2025-12-01' as as_of"
+        "'transactions/x.parquet' as file_path, 100 as row_count, date '2025-12-01' as as_of_date"
     )
     con.close()
     page = write_report(warehouse, tmp_path / "reports", AS_OF, 0.01)

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from types import SimpleNamespace
 
 import pytest
-from conftest import TINY_DAYS, TINY_START, make_settings, query
+from conftest import TINY_AS_OF, copy_warehouse, query
 
 from boomerang import pipeline
 from boomerang.rewards.ledger import (
@@ -28,7 +28,7 @@ from boomerang.warehouse.dbt import run_dbt
 
 pytestmark = pytest.mark.slow
 
-AS_OF = TINY_START + timedelta(days=TINY_DAYS)  # 2025-03-17
+AS_OF = TINY_AS_OF  # 2025-03-17
 CAMPAIGN = "test-campaign"
 EXPIRY = timedelta(days=30)
 
@@ -131,16 +131,20 @@ def _lot_positions(settings, as_of: date) -> list[dict]:
         return lot_positions(con, as_of)
 
 
+# Every column of the ledger's own lot positions (boomerang.rewards.ledger.LOT_POSITIONS_SQL): the
+# mart must have each one, under the same name, with the same values.
+POSITION_COLUMNS = [
+    "lot_id", "customer_id", "campaign_id", "decision_date", "granted_at", "expires_at", "is_expired",
+    "granted_points", "used_points", "clawed_back_points", "clawback_count", "clawed_back_at",
+    "outstanding_points", "awaiting_clawback_points", "unsettled_points",
+]  # fmt: skip
+
+
 def _fct_pregrant_lots(settings) -> list[dict]:
     rows = query(
-        settings,
-        "select lot_id, customer_id, granted_points, used_points, clawed_back_points, clawback_count, "
-        "clawed_back_at, is_expired, remaining_points, outstanding_points from marts.fct_pregrant_lots "
-        "order by lot_id",
+        settings, f"select {', '.join(POSITION_COLUMNS)} from marts.fct_pregrant_lots order by lot_id"
     )
-    names = ["lot_id", "customer_id", "granted_points", "used_points", "clawed_points", "clawbacks"]
-    names += ["clawed_at", "is_expired", "remaining_points", "outstanding_points"]
-    return [dict(zip(names, row, strict=True)) for row in rows]
+    return [dict(zip(POSITION_COLUMNS, row, strict=True)) for row in rows]
 
 
 def _statuses(settings, table: str) -> dict[str, str]:
@@ -150,12 +154,9 @@ def _statuses(settings, table: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def ledger_run(tiny_world, tmp_path_factory):
+def ledger_run(tiny_loaded, tmp_path_factory):
     """The tiny world with the scenario, after the daily build (``before``) and the ledger step."""
-    settings = make_settings(tmp_path_factory.mktemp("dbt_ledger")).with_(
-        landing_dir=tiny_world.landing_dir, world_dir=tiny_world.world_dir
-    )
-    pipeline.load_landing(settings, AS_OF)
+    settings = copy_warehouse(tiny_loaded, tmp_path_factory.mktemp("dbt_ledger"))
     names = [*LOTS, *HOLDOUTS]
     with connect(settings.warehouse_path) as con:
         # customers with some earned mileage to spend and no redemptions of their own
@@ -222,15 +223,18 @@ def test_the_ledger_marts_build_with_their_tests(ledger_run):
 
 
 def test_fct_pregrant_lots_agrees_with_the_ledgers_lot_positions(ledger_run):
-    fields = ["lot_id", "customer_id", "granted_points", "used_points", "clawed_points", "clawbacks"]
-    fields += ["clawed_at", "is_expired", "remaining_points", "outstanding_points"]
+    """dbt's lot positions (int_mileage_lot_positions, through the mart) and the ledger's own check
+    agree on every column the check computes, before the ledger step and after it."""
     after = _lot_positions(ledger_run.settings, AS_OF)
+    assert sorted(after[0]) == sorted(POSITION_COLUMNS)  # a column added to the check is compared too
     for mart, positions in (
         (ledger_run.before.lots, ledger_run.before.positions),
         (_fct_pregrant_lots(ledger_run.settings), after),
     ):
-        assert mart == [{name: row[name] for name in fields} for row in positions]
+        assert mart == positions
     assert len(ledger_run.before.lots) == 6 and len(after) == 8  # today's grants came with the ledger step
+    awaiting = {row["awaiting_clawback_points"] > 0 for row in ledger_run.before.positions}
+    assert awaiting == {True, False}  # the scenario has lots awaiting their clawback, and others
 
 
 def test_the_ledger_balances_after_the_ledger_step(ledger_run):
@@ -260,7 +264,7 @@ def test_a_redemption_uses_the_pregrant_first_and_the_rest_goes_to_earn_lots(led
         row[0]: row[1:]
         for row in query(
             settings,
-            "select lot_id, lot_kind, granted_points, used_points, remaining_points, clawed_back_points, lot_status "
+            "select lot_id, lot_kind, granted_points, used_points, outstanding_points, clawed_back_points, lot_status "
             "from marts.fct_mileage_lot_balances where customer_id in (?, ?)",
             [ledger_run.who["split"], ledger_run.who["open"]],
         )
@@ -298,12 +302,12 @@ def test_expired_pregrants_await_their_clawback_until_the_ledger_step(ledger_run
 def test_rewards_daily_counts_add_up(ledger_run):
     rows = query(
         ledger_run.settings,
-        "select run_date, customers_treated, customers_held_out, points_granted, points_redeemed, "
+        "select decision_date, customers_treated, customers_held_out, points_granted, points_redeemed, "
         "points_clawed_back, points_outstanding, points_awaiting_clawback, redemption_rate, "
-        "clawbacks_recorded, clawback_points_recorded from marts.rewards_daily order by run_date",
+        "clawbacks_recorded, clawback_points_recorded from marts.rewards_daily order by decision_date",
     )
     assert rows == [
-        # run_date, treated, held out, granted, redeemed, clawed back, outstanding, awaiting, rate, clawbacks
+        # decision_date, treated, held out, granted, redeemed, clawed back, outstanding, awaiting, rate, clawbacks
         (date(2025, 1, 20), 1, 0, 100, 0, 100, 0, 0, 0.0, 0, 0),
         (date(2025, 2, 1), 2, 0, 200, 40, 160, 0, 0, 0.2, 0, 0),
         (date(2025, 2, 10), 1, 0, 100, 100, 0, 0, 0, 1.0, 0, 0),

@@ -128,7 +128,7 @@ def test_a_fully_used_lot_is_closed_with_no_clawback(con):
     redeem(con, "R2", "C1", midnight(D) + timedelta(days=2), 900)  # more than is left: 200 from the lot
     assert clawback(con, EXPIRY) == []
     [lot] = ledger.lot_positions(con, EXPIRY)
-    assert (lot["used_points"], lot["clawed_points"], lot["remaining_points"]) == (500, 0, 0)
+    assert (lot["used_points"], lot["clawed_back_points"], lot["unsettled_points"]) == (500, 0, 0)
 
 
 def test_a_redemption_after_expiry_does_not_use_the_lot(con):
@@ -146,7 +146,7 @@ def test_a_late_redemption_for_a_clawed_back_lot_breaks_the_books_loudly(con):
     # a redemption from inside the window arrives after the lot was clawed back
     redeem(con, "R-late", "C1", midnight(D) + timedelta(days=5), 100)
     assert clawback(con, EXPIRY + timedelta(days=1)) == []  # never a second clawback
-    assert {"lot_adds_up", "remaining_within_granted"} <= _broken(con, EXPIRY + timedelta(days=1))
+    assert {"lot_adds_up", "unsettled_within_granted"} <= _broken(con, EXPIRY + timedelta(days=1))
 
 
 # ---------------------------------------------------------------------- invariants
@@ -199,7 +199,7 @@ def test_invariants_catch_a_wrong_an_early_and_a_double_clawback(con):
         "clawback_not_before_expiry",
         "one_clawback_per_lot",
         "lot_adds_up",
-        "remaining_within_granted",
+        "unsettled_within_granted",
     } <= broken
 
 

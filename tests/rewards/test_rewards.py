@@ -10,21 +10,19 @@ import shutil
 import signal
 import subprocess
 import sys
-from datetime import timedelta
 
 import duckdb
 import numpy as np
 import pytest
-from conftest import TINY_DAYS, TINY_START, make_settings, query, table_checksums
+from conftest import TINY_AS_OF, copy_warehouse, query, table_checksums
 
-from boomerang import pipeline
 from boomerang.config import PROJECT_ROOT
 from boomerang.rewards import ledger
 from boomerang.rewards import steps as rewards
 
 pytestmark = pytest.mark.slow
 
-AS_OF = TINY_START + timedelta(days=TINY_DAYS)
+AS_OF = TINY_AS_OF
 MODEL = "test-model-v1"
 
 
@@ -36,7 +34,7 @@ def write_scores(settings, model_version: str, seed: int) -> None:
             customer
             for (customer,) in con.execute(
                 "select customer_id from marts.fct_customer_features "
-                "where as_of_date = ? and days_since_last_purchase <= 90 order by 1",
+                "where as_of_date = ? and is_active order by 1",
                 [AS_OF],
             ).fetchall()
         ]
@@ -54,13 +52,9 @@ def write_scores(settings, model_version: str, seed: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def scored(tiny_world, tmp_path_factory):
+def scored(tiny_built, tmp_path_factory):
     """The tiny world loaded, built and scored: ready for the rewards steps (none run yet)."""
-    settings = make_settings(tmp_path_factory.mktemp("rewards")).with_(
-        landing_dir=tiny_world.landing_dir, world_dir=tiny_world.world_dir
-    )
-    pipeline.load_landing(settings, AS_OF)
-    pipeline.dbt_build(settings, AS_OF)
+    settings = copy_warehouse(tiny_built, tmp_path_factory.mktemp("rewards"))
     write_scores(settings, MODEL, seed=1)  # what score_customers does; the rewards steps come next
     return settings
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import duckdb
 import numpy as np
 import pytest
-from conftest import TINY_DAYS, TINY_START, make_settings, query
+from conftest import TINY_AS_OF, TINY_DAYS, copy_warehouse, query
 
 from boomerang import pipeline
 from boomerang.warehouse.dbt import DbtError
@@ -16,17 +16,13 @@ from boomerang.world.simulator import World
 
 pytestmark = pytest.mark.slow
 
-AS_OF = TINY_START + timedelta(days=TINY_DAYS)
+AS_OF = TINY_AS_OF
 
 
 @pytest.fixture(scope="module")
-def built(tiny_world, tmp_path_factory):
-    """The tiny world loaded into a fresh warehouse and built with dbt."""
-    settings = make_settings(tmp_path_factory.mktemp("dbt")).with_(
-        landing_dir=tiny_world.landing_dir, world_dir=tiny_world.world_dir
-    )
-    pipeline.load_landing(settings, AS_OF)
-    pipeline.dbt_build(settings, AS_OF)
+def built(tiny_built, tmp_path_factory):
+    """The tiny world loaded and built with dbt, then the marts a daily run builds after scoring."""
+    settings = copy_warehouse(tiny_built, tmp_path_factory.mktemp("dbt"))
     pipeline.build_ledger_marts(settings, AS_OF)  # as the daily run does after scoring (no model yet)
     return settings
 

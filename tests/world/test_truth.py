@@ -20,7 +20,7 @@ from boomerang.rewards import ledger, outbox
 from boomerang.warehouse.db import connect
 from boomerang.warehouse.schema import ensure_schemas
 from boomerang.world.simulator import advance_world
-from boomerang.world.truth import difference_of_means, difference_of_proportions, summarise, truth_check
+from boomerang.world.truth import MEASURED_COLUMNS, summarise, truth_check
 
 START = date(2025, 1, 1)
 CUSTOMERS = 10_000
@@ -155,10 +155,10 @@ def test_ignoring_the_holdout_would_miss_the_truth(campaign):
         settings,
         """
         with windows as (
-            select distinct as_of_date as cohort_date from ledger.entries where kind = 'pregrant'
+            select distinct as_of_date as decision_date from ledger.entries where kind = 'pregrant'
         ),
         undecided as (
-            select customers.customer_id, windows.cohort_date
+            select customers.customer_id, windows.decision_date
             from (select distinct customer_id from raw.transactions) as customers
             cross join windows
             where customers.customer_id not in (select customer_id from ledger.entries)
@@ -166,8 +166,8 @@ def test_ignoring_the_holdout_would_miss_the_truth(campaign):
         select avg(case when exists (
             select 1 from raw.transactions
             where transactions.customer_id = undecided.customer_id and kind = 'purchase'
-                and occurred_at >= undecided.cohort_date
-                and occurred_at < undecided.cohort_date + interval 30 day
+                and occurred_at >= undecided.decision_date
+                and occurred_at < undecided.decision_date + interval 30 day
         ) then 1.0 else 0.0 end)
         from undecided
         """,
@@ -178,21 +178,38 @@ def test_ignoring_the_holdout_would_miss_the_truth(campaign):
 
 
 @pytest.mark.slow
-def test_the_truth_check_measures_as_the_mart_does(campaign):
+def test_the_truth_checks_measured_figures_are_the_marts_row(campaign):
+    """The measurement is the mart's own (cohort 'all', overall), figure for figure: nothing re-computed."""
     settings, result = campaign
+    columns = list(MEASURED_COLUMNS.values())
     [mart] = query(
         settings,
-        "select treated_customers, control_customers, incremental_retention, incremental_retention_ci_low, "
-        "incremental_retention_ci_high, incremental_revenue_per_customer from marts.fct_campaign_results "
+        f"select retention_window_days, {', '.join(columns)} from marts.fct_campaign_results "
         "where cohort = 'all' and dimension = 'overall' and campaign_id = ?",
         [settings.policy.campaign_id],
     )
-    assert mart[:2] == (result["treated_customers"], result["control_customers"])
-    assert mart[2:5] == pytest.approx(
-        (result["measured_incremental_retention"], result["measured_ci_low"], result["measured_ci_high"]),
-        abs=1e-6,
+    assert mart[0] == result["retention_window_days"] == 30
+    assert dict(zip(MEASURED_COLUMNS, mart[1:], strict=True)) == {
+        name: result[name] for name in MEASURED_COLUMNS
+    }
+    assert set(MEASURED_COLUMNS) >= {
+        "treated_customers",
+        "control_customers",
+        "measured_incremental_retention",
+        "measured_ci_low",
+        "measured_ci_high",
+        "measured_incremental_revenue_per_customer",
+        "measured_revenue_ci_low",
+        "measured_revenue_ci_high",
+    }
+    # the twin side covers the same decisions: the mart's pooled cohorts
+    [(cohorts,)] = query(
+        settings,
+        "select count(distinct decision_date) from marts.fct_campaign_outcomes "
+        "where campaign_id = ? and is_window_complete",
+        [settings.policy.campaign_id],
     )
-    assert mart[5] == pytest.approx(result["measured_incremental_revenue_per_customer"], abs=0.01)
+    assert result["cohorts"] == cohorts == 2
     # written once per as-of date: a re-run replaces the row
     assert truth_check(settings, AS_OF) == result
     rows = query(settings, "select as_of_date, cohort, is_covered from ops.truth_check")
@@ -213,7 +230,20 @@ def test_nothing_to_check_when_the_world_is_off(tmp_path):
 
 
 def test_the_summary_by_hand():
-    # (arm, cohort, real retained, real revenue, twin retained, twin revenue)
+    """The measurement is passed through as the mart gave it; the truth is real - twin over the treated."""
+    measured = {
+        "treated_customers": 4,
+        "control_customers": 3,
+        "treated_retention_rate": 0.75,
+        "control_retention_rate": 0.333333,
+        "measured_incremental_retention": 0.416667,
+        "measured_ci_low": -0.2,
+        "measured_ci_high": 0.2,
+        "measured_incremental_revenue_per_customer": 58.33,
+        "measured_revenue_ci_low": 10.0,
+        "measured_revenue_ci_high": 100.0,
+    }
+    # (arm, decision date, real retained, real revenue, twin retained, twin revenue)
     rows = [
         ("treatment", COHORTS[0], True, 100.0, False, 0.0),
         ("treatment", COHORTS[0], True, 100.0, True, 80.0),
@@ -223,14 +253,17 @@ def test_the_summary_by_hand():
         ("control", COHORTS[1], False, 0.0, False, 0.0),
         ("control", COHORTS[1], False, 0.0, True, 20.0),
     ]
-    result = summarise(rows)
-    assert result["cohorts"] == 2 and result["treated_customers"] == 4 and result["control_customers"] == 3
-    assert result["measured_incremental_retention"] == pytest.approx(0.75 - 1 / 3)
+    result = summarise(measured, rows)
+    assert {name: result[name] for name in measured} == measured
+    assert result["cohorts"] == 2
     assert result["true_incremental_retention"] == pytest.approx(1 / 4)  # one of four kept by the grant
+    assert result["treated_counterfactual_retention_rate"] == pytest.approx(2 / 4)
+    assert result["measurement_error"] == pytest.approx(0.416667 - 1 / 4)
+    assert result["is_covered"] is False  # 0.25 lies outside [-0.2, 0.2]
     assert result["true_incremental_revenue_per_customer"] == pytest.approx((100 + 20 + 0 + 0) / 4)
+    assert result["is_revenue_covered"] is True
     assert result["control_twin_agreement"] == pytest.approx(2 / 3)
-    # 0.8 - 0.2 over 5 and 5: se = sqrt(0.064) (the dbt unit test's numbers)
-    diff, low, high = difference_of_proportions([1.0] * 4 + [0.0], [1.0] + [0.0] * 4)
-    assert (diff, low, high) == pytest.approx((0.6, 0.104155, 1.095845), abs=1e-6)
-    diff, low, high = difference_of_means([100.0] * 4 + [0.0], [50.0] + [0.0] * 4)
-    assert (diff, low, high) == pytest.approx((70.0, 26.17307, 113.82693), abs=1e-5)
+    # a campaign with no decision yet: no measurement, nothing to compare
+    empty = summarise(None, [])
+    assert empty["treated_customers"] == 0
+    assert empty["measured_incremental_retention"] is None and empty["is_covered"] is None

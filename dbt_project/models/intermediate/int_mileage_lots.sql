@@ -23,7 +23,7 @@ earned_lots as (
         points as granted_points,
         ----------  timestamps
         occurred_at as granted_at,
-        occurred_at + to_days({{ var('earn_expiry_days') }}) as expires_at,
+        occurred_at + to_days({{ setting('earn_expiry_days') }}) as expires_at,
         cast(null as date) as decision_date
     from mileage_events
     where mileage_event_kind = 'earn'

@@ -4,7 +4,7 @@
 -- one run to the next, so a model's test date stays the test date. The most recent dates have a
 -- horizon that is not fully observed yet; they are kept and marked.
 {%- set interval = var('snapshot_interval_days') -%}
-{%- set unobserved = (var('churn_horizon_days') + interval - 1) // interval %}
+{%- set unobserved = (setting('churn_horizon_days') | int + interval - 1) // interval %}
 with
 
 transactions as (
@@ -33,11 +33,13 @@ candidate_dates as (
 dates as (
     select
         candidate_dates.as_of_date,
-        candidate_dates.as_of_date + to_days({{ var('churn_horizon_days') }}) <= {{ as_of_date() }}
+        candidate_dates.as_of_date + to_days({{ setting('churn_horizon_days') }}) <= {{ as_of_date() }}
             as is_label_observed
     from candidate_dates
     cross join history
-    where candidate_dates.as_of_date >= history.first_event_date + to_days({{ var('churn_lookback_days') }})
+    where
+        candidate_dates.as_of_date
+        >= history.first_event_date + to_days({{ setting('churn_lookback_days') }})
 )
 
 select * from dates

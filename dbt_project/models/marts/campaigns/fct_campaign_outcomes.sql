@@ -3,11 +3,16 @@
 -- window that starts at the decision: whether they bought (retained), what they spent, and for
 -- treated customers the miles granted, redeemed and clawed back and what the redeemed miles cost.
 -- Only purchases strictly before the as-of date count, so a young cohort's window is still open.
-{%- set window_days = var('retention_window_days') %}
+{%- set window_days = setting('retention_window_days') %}
 with
 
 decisions as (
     select * from {{ ref('fct_pregrant_decisions') }}
+),
+
+churn_scores as (
+    -- every score of every model version: a decision is banded by the very score it used
+    select * from {{ ref('stg_ml__churn_score_versions') }}
 ),
 
 transactions as (
@@ -45,18 +50,13 @@ outcomes as (
         windows.customer_id,
         windows.campaign_id,
         ----------  the cohort and the arm
-        windows.decision_date as cohort_date,
+        windows.decision_date,
         windows.arm,
         windows.grant_rule,
         ----------  who, before the grant: risk band and segment on the decision date
         windows.churn_probability,
-        case
-            -- the thresholds of ml/params.yaml (risk_bands), applied to the decision's own score
-            when windows.churn_probability is null then 'unknown'
-            when windows.churn_probability >= {{ var('risk_band_high') }} then 'high'
-            when windows.churn_probability >= {{ var('risk_band_medium') }} then 'medium'
-            else 'low'
-        end as risk_band,
+        -- the band the model stored with the decision's own score (thresholds: ml/params.yaml)
+        coalesce(churn_scores.risk_band, 'unknown') as risk_band,
         -- recorded in the decision itself: the segment before the grant could move it
         coalesce(windows.segment, 'unknown') as segment,
         ----------  the retention window
@@ -70,11 +70,15 @@ outcomes as (
         windows.granted_points,
         coalesce(windows.used_points, 0) as redeemed_points,
         coalesce(windows.clawed_back_points, 0) as clawed_back_points,
-        cast(coalesce(windows.used_points, 0) * {{ var('value_per_mile') }} as double) as redeemed_cost,
+        cast(coalesce(windows.used_points, 0) * {{ setting('value_per_mile') }} as double) as redeemed_cost,
         {{ as_of_date() }} as as_of_date
     from windows
     left join purchases_in_window
         on windows.decision_id = purchases_in_window.decision_id
+    left join churn_scores
+        on windows.customer_id = churn_scores.customer_id
+            and windows.decision_date = churn_scores.as_of_date
+            and windows.model_version = churn_scores.model_version
 )
 
 select * from outcomes

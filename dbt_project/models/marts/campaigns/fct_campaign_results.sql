@@ -36,8 +36,8 @@ cohorts as (
     -- window still open with finished ones would understate retention
     select
         campaign_id,
-        strftime(cohort_date, '%Y-%m-%d') as cohort,
-        cohort_date,
+        strftime(decision_date, '%Y-%m-%d') as cohort,
+        decision_date,
         dimension,
         dimension_value,
         window_end_date,
@@ -55,7 +55,7 @@ cohorts as (
     select
         campaign_id,
         'all' as cohort,
-        null as cohort_date,
+        null as decision_date,
         dimension,
         dimension_value,
         null as window_end_date,
@@ -75,7 +75,7 @@ arms as (
     select
         campaign_id,
         cohort,
-        cohort_date,
+        decision_date,
         dimension,
         dimension_value,
         max(window_end_date) as window_end_date,
@@ -97,7 +97,7 @@ arms as (
             as points_clawed_back,
         coalesce(sum(redeemed_cost) filter (where is_counted and arm = 'treatment'), 0) as redeemed_cost
     from cohorts
-    group by campaign_id, cohort, cohort_date, dimension, dimension_value
+    group by campaign_id, cohort, decision_date, dimension, dimension_value
 ),
 
 rates as (
@@ -159,11 +159,12 @@ profits as (
     -- the redeemed miles cost (a known amount: the interval comes from the revenue's alone)
     select
         *,
-        incremental_revenue_per_customer * {{ var('margin_rate') }} * treated_customers - redeemed_cost
+        incremental_revenue_per_customer * {{ setting('margin_rate') }} * treated_customers - redeemed_cost
             as incremental_profit,
-        incremental_revenue_per_customer_ci_low * {{ var('margin_rate') }} * treated_customers - redeemed_cost
+        incremental_revenue_per_customer_ci_low * {{ setting('margin_rate') }} * treated_customers
+        - redeemed_cost
             as incremental_profit_ci_low,
-        incremental_revenue_per_customer_ci_high * {{ var('margin_rate') }} * treated_customers
+        incremental_revenue_per_customer_ci_high * {{ setting('margin_rate') }} * treated_customers
         - redeemed_cost
             as incremental_profit_ci_high
     from intervals
@@ -175,11 +176,11 @@ final as (
         ----------  the slice
         campaign_id,
         cohort,
-        cohort_date,
+        decision_date,
         dimension,
         dimension_value,
         ----------  the retention window
-        {{ var('retention_window_days') }} as retention_window_days,
+        {{ setting('retention_window_days') }} as retention_window_days,
         window_end_date,
         is_window_complete,
         ----------  treated against holdout

@@ -1,5 +1,5 @@
 -- One row per customer per training as-of date (int_training_as_of_dates): active at the date
--- (bought in the lookback window before it) and, once the horizon after it is fully observed,
+-- (macros/is_active_customer.sql, as fct_customer_features) and, once the horizon after it is fully observed,
 -- churned (no purchase in the `churn_horizon_days` days starting on the date). Rows whose horizon
 -- is not yet observed keep is_churned null: they are never silently labelled "churned".
 with
@@ -37,33 +37,43 @@ purchases_around as (
             as first_purchase_after
     from purchases
     inner join as_of_dates
-        on purchases.occurred_at >= as_of_dates.as_of_date - to_days({{ var('churn_lookback_days') }})
-            and purchases.occurred_at < as_of_dates.as_of_date + to_days({{ var('churn_horizon_days') }})
+        on purchases.occurred_at >= {{ active_since('as_of_dates.as_of_date') }}
+            and purchases.occurred_at < as_of_dates.as_of_date + to_days({{ setting('churn_horizon_days') }})
     group by purchases.customer_id, as_of_dates.as_of_date
+),
+
+activity as (
+    select
+        population.*,
+        purchases_around.last_purchase_before,
+        purchases_around.first_purchase_after,
+        {{ is_active_customer('purchases_around.last_purchase_before', 'population.as_of_date') }}
+            as is_active
+    from population
+    left join purchases_around
+        on population.customer_id = purchases_around.customer_id
+            and population.as_of_date = purchases_around.as_of_date
 ),
 
 labelled as (
     select
         ----------  keys
-        population.customer_id,
-        population.as_of_date,
+        customer_id,
+        as_of_date,
         ----------  label
-        purchases_around.last_purchase_before is not null as is_active,
-        population.is_label_observed,
+        is_active,
+        is_label_observed,
         case
-            when purchases_around.last_purchase_before is null then null
-            when not population.is_label_observed then null
-            else purchases_around.first_purchase_after is null
+            when not is_active then null
+            when not is_label_observed then null
+            else first_purchase_after is null
         end as is_churned,
         ----------  evidence
-        purchases_around.last_purchase_before,
-        purchases_around.first_purchase_after,
-        {{ var('churn_lookback_days') }} as lookback_days,
-        {{ var('churn_horizon_days') }} as horizon_days
-    from population
-    left join purchases_around
-        on population.customer_id = purchases_around.customer_id
-            and population.as_of_date = purchases_around.as_of_date
+        last_purchase_before,
+        first_purchase_after,
+        {{ setting('churn_lookback_days') }} as lookback_days,
+        {{ setting('churn_horizon_days') }} as horizon_days
+    from activity
 )
 
 select * from labelled

@@ -16,8 +16,8 @@ labels as (
 
 snapshots as (
     select
+        -- is_active comes with the features: the same rule (macros/is_active_customer.sql) as the labels'
         snapshot_features.*,
-        labels.is_active,
         labels.is_label_observed,
         labels.is_churned
     from snapshot_features

@@ -15,7 +15,7 @@ decisions as (
     select * from ledger_entries
     where
         entry_kind in ('pregrant', 'holdout')
-        and run_date <= {{ as_of_date() }}
+        and as_of_date <= {{ as_of_date() }}
 ),
 
 final as (
@@ -26,7 +26,7 @@ final as (
         decisions.campaign_id,
         pregrant_lots.lot_id,
         ----------  the decision
-        decisions.run_date as decision_date,
+        decisions.as_of_date as decision_date,
         decisions.arm,
         decisions.grant_rule,
         decisions.channel,

@@ -1,4 +1,4 @@
--- One row per run date with a decision or a clawback, on or before the run's as-of date: the
+-- One row per decision date with a decision or a clawback, on or before the run's as-of date: the
 -- cohort the run decided (treated, held out, granted) and, as of the as-of date, what that cohort
 -- redeemed, had clawed back and still holds; plus the clawbacks dated that day (the ledger dates a
 -- clawback by the day its lot expired, whichever run recorded it).
@@ -14,7 +14,7 @@ ledger_entries as (
 
 cohorts as (
     select
-        decision_date as run_date,
+        decision_date,
         count(distinct customer_id) filter (where arm = 'treatment') as customers_treated,
         count(distinct customer_id) filter (where arm = 'control') as customers_held_out,
         coalesce(sum(granted_points) filter (where arm = 'treatment'), 0) as points_granted,
@@ -28,26 +28,26 @@ cohorts as (
 
 clawbacks_recorded as (
     select
-        run_date,
+        as_of_date as decision_date,
         count(*) as clawbacks_recorded,
         sum(points) as clawback_points_recorded
     from ledger_entries
     where
         entry_kind = 'clawback'
-        and run_date <= {{ as_of_date() }}
-    group by run_date
+        and as_of_date <= {{ as_of_date() }}
+    group by as_of_date
 ),
 
-run_dates as (
-    select run_date from cohorts
+decision_dates as (
+    select decision_date from cohorts
     union
-    select run_date from clawbacks_recorded
+    select decision_date from clawbacks_recorded
 ),
 
 final as (
     select
         ----------  the run
-        run_dates.run_date,
+        decision_dates.decision_date,
         ----------  its cohort
         coalesce(cohorts.customers_treated, 0) as customers_treated,
         coalesce(cohorts.customers_held_out, 0) as customers_held_out,
@@ -62,11 +62,11 @@ final as (
         coalesce(clawbacks_recorded.clawbacks_recorded, 0) as clawbacks_recorded,
         coalesce(clawbacks_recorded.clawback_points_recorded, 0) as clawback_points_recorded,
         {{ as_of_date() }} as as_of_date
-    from run_dates
+    from decision_dates
     left join cohorts
-        on run_dates.run_date = cohorts.run_date
+        on decision_dates.decision_date = cohorts.decision_date
     left join clawbacks_recorded
-        on run_dates.run_date = clawbacks_recorded.run_date
+        on decision_dates.decision_date = clawbacks_recorded.decision_date
 )
 
 select * from final
