@@ -114,15 +114,33 @@ class Limits:
 # ---------------------------------------------------------------------- GX suites
 
 
+def _import_gx() -> Any:
+    """Import Great Expectations with its log chatter turned down; every GX import goes through here.
+
+    GX logs at INFO while its modules are imported, before any context exists: its public-API docs
+    registry alone says "Skipping registering function ... because it is a closure" (or "does not have
+    a class") about 214 times, a note for GX's own docs build. The levels are set on GX's loggers
+    before the first import, so a validate, a run and every Airflow task log stay readable; GX's
+    warnings and errors still come through. Our log says what the gate decided.
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # The source of the 214 lines: never useful outside GX's docs build, even with --verbose.
+    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+    # The rest of GX's INFO (metric registry, per-validation chatter).
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    # This module sets its own logger to INFO when imported ("Created temporary directory ... for
+    # ephemeral docs site", once per context): set it back after the import.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    return gx
+
+
 @lru_cache(maxsize=1)
 def _context():
     """One ephemeral GX context per process, with a pandas datasource; no files, no telemetry."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    # GX chats at INFO on import and per validation; our log says what the gate decided.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
@@ -152,6 +170,7 @@ def build_suite(source: Source, limits: Limits, present: set[str]) -> list[tuple
     ``present`` is the set of contract columns the file has: expectations on a
     missing column are left out (the column-set expectation reports it).
     """
+    _import_gx()
     import great_expectations.expectations as gxe
 
     floor = datetime.combine(limits.floor, time(), tzinfo=UTC)
@@ -402,8 +421,7 @@ class Gate:
     # -- validating -------------------------------------------------------------------
 
     def _validate(self, source: Source, checks: list[tuple[Any, str]], present: set[str]) -> list[Failure]:
-        import great_expectations as gx
-
+        gx = _import_gx()
         context, batch_definition = _context()
         frame = self.con.execute("select * from _checked").df()
         suite = gx.ExpectationSuite(name=f"{source.name}-{id(frame)}")

@@ -1,22 +1,81 @@
 """Opening the DuckDB warehouse: the one place every module gets a connection from.
 
 DuckDB allows one writer process at a time and no reader beside it, so every writer opens, works and
-closes promptly. Every connection is opened here so that each carries the same session settings.
+closes promptly. Every connection is opened here so that each carries the same session settings, and
+a file another process holds is reported as :class:`WarehouseBusy`, not as DuckDB's lock error.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
+# DuckDB's words when another process holds the file: 'IO Error: Could not set lock on file "<path>":
+# Conflicting lock is held in <program> (PID <pid>) by user <user>. See also ...' (program, PID and
+# user are there when the OS tells; the message has changed between releases, so each part is optional).
+_LOCK_ERROR = re.compile(r"Could not set lock|Conflicting lock")
+_LOCK_HOLDER = re.compile(r"held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the warehouse file, so DuckDB will not open it for us.
+
+    Opening read-only, the holder is a writer (readers share the file): a pipeline run, an Airflow task.
+    Opening to write, the holder is anything that has the file open, a reader included. The message says
+    so and what to do; :meth:`message` adds where the serving snapshot is when the caller knows it.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool, pid: int | None, program: str | None) -> None:
+        self.path, self.read_only, self.pid, self.program = path, read_only, pid, program
+        super().__init__(self.message())
+
+    def message(self, serving_path: Path | None = None) -> str:
+        holder = f"process {self.pid} ({Path(self.program).name})" if self.pid and self.program else None
+        holder = holder or (f"process {self.pid}" if self.pid else "another process")
+        snapshot = (
+            f"the serving snapshot, {serving_path} (e.g. `duckdb -readonly {serving_path}`)"
+            if serving_path
+            else "the serving snapshot (BOOMERANG_SERVING)"
+        )
+        if self.read_only:
+            return (
+                f"the warehouse {self.path} is being written by {holder}, usually a pipeline run (an "
+                "Airflow task or `boomerang run`), and DuckDB lets no other process read the file while one "
+                f"writes. Retry when the run ends; for BI and ad-hoc queries use {snapshot}, which a run "
+                "never locks."
+            )
+        return (
+            f"the warehouse {self.path} is held open by {holder}, and DuckDB lets only one process write "
+            "it with no reader beside it. Close what holds it (a `boomerang sql` or a BI tool pointed at the "
+            f"working file: BI reads {snapshot}) or wait for the other pipeline run to end, then retry."
+        )
+
+
+def _busy(error: duckdb.Error, path: Path, read_only: bool) -> WarehouseBusy | None:
+    """:class:`WarehouseBusy` if ``error`` is DuckDB saying another process holds ``path``."""
+    text = str(error)
+    if not isinstance(error, duckdb.IOException) or not _LOCK_ERROR.search(text):
+        return None
+    holder = _LOCK_HOLDER.search(text)
+    return WarehouseBusy(
+        path,
+        read_only=read_only,
+        pid=int(holder["pid"]) if holder else None,
+        program=holder["program"] if holder else None,
+    )
+
 
 @contextmanager
 def connect(path: Path | None, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse at ``path`` (``None``: an in-memory database) with the session settings
-    every connection shares (UTC); create the file's folder first when writing."""
+    every connection shares (UTC); create the file's folder first when writing.
+
+    Raises :class:`WarehouseBusy` when another process holds the file (a run writing it, or, when
+    writing, anyone reading it)."""
     if path is not None and not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif path is not None and not path.exists():
@@ -24,7 +83,13 @@ def connect(path: Path | None, *, read_only: bool = False) -> Iterator[duckdb.Du
             f"No warehouse at {path}. Run `make demo` or `boomerang load` first, "
             "or point BOOMERANG_WAREHOUSE at an existing file."
         )
-    con = duckdb.connect(":memory:" if path is None else str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(":memory:" if path is None else str(path), read_only=read_only)
+    except duckdb.IOException as error:
+        busy = _busy(error, path, read_only) if path is not None else None
+        if busy is None:
+            raise
+        raise busy from error
     try:
         configure(con)
         yield con
