@@ -1,13 +1,21 @@
-"""``boomerang``: the command line for data engineers (and for ``make demo``).
+"""boomerang: the pipeline's command line for data engineers (and for make demo).
 
-boomerang settings                      show the effective settings
-boomerang simulate --until 2026-01-01   advance the simulated world (writes landing files)
-boomerang load --as-of 2026-01-01       load new landing files into raw
-boomerang dbt build --as-of 2026-01-01  run dbt in a subprocess
-boomerang run --as-of 2026-01-01        the daily steps in order, without Airflow
-boomerang check-ledger --as-of 2026-01-01  the mileage ledger's invariants
-boomerang summary                       what the warehouse holds and how to open it
-boomerang sql "select ..."              a read-only query on the warehouse
+Runs the steps of a daily or training run without Airflow, one by one or all in order, and shows
+what the warehouse holds. Settings come from BOOMERANG_* environment variables (boomerang settings
+lists them); a command that works on the warehouse refuses a missing one rather than create it.
+
+examples:
+  boomerang settings                              every setting, its value and where it comes from
+  boomerang simulate --until 2026-01-01           advance the simulated world (writes landing files)
+  boomerang load --as-of 2026-01-01               gate and load new landing files into raw
+  boomerang run --as-of 2026-01-01                the daily steps in order, without Airflow
+  boomerang dbt build --as-of 2026-01-01 --select customer_360+
+  boomerang check-ledger --as-of 2026-01-01       the mileage ledger's invariants
+  boomerang summary                               what the warehouse holds and how to open it
+  boomerang sql "select * from marts.customer_360 limit 5"
+  boomerang sql --format csv "select * from marts.customer_360" > customers.csv
+
+Each command's --help says more; docs/data-engineers.md has the whole story.
 """
 
 from __future__ import annotations
@@ -15,9 +23,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import date, timedelta
+import textwrap
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from boomerang.config import Settings
+
+if TYPE_CHECKING:
+    from boomerang.ingest.loader import LoadReport
+
+log = logging.getLogger("boomerang.cli")
 
 
 def _date(text: str) -> date:
@@ -27,53 +43,227 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
 
 
+AS_OF_HELP = (
+    "the run's date, YYYY-MM-DD (in Airflow, the logical date): the run uses events strictly before it"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="boomerang", description=__doc__.split("\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", required=True)
+    about, examples = __doc__.split("\nexamples:\n")
+    parser = argparse.ArgumentParser(
+        prog="boomerang",
+        description=about,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and tracebacks on errors"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
 
-    commands.add_parser("settings", help="show the effective settings and where they come from")
+    def command(
+        name: str, summary: str, description: str, *, as_of: str | None = None
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}.\n\n{textwrap.dedent(description).strip()}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if as_of is not None:
+            sub.add_argument("--as-of", type=_date, required=True, metavar="YYYY-MM-DD", help=as_of)
+        return sub
 
-    simulate = commands.add_parser("simulate", help="advance the simulated world")
+    command(
+        "settings",
+        "show every setting, its effective value and where it comes from",
+        """
+        One line per BOOMERANG_* variable, in a form a shell can source, with its source:
+        "environment" (set in the environment) or "default". An unknown BOOMERANG_* variable
+        (a typo) is warned about on stderr, with the closest known name.
+        """,
+    )
+    simulate = command(
+        "simulate",
+        "advance the simulated world (writes landing files)",
+        """
+        Simulates every day before --until that the world has not simulated yet and writes the
+        days' events as landing files (one per source and calendar month), logging progress with
+        the time elapsed and left. Runs even with BOOMERANG_WORLD=off.
+
+        example: boomerang simulate --until 2026-01-01
+        """,
+    )
     simulate.add_argument(
         "--until",
         type=_date,
+        metavar="YYYY-MM-DD",
         help="simulate every day before this date (default: the world's start + BOOMERANG_WORLD_DAYS)",
     )
+    command(
+        "validate",
+        "run the quality gate on new landing files (no loading)",
+        """
+        Checks every landing file not loaded yet against the raw contract. A file that fails is
+        moved to the quarantine folder with a report, and the command exits 1 naming it; a file
+        that passes is recorded, and `boomerang load` for the same date loads it without a second
+        check. Creates the warehouse if there is none (the gate's results live in ops.*).
 
-    validate = commands.add_parser("validate", help="run the quality gate on new landing files (no loading)")
-    validate.add_argument(
-        "--as-of", type=_date, required=True, help="the run date: rows on or after it wait for a later run"
+        example: boomerang validate --as-of 2026-01-01
+        """,
+        as_of=AS_OF_HELP + "; files with rows on or after it wait for a later run",
     )
+    command(
+        "load",
+        "gate and load new landing files into raw",
+        """
+        Loads each landing file once (ops.load_manifest: path and content hash), whole or not at
+        all, after the quality gate. Good files load even when another one is quarantined; the
+        command then exits 1 naming the bad one. Says "no new data" when every file was loaded
+        before. The first load creates the warehouse. With BOOMERANG_WORLD=off a missing landing
+        folder (BOOMERANG_LANDING_DIR) is an error.
 
-    load = commands.add_parser("load", help="gate and load new landing files into raw")
-    load.add_argument(
-        "--as-of", type=_date, required=True, help="the run date: rows on or after it wait for a later run"
+        example: boomerang load --as-of 2026-01-01
+        """,
+        as_of=AS_OF_HELP + "; files with rows on or after it wait for a later run",
     )
+    dbt = command(
+        "dbt",
+        "run a dbt command (build, run, test, docs) in a subprocess",
+        """
+        Runs dbt on the warehouse for a date, with the project's settings as dbt vars
+        (boomerang settings; the date goes as BOOMERANG_AS_OF). docs runs `dbt docs generate --static`
+        and prints the path of the one page it writes, which a browser opens from disk.
+        --vars is merged over those vars: where both name a var, yours wins, and the log says so.
 
-    dbt = commands.add_parser("dbt", help="run a dbt command in a subprocess")
-    dbt.add_argument("dbt_command", choices=["build", "run", "test", "docs"], help="dbt command")
-    dbt.add_argument("--as-of", type=_date, required=True)
-
-    run = commands.add_parser(
-        "run", help="the daily steps in order, without Airflow (the steps of boomerang_daily)"
+        examples:
+          boomerang dbt build --as-of 2026-01-01 --select customer_360+
+          boomerang dbt test --as-of 2026-01-01 --select staging --exclude tag:training
+          boomerang dbt run --as-of 2026-01-01 --vars '{retention_window_days: 28}'
+        """,
+        as_of=AS_OF_HELP,
     )
-    run.add_argument("--as-of", type=_date, required=True)
+    dbt.add_argument("dbt_command", choices=["build", "run", "test", "docs"], help="the dbt command")
+    dbt.add_argument(
+        "-s", "--select", nargs="+", metavar="SELECTOR", help="dbt's --select: the nodes to run (dbt syntax)"
+    )
+    dbt.add_argument("--exclude", nargs="+", metavar="SELECTOR", help="dbt's --exclude: nodes to leave out")
+    dbt.add_argument(
+        "--vars",
+        type=_dbt_vars,
+        metavar="YAML",
+        help="dbt vars as a YAML or JSON mapping, merged over the settings' (yours win), "
+        "e.g. '{retention_window_days: 28}'",
+    )
+    command(
+        "run",
+        "the daily steps in order, without Airflow (the steps of boomerang_daily)",
+        """
+        simulate_world, validate_landing, load_landing, dbt_build, score_customers,
+        clawback_expired, pregrant, build_ledger_marts, check_ledger, truth_check, publish_serving,
+        write_report, quality_verdict: under Airflow's trigger rules (after a failure only
+        load_landing and quality_verdict still run), then a summary. Exits 1 naming each failed step.
 
-    train = commands.add_parser("train", help="train, evaluate and (if it earns it) promote a churn model")
-    train.add_argument("--as-of", type=_date, required=True)
+        example: boomerang run --as-of 2026-01-01
+        """,
+        as_of=AS_OF_HELP,
+    )
+    command(
+        "train",
+        "train, evaluate and (if it earns it) promote a churn model",
+        """
+        The steps of boomerang_train: the training snapshots (dbt), a candidate model, its
+        out-of-time evaluation against the baselines, and the promotion gate. A rejected candidate
+        is not an error: the champion stays.
 
-    score = commands.add_parser("score", help="score active customers with the champion model")
-    score.add_argument("--as-of", type=_date, required=True)
+        example: boomerang train --as-of 2026-01-01
+        """,
+        as_of=AS_OF_HELP,
+    )
+    command(
+        "score",
+        "score active customers with the champion model",
+        """
+        Writes the churn probability, risk band and reasons of every active customer at the date
+        to ml.churn_scores. Needs the marts built for the date (boomerang dbt build) and a champion
+        model (boomerang train); exits 1 saying which is missing when nothing could be scored.
 
-    ledger = commands.add_parser("check-ledger", help="check the mileage ledger's invariants as of a date")
-    ledger.add_argument("--as-of", type=_date, required=True)
+        example: boomerang score --as-of 2026-01-01
+        """,
+        as_of=AS_OF_HELP,
+    )
+    command(
+        "check-ledger",
+        "check the mileage ledger's invariants as of a date",
+        """
+        Checks in SQL that the books balance (every lot, customer and the whole ledger), records
+        the result in ops.ledger_invariants, and exits 1 naming each broken invariant.
 
-    commands.add_parser("summary", help="what the warehouse holds and how to open it")
+        example: boomerang check-ledger --as-of 2026-01-01
+        """,
+        as_of=AS_OF_HELP,
+    )
+    command(
+        "summary",
+        "what the warehouse holds and how to open it",
+        """
+        Files loaded and the quality gate's verdicts, rows per table, the riskiest customers, the
+        campaign so far and where the serving snapshot and reports are. Read-only.
+        """,
+    )
+    sql = command(
+        "sql",
+        "run a read-only SQL query on the warehouse",
+        """
+        Opens the warehouse read-only (not while a run writes it: query the serving snapshot
+        then). --format table (the default) shows the first --max-rows rows with every column;
+        csv and json write every row to stdout, for a file or another program.
 
-    sql = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
+        examples:
+          boomerang sql "select segment, count(*) from marts.customer_360 group by all"
+          boomerang sql --format csv "select * from marts.customer_360" > customers.csv
+          boomerang sql --format json "select * from ops.quality_results" | jq '.[0]'
+        """,
+    )
     sql.add_argument("query", help='e.g. "select * from marts.dim_customers limit 5"')
+    sql.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="table: aligned columns for reading (default); csv: RFC 4180 with a header; "
+        "json: an array of objects",
+    )
+    sql.add_argument(
+        "--max-rows",
+        type=_count,
+        metavar="N",
+        help="rows to show at most, 0 for all (default: 50 for table, all for csv and json)",
+    )
     return parser
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows; give 0 (all) or more")
+    return value
+
+
+def _dbt_vars(text: str) -> dict:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not YAML: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a mapping; give e.g. '{{retention_window_days: 28}}'"
+        )
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,10 +276,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return _dispatch(args, settings)
+    except BrokenPipeError:  # `boomerang sql --format csv ... | head`: the reader had enough
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except Exception as error:  # a person is reading: the message, not a stack trace
         if args.verbose:
             raise
-        print(f"\nboomerang {args.command}: {error}", file=sys.stderr)
+        message = str(error)
+        from boomerang.warehouse.db import WarehouseBusy
+
+        if isinstance(error, WarehouseBusy):  # a run is writing: name the snapshot BI and queries can use
+            message = error.message(serving_path=Settings.from_env().serving_path)
+        print(f"\nboomerang {args.command}: {message}", file=sys.stderr)
         return 1
 
 
@@ -97,28 +297,32 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from boomerang import pipeline
 
     if args.command == "settings":
-        for key, value in sorted(settings.to_env().items()):
-            print(f"{key}={value}")
+        print(settings_table())
         return 0
     if args.command == "simulate":
         until = args.until or settings.world_start + timedelta(days=settings.world_days)
-        pipeline.simulate_world(settings.with_(world_enabled=True), until)
+        simulate(settings.with_(world_enabled=True), until)
         return 0
-    if args.command == "validate":
-        print(pipeline.validate_landing(settings, args.as_of))
-        return 0
-    if args.command == "load":
-        print(pipeline.load_landing(settings, args.as_of))
+    if args.command in ("validate", "load"):
+        from boomerang.ingest import loader
+
+        report = (loader.load_landing if args.command == "load" else loader.validate_landing)(
+            settings, args.as_of
+        )
+        print(load_summary(report, settings, args.as_of, loaded=args.command == "load"))
         return 0
     if args.command == "dbt":
-        from boomerang.warehouse.dbt import run_dbt
-
-        run_dbt(settings, "docs generate" if args.dbt_command == "docs" else args.dbt_command, args.as_of)
+        dbt(settings, args)
         return 0
     if args.command == "run":
-        pipeline.run_steps(pipeline.DAILY_STEPS, settings, args.as_of)
+        results = pipeline.run_steps(pipeline.DAILY_STEPS, settings, args.as_of)
         print(summary(settings))
         print(rewards_summary(settings))
+        if not results["load_landing"]["files_new"]:
+            print(
+                f"\nNo new data for {args.as_of}: no new landing files in {settings.landing_dir}, "
+                "so this run worked on what earlier runs loaded."
+            )
         return 0
     if args.command == "train":
         results = pipeline.run_steps(pipeline.TRAINING_STEPS, settings, args.as_of)
@@ -128,23 +332,270 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(model_summary(settings))
         return 0
     if args.command == "score":
-        print(f"scored {pipeline.score_customers(settings, args.as_of):,} customers")
-        return 0
+        return score(settings, args.as_of)
     if args.command == "check-ledger":
-        for name, violations in pipeline.check_ledger(settings, args.as_of).items():
-            print(f"{name}: {violations} violation(s)")
+        print(ledger_check(settings, args.as_of))
         return 0
     if args.command == "summary":
+        pipeline.require_warehouse(settings, "boomerang summary")
         print(summary(settings))
         print(rewards_summary(settings))
         return 0
     if args.command == "sql":
-        from boomerang.warehouse.db import connect
-
-        with connect(settings.warehouse_path, read_only=True) as con:
-            con.sql(args.query).show(max_rows=50)
+        pipeline.require_warehouse(settings, "boomerang sql")
+        sql(settings, args.query, args.format, args.max_rows)
         return 0
     raise AssertionError(args.command)
+
+
+def settings_table() -> str:
+    """Every setting as ``NAME=value  # source``: a shell can source it, a person can read it."""
+    import shlex
+
+    from boomerang.config import describe
+
+    rows = [(f"{name}={shlex.quote(value)}", source) for name, value, source in describe()]
+    width = max(len(assignment) for assignment, _ in rows)
+    return "\n".join(f"{assignment:<{width}}  # {source}" for assignment, source in rows)
+
+
+def simulate(settings: Settings, until: date) -> int:
+    """Advance the simulated world to ``until`` a calendar month at a time (the world writes one file
+    per source and month anyway, so the files are the same as in one go), logging progress with the
+    time elapsed and left. Returns the landing files written."""
+    import json
+
+    from boomerang import pipeline
+    from boomerang.progress import Progress
+    from boomerang.world.simulator import META_FILE
+
+    meta_file = settings.world_dir / META_FILE
+    today = settings.world_start
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+        today = date.fromisoformat(meta["start"]) + timedelta(days=meta["next_day"])
+    if until <= today:
+        return pipeline.simulate_world(settings, until)  # says there is nothing to do, or why not
+    progress = Progress((until - today).days, "simulate", unit="days")
+    written = 0
+    while today < until:
+        month_end = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+        step_until = min(until, month_end)
+        written += pipeline.simulate_world(settings, step_until)
+        progress.advance((step_until - today).days, note=f"world up to {step_until - timedelta(days=1)}")
+        today = step_until
+    return written
+
+
+def load_summary(report: LoadReport, settings: Settings, as_of: date, *, loaded: bool) -> str:
+    """What a load (or a validation) did, in words: files and rows, each new file, what to look at."""
+    lines = [
+        f"{'Load' if loaded else 'Validation'} for {as_of} from {settings.landing_dir}: {report.summary()}."
+    ]
+    if not report.new_files:
+        lines.append(
+            f"No new data: every landing file in {settings.landing_dir} was loaded by an earlier run, or "
+            f"there is none. New files go to {settings.landing_dir}/<source>/<name>.csv|.parquet."
+        )
+    for file, rows in report.loaded:
+        lines.append(f"  loaded     {file}  {rows:,} rows")
+    for file, rows in report.validated:
+        lines.append(f"  passed     {file}  {rows:,} rows")
+    for file, why in report.deferred:
+        lines.append(f"  deferred   {file}  {why}")
+    for file in report.ignored:
+        lines.append(f"  ignored    {file}  (not a .csv/.parquet file in a source folder)")
+    lines.append(f"Quality report: {settings.reports_dir / 'quality' / 'index.html'}")
+    return "\n".join(lines)
+
+
+def dbt(settings: Settings, args: argparse.Namespace) -> None:
+    """``boomerang dbt``: the command, --select/--exclude passed through, --vars over the settings'."""
+    import json
+
+    from boomerang import pipeline
+    from boomerang.warehouse.dbt import run_dbt
+
+    pipeline.require_warehouse(settings, f"boomerang dbt {args.dbt_command}")
+    extra: list[str] = []
+    if args.select:
+        extra += ["--select", *args.select]
+    if args.exclude:
+        extra += ["--exclude", *args.exclude]
+    if args.vars:
+        defaults = settings.dbt_vars()
+        overridden = sorted(
+            name for name in args.vars if name in defaults and args.vars[name] != defaults[name]
+        )
+        if overridden:
+            log.warning(
+                "--vars overrides the settings' dbt vars for this run: %s",
+                ", ".join(f"{name}={args.vars[name]!r} (setting: {defaults[name]!r})" for name in overridden),
+            )
+        # dbt takes the last --vars it is given: this one, after run_dbt's own.
+        extra += ["--vars", json.dumps({**defaults, **args.vars})]
+    if args.dbt_command == "docs":
+        from boomerang.warehouse.dbt_docs import generate_static_docs, how_to_open
+
+        print(how_to_open(generate_static_docs(settings, args.as_of, extra)))
+        return
+    run_dbt(settings, args.dbt_command, args.as_of, extra)
+
+
+def score(settings: Settings, as_of: date) -> int:
+    """``boomerang score``: scored customers, or exit 1 saying why nothing was scored."""
+    from boomerang import pipeline
+
+    pipeline.require_warehouse(settings, "boomerang score")
+    from ml.registry import champion_version
+
+    if champion_version(settings.models_dir) is None:
+        print(
+            f"No champion churn model in {settings.models_dir} (BOOMERANG_MODELS_DIR): nothing scored. "
+            "Train one first: boomerang train --as-of <date>.",
+            file=sys.stderr,
+        )
+        return 1
+    scored = pipeline.score_customers(settings, as_of)
+    if not scored:
+        print(
+            f"No active customer in marts.fct_customer_features at {as_of}: nothing scored. "
+            f"Build the marts for that date first: boomerang dbt build --as-of {as_of}.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Scored {scored:,} active customers at {as_of} into ml.churn_scores.")
+    return 0
+
+
+def ledger_check(settings: Settings, as_of: date) -> str:
+    """``boomerang check-ledger``: each invariant's violations, and what the books held."""
+    from boomerang import pipeline
+    from boomerang.warehouse.db import connect
+
+    results = pipeline.check_ledger(settings, as_of)  # raises, naming each broken invariant
+    with connect(settings.warehouse_path, read_only=True) as con:
+        [(entries,)] = con.execute(
+            "select count(*) from ledger.entries where as_of_date <= ?", [as_of]
+        ).fetchall()
+    width = max(len(name) for name in results)
+    lines = [f"  {name:<{width}}  {violations} violation(s)" for name, violations in results.items()]
+    if entries:
+        lines.append(f"All {len(results)} invariants hold over {entries:,} ledger entries as of {as_of}.")
+    else:
+        lines.append(f"The ledger has no entries as of {as_of}: nothing granted yet, so nothing to balance.")
+    return "\n".join(lines)
+
+
+def sql(settings: Settings, query: str, output: str = "table", max_rows: int | None = None) -> None:
+    """Run ``query`` read-only and write its result to stdout as a table, CSV or JSON."""
+    from boomerang.warehouse.db import connect
+
+    limit = (50 if output == "table" else 0) if max_rows is None else max_rows
+    with connect(settings.warehouse_path, read_only=True) as con:
+        cursor = con.execute(query)
+        if cursor.description is None:
+            print("(the statement returned no rows)")
+            return
+        columns = [column[0] for column in cursor.description]
+        rows = cursor.fetchmany(limit + 1) if limit else cursor.fetchall()
+    more = bool(limit) and len(rows) > limit
+    rows = rows[:limit] if limit else rows
+    if output == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_csv_value(value) for value in row] for row in rows])
+    elif output == "json":
+        import json
+
+        sys.stdout.write("[\n")
+        for position, row in enumerate(rows):
+            record = {column: _json_value(value) for column, value in zip(columns, row, strict=True)}
+            sys.stdout.write(
+                json.dumps(record, allow_nan=False) + (",\n" if position < len(rows) - 1 else "\n")
+            )
+        sys.stdout.write("]\n")
+    else:
+        print(text_table(columns, rows, null="NULL"))
+        shown = f"{len(rows):,} row(s)"
+        print(
+            f"({shown} shown; there are more: --max-rows N, --max-rows 0 for all, or --format csv|json)"
+            if more
+            else f"({shown})"
+        )
+    if more and output != "table":
+        print(f"boomerang sql: stopped after --max-rows {limit} rows", file=sys.stderr)
+
+
+def text_table(columns: list[str], rows: list[tuple], *, null: str = "") -> str:
+    """Rows as aligned text columns (numbers right-aligned), every column shown; ``null`` for missing
+    values, never pandas' NaN; "(no rows)" under the header when there are none."""
+    cells = [[_text_value(value, null) for value in row] for row in rows]
+    numeric = [
+        all(isinstance(row[index], int | float | Decimal) or row[index] is None for row in rows)
+        and bool(rows)
+        for index in range(len(columns))
+    ]
+    widths = [max([len(column)] + [len(row[index]) for row in cells]) for index, column in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            value.rjust(width) if right else value.ljust(width)
+            for value, width, right in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(columns), "  ".join("-" * width for width in widths)]
+    out += [line(row) for row in cells] if cells else ["(no rows)"]
+    return "\n".join(out)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _text_value(value: object, null: str) -> str:
+    if value is None:
+        return null
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e15 else repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _json_value(value: object) -> object:
+    """A JSON value for one DuckDB value: numbers stay numbers, dates ISO text, NaN null."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)  # UUID, interval (timedelta), ...
 
 
 def campaign_summary(settings: Settings) -> str:
@@ -308,8 +759,9 @@ def summary(settings: Settings) -> str:
                 "select customer_id, segment, value_tier, days_since_last_purchase as recency_days, "
                 "round(spend_365d) as spend_365d, best_channel, round(churn_probability, 2) as churn_risk, "
                 "risk_reason_1 from marts.customer_360 order by churn_probability desc nulls last, customer_id limit 5"
-            ).df()
-            lines.append(preview.to_string(index=False))
+            )
+            columns = [column[0] for column in preview.description]
+            lines.append(textwrap.indent(text_table(columns, preview.fetchall(), null="-"), "  "))
             segments = con.execute(
                 "select segment, count(*) from marts.customer_360 group by 1 order by 2 desc"
             ).fetchall()

@@ -3,12 +3,26 @@
 All paths and knobs live here, each with a default that works from a fresh
 clone. Building a :class:`Settings` reads the environment and nothing else: no
 folder is created and no file is opened on import or construction.
+
+Every value is checked when the settings are built: its type, and its range (a probability in
+[0, 1], days and counts at least 1, budgets at least 0: see each class's ``RANGES``), with a message
+that names the variable, the value and what it may be. A ``BOOMERANG_*`` variable that no setting
+reads is logged once per process as a warning, with the closest known name.
+
+Plain frozen dataclasses with small validators, not pydantic-settings: the variables are not the
+field names (``BOOMERANG_GRANT_MAX_POINTS`` is ``Policy.max_points_per_customer``), most path
+defaults derive from ``BOOMERANG_HOME``, on/off switches and the messages are our own, and the DAG
+files import this module at parse time; pydantic would need an alias, a validator or a custom
+source for nearly every field, and save no code.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -72,6 +86,71 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+# What DuckDB's memory_limit takes: a number and a unit (1000- or 1024-based), or a share of the RAM.
+_MEMORY = re.compile(r"\s*(\d+(\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib|%)\s*", re.IGNORECASE)
+
+
+def _memory(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(ENV_PREFIX + name) or default
+    match = _MEMORY.fullmatch(value)
+    if match is None or float(match[1]) <= 0 or (match[3] == "%" and float(match[1]) > 100):
+        raise ValueError(
+            f"{ENV_PREFIX}{name}={value!r} is not a memory size; give a number above 0 and a unit, "
+            f"e.g. {default}, 500MB, 4GiB, or a share of the machine's memory such as 50%"
+        )
+    return value
+
+
+def _number(value: float) -> str:
+    """2.0 as 2, 0.25 as 0.25, 1000000 as 1000000 (not 1e+06)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take: ``low``/``high`` bounds (None: unbounded), each
+    inclusive unless ``*_open``; ``what`` says what the number is, for the message."""
+
+    low: float | None = None
+    high: float | None = None
+    what: str = ""
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            low, high = _number(self.low), _number(self.high)
+            return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'above' if self.low_open else 'at least'} {_number(self.low)}"
+        assert self.high is not None
+        return f"{'below' if self.high_open else 'at most'} {_number(self.high)}"
+
+
+PROBABILITY = Range(0, 1, "a probability")
+DAYS = Range(1, what="a number of days")
+
+
+def _check_ranges(
+    values: object, ranges: Mapping[str, Range], env_names: Mapping[str, str], defaults: Callable[[], object]
+) -> None:
+    """Raise for the first field of ``values`` outside its range, naming its variable, the value,
+    the range and the default (``defaults()``: the object with every default value)."""
+    for field_name, allowed in ranges.items():
+        value = getattr(values, field_name)
+        if value not in allowed:
+            default = getattr(defaults(), field_name)
+            raise ValueError(
+                f"{ENV_PREFIX}{env_names[field_name]}={_number(value)} is out of range: it must be {allowed} "
+                f"({allowed.what}). Change it, or unset it for the default, {_number(default)}."
+            )
+
+
 # Bump when the policy's rules change in code (boomerang/policy.py); knob changes are hashed in.
 POLICY_RULES_VERSION = "1"
 
@@ -124,21 +203,42 @@ class Policy:
         "make_good_after_days": "MAKE_GOOD_AFTER_DAYS",
     }
 
+    # The values each number may take (checked on construction, so `with_`/`replace` too).
+    RANGES = {
+        "grant_points": Range(1, what="miles per grant"),
+        "tenure_bonus_points": Range(0, what="miles per year of tenure"),
+        "max_tenure_bonus_points": Range(0, what="miles"),
+        "max_points_per_customer": Range(1, what="miles per grant"),
+        "expiry_days": DAYS,
+        "cooldown_days": DAYS,
+        # 0 would leave no customer contactable: pause a campaign with BOOMERANG_GRANT_BUDGET_POINTS=0.
+        "contact_cap": Range(1, what="messages per contact window"),
+        "contact_window_days": DAYS,
+        "budget_points": Range(0, what="miles per run; 0 grants nothing"),
+        # 1 would leave no one to grant; 0 measures nothing (a campaign keeps a holdout, DESIGN.md).
+        "holdout_share": Range(0, 1, "a share of the selected customers", high_open=True),
+        "min_churn_probability": PROBABILITY,
+        # A mile that costs nothing makes every grant look free to the expected-value ranking.
+        "value_per_mile": Range(0, what="currency per mile", low_open=True),
+        "margin_rate": Range(0, 1, "a share of a customer's yearly spend"),
+        "expected_save_rate": PROBABILITY,
+        "expected_redeem_rate": Range(0, 1, "a share of the granted miles"),
+        "make_good_after_days": Range(0, what="days a complaint is open; 0: any open complaint"),
+    }
+
     def __post_init__(self) -> None:
+        _check_ranges(self, self.RANGES, self.ENV, Policy)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.campaign_id):
+            raise ValueError(
+                f"{ENV_PREFIX}CAMPAIGN={self.campaign_id!r} is not a campaign id: it goes into every ledger "
+                "key and outbox message, so use letters, digits and _ . - only, e.g. pregrant-churn"
+            )
         if self.cooldown_days < self.expiry_days:
             raise ValueError(
                 f"BOOMERANG_GRANT_COOLDOWN_DAYS={self.cooldown_days} is shorter than "
                 f"BOOMERANG_GRANT_EXPIRY_DAYS={self.expiry_days}: a customer could hold two pre-grants at "
                 "once. Make the cooldown at least the expiry."
             )
-        if not 0 <= self.holdout_share < 1:
-            raise ValueError(f"BOOMERANG_HOLDOUT_SHARE={self.holdout_share} must be in [0, 1), e.g. 0.1")
-        for name in ("grant_points", "expiry_days", "max_points_per_customer"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"BOOMERANG_{self.ENV[name]}={getattr(self, name)} must be above 0")
-        for name in ("tenure_bonus_points", "max_tenure_bonus_points", "budget_points", "contact_cap"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"BOOMERANG_{self.ENV[name]}={getattr(self, name)} must not be negative")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Policy:
@@ -212,11 +312,52 @@ class Settings:
     xgb_device: str
     # The rewards policy: who gets a pre-grant, how much, for how long.
     policy: Policy
+    # Most memory DuckDB may use inside dbt (dbt_project/profiles.yml); past it, it spills to disk.
+    duckdb_memory_limit: str = "5GB"
+
+    # Each field's variable, BOOMERANG_<name> (the policy's are Policy.ENV).
+    ENV = {
+        "warehouse_path": "WAREHOUSE",
+        "serving_path": "SERVING",
+        "landing_dir": "LANDING_DIR",
+        "quarantine_dir": "QUARANTINE_DIR",
+        "reports_dir": "REPORTS_DIR",
+        "world_dir": "WORLD_DIR",
+        "outbox_dir": "OUTBOX_DIR",
+        "models_dir": "MODELS_DIR",
+        "dbt_project_dir": "DBT_PROJECT_DIR",
+        "dbt_target_dir": "DBT_TARGET_DIR",
+        "airflow_home": "AIRFLOW_HOME",
+        "world_enabled": "WORLD",
+        "world_customers": "WORLD_CUSTOMERS",
+        "world_seed": "WORLD_SEED",
+        "world_start": "WORLD_START",
+        "world_file_format": "WORLD_FORMAT",
+        "world_days": "WORLD_DAYS",
+        "timestamp_floor": "TIMESTAMP_FLOOR",
+        "earn_expiry_days": "EARN_EXPIRY_DAYS",
+        "churn_lookback_days": "CHURN_LOOKBACK_DAYS",
+        "churn_horizon_days": "CHURN_HORIZON_DAYS",
+        "retention_window_days": "RETENTION_WINDOW_DAYS",
+        "xgb_device": "XGB_DEVICE",
+        "duckdb_memory_limit": "DUCKDB_MEMORY_LIMIT",
+    }
+
+    RANGES = {
+        "world_customers": Range(1, what="customers"),
+        "world_seed": Range(0, what="a seed; numpy takes no negative ones"),
+        "world_days": DAYS,
+        "earn_expiry_days": DAYS,
+        "churn_lookback_days": DAYS,
+        "churn_horizon_days": DAYS,
+        "retention_window_days": DAYS,
+    }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default: ``os.environ``) with defaults."""
         env = os.environ if env is None else env
+        _warn_unknown(env)
         # Every file a run writes lives under one folder: state/ in the checkout (git-ignored) unless
         # BOOMERANG_HOME says otherwise. Trained models are the exception by default: models/ at the
         # top of the checkout, as in cookiecutter-data-science; under BOOMERANG_HOME when it is set.
@@ -247,9 +388,11 @@ class Settings:
             retention_window_days=_int(env, "RETENTION_WINDOW_DAYS", 14),
             xgb_device=_choice(env, "XGB_DEVICE", "cpu", ("cpu", "cuda")),
             policy=Policy.from_env(env),
+            duckdb_memory_limit=_memory(env, "DUCKDB_MEMORY_LIMIT", "5GB"),
         )
 
     def __post_init__(self) -> None:
+        _check_ranges(self, self.RANGES, self.ENV, lambda: Settings.from_env({}))
         # DuckDB names the database after the file's stem; one named like a schema makes every
         # reference to that schema ambiguous.
         if self.warehouse_path.stem in WAREHOUSE_SCHEMAS:
@@ -272,32 +415,12 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """The ``BOOMERANG_*`` variables that rebuild these settings in another process."""
-        names = {
-            "warehouse_path": "WAREHOUSE",
-            "serving_path": "SERVING",
-            "landing_dir": "LANDING_DIR",
-            "quarantine_dir": "QUARANTINE_DIR",
-            "reports_dir": "REPORTS_DIR",
-            "timestamp_floor": "TIMESTAMP_FLOOR",
-            "world_dir": "WORLD_DIR",
-            "outbox_dir": "OUTBOX_DIR",
-            "models_dir": "MODELS_DIR",
-            "dbt_project_dir": "DBT_PROJECT_DIR",
-            "dbt_target_dir": "DBT_TARGET_DIR",
-            "airflow_home": "AIRFLOW_HOME",
-            "world_customers": "WORLD_CUSTOMERS",
-            "world_seed": "WORLD_SEED",
-            "world_start": "WORLD_START",
-            "world_file_format": "WORLD_FORMAT",
-            "world_days": "WORLD_DAYS",
-            "earn_expiry_days": "EARN_EXPIRY_DAYS",
-            "churn_lookback_days": "CHURN_LOOKBACK_DAYS",
-            "churn_horizon_days": "CHURN_HORIZON_DAYS",
-            "retention_window_days": "RETENTION_WINDOW_DAYS",
-            "xgb_device": "XGB_DEVICE",
+        env = {
+            ENV_PREFIX + name: (
+                ("on" if value else "off") if isinstance(value := getattr(self, field), bool) else str(value)
+            )
+            for field, name in self.ENV.items()
         }
-        env = {ENV_PREFIX + name: str(getattr(self, field)) for field, name in names.items()}
-        env[ENV_PREFIX + "WORLD"] = "on" if self.world_enabled else "off"
         env.update(self.policy.to_env())
         return env
 
@@ -315,6 +438,7 @@ class Settings:
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DO_NOT_TRACK": "1",
             "DBT_USE_COLORS": "false",
+            "BOOMERANG_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
         }
 
     def dbt_vars(self) -> dict[str, object]:
@@ -333,3 +457,51 @@ class Settings:
             "campaign_id": self.policy.campaign_id,
             "contact_window_days": self.policy.contact_window_days,
         }
+
+
+# BOOMERANG_* variables read outside Settings: known, not typos. Add one here when code reads it.
+OTHER_VARIABLES = {
+    "HOME": "the base folder of every default path (Settings.from_env)",
+    "AS_OF": "the run's date inside dbt (set by boomerang.warehouse.dbt.run_dbt; dbt_project/macros/as_of.sql)",
+    "BENCH_DIR": "where make bench keeps its results (devtools/bench.py)",
+    "FAILPOINT": "a crash point for the ledger's fault-injection tests (boomerang/rewards/ledger.py)",
+}
+
+
+def known_variables() -> dict[str, str]:
+    """Every ``BOOMERANG_*`` variable the project reads, with what it sets."""
+    known = {ENV_PREFIX + name: f"Settings.{field}" for field, name in Settings.ENV.items()}
+    known.update({ENV_PREFIX + name: f"Policy.{field}" for field, name in Policy.ENV.items()})
+    known.update({ENV_PREFIX + name: what for name, what in OTHER_VARIABLES.items()})
+    return known
+
+
+_warned: set[str] = set()
+
+
+def _warn_unknown(env: Mapping[str, str]) -> None:
+    """Log a warning, once per process and name, for each ``BOOMERANG_*`` variable nothing reads."""
+    known = known_variables()
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in known or name in _warned:
+            continue
+        _warned.add(name)
+        # Compared without the prefix every name shares, or anything would look close to something.
+        suffixes = [known_name.removeprefix(ENV_PREFIX) for known_name in known]
+        close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=0.6)
+        hint = (
+            f"did you mean {ENV_PREFIX}{close[0]}?" if close else "`boomerang settings` lists the known ones"
+        )
+        logging.getLogger(__name__).warning("%s is not a Boomerang setting and is ignored: %s", name, hint)
+
+
+def describe(env: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """Every setting as (variable, effective value, source): ``environment`` when the variable is set
+    (non-empty), ``default`` otherwise; ``BOOMERANG_HOME`` first, then by name."""
+    env = os.environ if env is None else env
+    settings = Settings.from_env(env)
+    values = {ENV_PREFIX + "HOME": str(_path(env, "HOME", DEFAULT_HOME)), **settings.to_env()}
+    return sorted(
+        ((name, value, "environment" if env.get(name) else "default") for name, value in values.items()),
+        key=lambda row: (row[0] != ENV_PREFIX + "HOME", row[0]),
+    )

@@ -31,6 +31,27 @@ log = logging.getLogger(__name__)
 _NO_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
 
 
+class WarehouseMissing(FileNotFoundError):
+    """A step or command that works on the warehouse found none; it created nothing."""
+
+
+def require_warehouse(settings: Settings, what: str) -> None:
+    """Refuse when the warehouse does not exist yet, saying where and what to do.
+
+    Only the loading steps (``validate_landing``, ``load_landing``: a run's first writers) create
+    the warehouse; any other step on a missing one would create an empty file and report success on
+    nothing ("scored 0 customers", "all invariants hold").
+    """
+    path = settings.warehouse_path
+    if not path.is_file():
+        raise WarehouseMissing(
+            f"No warehouse at {path} (BOOMERANG_WAREHOUSE): {what} works on an existing one and "
+            "created nothing. Load data first: `make demo` for the simulated world, or "
+            "`boomerang run --as-of <date>` (or `boomerang load --as-of <date>`) on your landing files; "
+            "or point BOOMERANG_WAREHOUSE at an existing warehouse."
+        )
+
+
 def simulate_world(settings: Settings, as_of: date) -> int:
     """Advance the simulated world so landing holds every event before ``as_of``.
 
@@ -80,6 +101,7 @@ def quality_verdict(settings: Settings, as_of: date) -> dict[str, int]:
     The last task of a daily run, so that the run itself shows as failed, with
     a message that names each quarantined file, what broke and what to do.
     """
+    require_warehouse(settings, "quality_verdict")
     from boomerang.ingest.gate import QualityGateError, quarantine_message
     from boomerang.reports.quality import write_index
     from boomerang.warehouse.db import connect
@@ -115,6 +137,7 @@ def dbt_build(settings: Settings, as_of: date) -> None:
     The training snapshots (tag ``training``) are left to the weekly training run, and the
     marts that show churn scores (tag ``scored``) to :func:`build_ledger_marts`, after scoring.
     """
+    require_warehouse(settings, "dbt_build")
     from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(settings, "build", as_of, ["--exclude", "tag:training", "tag:scored", *_NO_UNIT_TESTS])
@@ -124,6 +147,7 @@ def build_ledger_marts(settings: Settings, as_of: date) -> None:
     """``dbt build`` of the marts built after scoring and the rewards steps: the ones that show the
     day's churn scores (tag ``scored``: customer_360) and the ledger marts (tag ``ledger``: lots,
     decisions, daily rewards), with their tests."""
+    require_warehouse(settings, "build_ledger_marts")
     from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(settings, "build", as_of, ["--select", "tag:scored", "tag:ledger", *_NO_UNIT_TESTS])
@@ -131,6 +155,7 @@ def build_ledger_marts(settings: Settings, as_of: date) -> None:
 
 def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:
     """Claw back what is unused of every pre-grant expired by ``as_of`` (ledger + outbox), once."""
+    require_warehouse(settings, "clawback_expired")
     from boomerang.rewards import steps as rewards
 
     return rewards.clawback_expired(settings, as_of)
@@ -138,6 +163,7 @@ def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:
 
 def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
     """Decide the day's pre-grants and holdout (policy) and record them (ledger + outbox), once."""
+    require_warehouse(settings, "pregrant")
     from boomerang.rewards import steps as rewards
 
     return rewards.pregrant(settings, as_of)
@@ -145,6 +171,7 @@ def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
 
 def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
     """The ledger's invariants in SQL; raises if the books do not balance."""
+    require_warehouse(settings, "check_ledger")
     from boomerang.rewards import steps as rewards
 
     return rewards.check_ledger(settings, as_of)
@@ -153,6 +180,7 @@ def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
 def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
     """Publish the serving snapshot BI tools read: every ``marts`` table and ``ml.churn_scores``, no PII,
     in a file old DuckDB clients open, swapped in atomically. Returns rows per published table."""
+    require_warehouse(settings, "publish_serving")
     from boomerang.warehouse import serving
 
     return serving.publish(
@@ -163,6 +191,8 @@ def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
 def truth_check(settings: Settings, as_of: date) -> dict | None:
     """Simulated world only: how far the holdout measurement is from the simulator's true effect
     (``ops.truth_check``); does nothing on your own data."""
+    if settings.world_enabled:
+        require_warehouse(settings, "truth_check")
     from boomerang.world import truth
 
     return truth.truth_check(settings, as_of)
@@ -170,9 +200,14 @@ def truth_check(settings: Settings, as_of: date) -> dict | None:
 
 def write_report(settings: Settings, as_of: date) -> str:
     """Regenerate the campaign report for marketers (static HTML, offline); return its path."""
+    require_warehouse(settings, "write_report")
     from boomerang.reports.campaign import write_report as write
 
-    return str(write(settings.warehouse_path, settings.reports_dir, as_of, settings.policy.value_per_mile))
+    policy = settings.policy
+    path = write(
+        settings.warehouse_path, settings.reports_dir, as_of, policy.value_per_mile, policy.budget_points
+    )
+    return str(path)
 
 
 def _model_params(settings: Settings):
@@ -183,6 +218,7 @@ def _model_params(settings: Settings):
 
 def build_training_set(settings: Settings, as_of: date) -> None:
     """``dbt build`` of the training snapshots and everything they need, for ``as_of``."""
+    require_warehouse(settings, "build_training_set")
     from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(settings, "build", as_of, ["--select", "+fct_training_snapshots"])
@@ -190,6 +226,7 @@ def build_training_set(settings: Settings, as_of: date) -> None:
 
 def train(settings: Settings, as_of: date) -> str:
     """Train a candidate churn model on the training snapshots; return its version."""
+    require_warehouse(settings, "train")
     from ml import registry
 
     return registry.train(settings.warehouse_path, settings.models_dir, as_of, _model_params(settings))
@@ -198,6 +235,7 @@ def train(settings: Settings, as_of: date) -> str:
 def evaluate(settings: Settings, as_of: date, version: str) -> str:
     """Metrics against the baselines on the out-of-time test set, plots, report, model card; returns
     ``version`` for the steps after it."""
+    require_warehouse(settings, "evaluate")
     from ml import registry
 
     registry.evaluate(settings.warehouse_path, settings.models_dir, version)
@@ -206,6 +244,7 @@ def evaluate(settings: Settings, as_of: date, version: str) -> str:
 
 def promote(settings: Settings, as_of: date, version: str) -> bool:
     """The promotion gate; True when ``version`` became the champion (False stops the run there)."""
+    require_warehouse(settings, "promote")
     from ml import registry
 
     promoted, _reason = registry.promote(
@@ -222,6 +261,7 @@ def publish_champion(settings: Settings, as_of: date, version: str) -> str:
 
 def score_customers(settings: Settings, as_of: date) -> int:
     """Score active customers at ``as_of`` with the champion into ml.churn_scores."""
+    require_warehouse(settings, "score_customers")
     from ml import score
 
     return score.score_customers(

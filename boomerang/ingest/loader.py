@@ -61,6 +61,11 @@ class LoadReport:
     def rows(self) -> int:
         return sum(rows for _file, rows in self.loaded)
 
+    @property
+    def new_files(self) -> int:
+        """Landing files not loaded by an earlier run (whatever became of them in this one)."""
+        return len(self.loaded) + len(self.validated) + len(self.quarantined) + len(self.deferred)
+
     def summary(self) -> str:
         parts = [
             f"passed {len(self.validated)} file(s)"
@@ -72,6 +77,8 @@ class LoadReport:
         ]
         if self.ignored:
             parts.append(f"ignored {len(self.ignored)} outside any source folder")
+        if not self.new_files:
+            parts.insert(0, "no new data")
         return ", ".join(parts)
 
     def as_dict(self) -> dict[str, int]:
@@ -82,6 +89,7 @@ class LoadReport:
             "files_skipped": self.skipped,
             "files_quarantined": len(self.quarantined),
             "files_deferred": len(self.deferred),
+            "files_new": self.new_files,
         }
 
 
@@ -131,7 +139,28 @@ def validate_landing(settings: Settings, as_of: date) -> LoadReport:
     return _process(settings, as_of, load=False)
 
 
+class LandingMissing(FileNotFoundError):
+    """The landing folder is not there while the simulated world is off: nothing can be loaded."""
+
+
+def check_landing_dir(settings: Settings) -> None:
+    """Refuse a landing folder that does not exist when the simulated world is off (your own data):
+    a typo in ``BOOMERANG_LANDING_DIR`` must fail the run, not load nothing and pass. With the world
+    on, the world writes the folder (``simulate_world``), so a missing one is only empty."""
+    landing = settings.landing_dir
+    if settings.world_enabled or landing.is_dir():
+        return
+    what = "is a file, not a folder" if landing.exists() else "does not exist"
+    raise LandingMissing(
+        f"The landing folder {landing} (BOOMERANG_LANDING_DIR) {what}, and the simulated world is off "
+        f"(BOOMERANG_WORLD=off): there is nothing to load. Check BOOMERANG_LANDING_DIR for a typo, or "
+        f"create the folder and drop files in {landing}/<source>/<name>.csv|.parquet "
+        f"(sources: {', '.join(SOURCES)}). Nothing was loaded."
+    )
+
+
 def _process(settings: Settings, as_of: date, *, load: bool) -> LoadReport:
+    check_landing_dir(settings)
     batches, ignored = discover(settings.landing_dir)
     report = LoadReport(ignored=ignored)
     for name in ignored:
@@ -199,6 +228,9 @@ def _process(settings: Settings, as_of: date, *, load: bool) -> LoadReport:
                 )
         index = write_index(con, settings.reports_dir)
     log.info("%s: %s. Quality report: %s", "Load" if load else "Validation", report.summary(), index)
+    if load and not report.new_files:
+        # Said plainly: a day without data is not a day that passed (ops.load_manifest has no row for it).
+        log.warning("no new landing files in %s: nothing loaded for %s", settings.landing_dir, as_of)
     if report.quarantined:
         raise QualityGateError([message for _file, message in report.quarantined])
     return report

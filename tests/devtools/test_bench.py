@@ -117,7 +117,12 @@ def test_markdown_table_has_every_stage_size_and_target():
 
 
 def test_a_stage_runs_in_its_own_process_with_its_time_and_peak_memory(tmp_path):
+    from boomerang.warehouse.db import connect
+    from boomerang.warehouse.schema import ensure_schemas
+
     settings = Settings.from_env({"BOOMERANG_HOME": str(tmp_path)})
+    with connect(settings.warehouse_path) as con:  # an empty warehouse: no step but loading creates one
+        ensure_schemas(con)
     measured = bench.measure("quality_verdict", settings, date(2026, 1, 1), tmp_path / "bench.log")
     assert measured.result == {}  # nothing validated that day
     assert 0 < measured.seconds < measured.process_seconds

@@ -106,3 +106,51 @@ def test_loading_keeps_the_landing_files(tiny_world, settings):
     files = sorted(p.name for p in landing.rglob("*"))
     load_landing(settings, AS_OF)
     assert sorted(p.name for p in landing.rglob("*")) == files
+
+
+@pytest.mark.parametrize("make", ["missing", "a file"])
+def test_with_the_world_off_a_missing_landing_folder_fails_and_creates_nothing(settings, tmp_path, make):
+    """A typo in BOOMERANG_LANDING_DIR must fail the load, not "load 0 files" and pass."""
+    from boomerang.ingest.loader import LandingMissing, validate_landing
+
+    landing = tmp_path / "landng"
+    if make == "a file":
+        landing.write_text("not a folder")
+    settings = settings.with_(world_enabled=False, landing_dir=landing)
+    for step in (load_landing, validate_landing):
+        with pytest.raises(LandingMissing) as error:
+            step(settings, AS_OF)
+        message = str(error.value)
+        assert (
+            str(landing) in message
+            and "BOOMERANG_LANDING_DIR" in message
+            and "BOOMERANG_WORLD=off" in message
+        )
+    assert not settings.warehouse_path.exists()
+
+
+def test_an_empty_landing_folder_says_no_new_data(settings, caplog):
+    settings = settings.with_(world_enabled=False)
+    settings.landing_dir.mkdir(parents=True)
+    with caplog.at_level("WARNING", logger="boomerang.ingest.loader"):
+        report = load_landing(settings, AS_OF)
+    assert report.new_files == 0 and report.as_dict()["files_new"] == 0
+    assert report.summary().startswith("no new data")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"no new landing files in {settings.landing_dir}: nothing loaded for {AS_OF}"
+    ]
+
+
+def test_a_second_load_of_the_same_files_says_no_new_data(loaded, caplog):
+    with caplog.at_level("WARNING", logger="boomerang.ingest.loader"):
+        report = load_landing(loaded, AS_OF)
+    assert report.skipped == 2 and report.new_files == 0 and "no new data" in report.summary()
+    assert any("no new landing files" in r.getMessage() for r in caplog.records)
+
+
+def test_a_load_with_new_files_does_not_warn(settings, caplog):
+    write_file(settings.landing_dir, "customers/a.csv", CUSTOMERS)
+    with caplog.at_level("WARNING", logger="boomerang.ingest.loader"):
+        report = load_landing(settings, AS_OF)
+    assert report.new_files == 1 and "no new data" not in report.summary()
+    assert not any("no new landing files" in r.getMessage() for r in caplog.records)
