@@ -1,4 +1,5 @@
-"""Score every active customer with the champion into ``ml.churn_scores``, with reasons in words."""
+"""Score every active customer with the champion into ``ml.churn_scores``, with the top three reasons
+in words and, beside each, its feature's name: a stable code to group reasons by."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ log = logging.getLogger(__name__)
 
 
 def score_frame(model: TrainedModel, features: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Probabilities, risk bands and the top three reasons for each row of ``features``."""
+    """Probabilities, risk bands and the top three reasons for each row of ``features``: in words
+    (``reason_1``..``reason_3``) and as the feature's name (``reason_1_code``..``reason_3_code``)."""
     probability = model.predict(features)
     contrib = contributions(model.booster, features, model.features)
     order = np.argsort(-contrib, axis=1)[:, :3]
     top = np.take_along_axis(contrib, order, axis=1)
     values = features[model.features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     reason_columns = [_reasons(model.features, order[:, rank], top[:, rank], values) for rank in range(3)]
+    code_columns = [_codes(model.features, order[:, rank], top[:, rank]) for rank in range(3)]
     return pd.DataFrame(
         {
             "customer_id": features["customer_id"].to_numpy(),
@@ -36,8 +39,17 @@ def score_frame(model: TrainedModel, features: pd.DataFrame, params: Params) -> 
             "reason_1": reason_columns[0],
             "reason_2": reason_columns[1],
             "reason_3": reason_columns[2],
+            "reason_1_code": code_columns[0],
+            "reason_2_code": code_columns[1],
+            "reason_3_code": code_columns[2],
         }
     )
+
+
+def _codes(names: list[str], feature: np.ndarray, contribution: np.ndarray) -> np.ndarray:
+    """One reason column as codes: the feature's name, or None where :func:`_reasons` says nothing."""
+    codes = np.asarray(names, dtype=object)[feature]
+    return np.where(contribution > 0, codes, None)
 
 
 def _reasons(
@@ -90,8 +102,9 @@ def score_customers(
         )
         con.register("new_scores", scores)
         con.execute(
-            "insert into ml.churn_scores select customer_id, as_of_date, churn_probability, risk_band, "
-            "model_version, reason_1, reason_2, reason_3, scored_at from new_scores"
+            "insert into ml.churn_scores by name select customer_id, as_of_date, churn_probability, "
+            "risk_band, model_version, reason_1, reason_2, reason_3, reason_1_code, reason_2_code, "
+            "reason_3_code, scored_at from new_scores"
         )
         con.execute("commit")
     bands = scores["risk_band"].value_counts().to_dict()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup
@@ -75,3 +76,14 @@ class Table:
     columns: list[str]
     rows: list[list[str]]
     numbers: bool = True  # right-align every column but the first
+    text: tuple[int, ...] = ()  # columns (by position) of words, not figures: left-aligned, may wrap
+    # the table as a CSV download beside it: a data: link, so the page stays one offline file
+    csv_text: str | None = None
+    csv_name: str = "table.csv"
+
+    @property
+    def csv_href(self) -> str | None:
+        """``csv_text`` as a ``data:text/csv`` URI (percent-encoded), or None without one."""
+        return (
+            None if self.csv_text is None else "data:text/csv;charset=utf-8," + quote(self.csv_text, safe="")
+        )

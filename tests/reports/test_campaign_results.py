@@ -9,7 +9,8 @@ As of 2025-04-15, 30-day retention window:
   as-of date itself does not count).
 - cohort 2025-04-15 (the as-of date): 5 treated, too young.
 Segments come from the decision records: cohort A's treated were 'at_risk' when decided, everyone
-else 'occasional'.
+else 'occasional'. Odd customers had been with us 100 days at the decision, even ones 800; treated
+odd ones were told by email, even ones by SMS; every grant is 500 miles.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def _decision(number: int, day: date, arm: str) -> ledger.Entry:
         "churn_probability": 0.6,
         "model_version": "test-model",
         "segment": "at_risk" if (day == COHORT_A and arm == "treatment") else "occasional",
+        "tenure_days": 100 if number % 2 else 800,
     }
     if arm == "control":
         return ledger.Entry(
@@ -64,7 +66,7 @@ def _decision(number: int, day: date, arm: str) -> ledger.Entry:
         lot_id=key,
         points=500,
         expires_at=_midnight(day + timedelta(days=14)),
-        channel="email",
+        channel="email" if number % 2 else "sms",
         message="500 miles",
         **common,
     )
@@ -143,7 +145,7 @@ def built(tmp_path_factory):
             ledger.record(con, entries, run_date=day)
         # the scores the decisions used, with the band the model stored (the campaign marts read it)
         con.executemany(
-            "insert into ml.churn_scores values (?, ?, 0.6, 'high', 'test-model', null, null, null, now())",
+            "insert into ml.churn_scores values (?, ?, 0.6, 'high', 'test-model', null, null, null, now(), null, null, null)",
             [(_customer(n), day) for n, day, _ in DECISIONS],
         )
     pipeline.dbt_build(settings, AS_OF)  # the whole daily build, ledger and campaign marts included
@@ -216,7 +218,7 @@ def test_young_cohorts_wait_and_all_pools_only_the_mature_ones(built):
 def test_slices_add_up_to_the_cohort(built):
     for cohort in ("2025-03-01", "2025-04-01", "all"):
         [overall] = _results(built, cohort)
-        for dimension in ("segment", "risk_band"):
+        for dimension in ("segment", "risk_band", "channel", "tenure_band", "grant_size_band"):
             rows = _results(built, cohort, dimension)
             assert sum(row["treated"] for row in rows) == overall["treated"]
             assert sum(row["control"] for row in rows) == overall["control"]
@@ -233,3 +235,44 @@ def test_the_segment_is_the_one_recorded_at_the_decision(built):
     assert {segment for _, _, segment, _ in rows} == {"at_risk", "occasional"}
     [control] = [r for r in _results(built, "2025-03-01", "segment") if r["value"] == "occasional"]
     assert control["treated"] == 0 and control["control"] == 40
+
+
+def _slices(settings, dimension: str, cohort: str = "2025-03-01") -> dict[str, tuple[int, int]]:
+    rows = query(
+        settings,
+        "select dimension_value, treated_customers, control_customers from marts.fct_campaign_results "
+        "where cohort = ? and dimension = ?",
+        [cohort, dimension],
+    )
+    return {value: (treated, control) for value, treated, control in rows}
+
+
+def test_results_by_channel_tenure_and_grant_size(built):
+    """The slices of the decision, the same for both arms: a holdout sends nothing, so its channel is
+    the one the policy would pick (no engagement here: email); its grant size is what the treated of
+    its cohort and tenure year got."""
+    assert _slices(built, "channel") == {"email": (20, 40), "sms": (20, 0)}
+    assert _slices(built, "tenure_band") == {"0-6 months": (20, 20), "1-3 years": (20, 20)}
+    assert _slices(built, "grant_size_band") == {"up to 500": (40, 40)}
+    assert _slices(built, "grant_size_band", "all") == {"up to 500": (40, 40)}
+    dimensions = {row[0] for row in query(built, "select distinct dimension from marts.fct_campaign_results")}
+    assert dimensions == {"overall", "segment", "risk_band", "channel", "tenure_band", "grant_size_band"}
+
+
+def test_the_pooled_effect_over_time_ends_at_cohort_all(built):
+    trend = query(
+        built,
+        "select decision_date, cohorts, treated_customers, control_customers, incremental_retention, "
+        "incremental_retention_ci_low, incremental_retention_ci_high, verdict "
+        "from marts.fct_campaign_effect_trend order by decision_date",
+    )
+    assert [row[:2] for row in trend] == [(COHORT_A, 1)]  # only cohort A's window is over
+    [pooled] = _results(built, "all")
+    assert trend[-1][2:] == (
+        pooled["treated"],
+        pooled["control"],
+        pooled["retention"],
+        pooled["retention_low"],
+        pooled["retention_high"],
+        pooled["verdict"],
+    )

@@ -65,7 +65,9 @@ def _campaign(file_name: str = "transactions/2025-12-01.csv") -> str:
     frame = pd.DataFrame(
         {"source": ["transactions"], "outcome": ["quarantined"], "batches": [1], "rows": [3]}
     ).assign(quarantined_files=file_name)
-    reasons = pd.DataFrame({"reason": [f"customer {EVIL} complained"], "grants": [4]})
+    reasons = pd.DataFrame(
+        {"code": ["complaints_open"], "grants": [4], "example": [f"customer {EVIL} complained"]}
+    )
     rules = pd.DataFrame({"grant_rule": ["high risk"], "channel": ["email"], "grants": [4], "points": [2800]})
     return campaign.render({"quality": frame, "reasons": reasons, "rules": rules}, AS_OF, 0.01)
 

@@ -3,6 +3,8 @@
 -- window that starts at the decision: whether they bought (retained), what they spent, and for
 -- treated customers the miles granted, redeemed and clawed back and what the redeemed miles cost.
 -- Only purchases strictly before the as-of date count, so a young cohort's window is still open.
+-- The slices of fct_campaign_results are attributes of the decision, the same for both arms: segment,
+-- risk band, tenure band, and the channel and grant size the customer got (control: would have got).
 {%- set window_days = setting('retention_window_days') %}
 with
 
@@ -17,6 +19,27 @@ churn_scores as (
 
 transactions as (
     select * from {{ ref('stg_landing__transactions') }}
+),
+
+customers as (
+    select * from {{ ref('dim_customers') }}
+),
+
+grant_sizes as (
+    -- The policy's amount depends on the full years with us alone (within one policy version, the
+    -- knobs included), so a control customer would have got what the treated of the same cohort,
+    -- policy version and tenure year got. A cell whose treated got different amounts is left out:
+    -- its control's grant size is then unknown rather than guessed.
+    select
+        campaign_id,
+        decision_date,
+        policy_version,
+        floor(tenure_days / 365) as tenure_years,
+        min(granted_points) as grant_points
+    from decisions
+    where arm = 'treatment' and tenure_days is not null
+    group by campaign_id, decision_date, policy_version, floor(tenure_days / 365)
+    having min(granted_points) = max(granted_points)
 ),
 
 windows as (
@@ -59,6 +82,27 @@ outcomes as (
         coalesce(churn_scores.risk_band, 'unknown') as risk_band,
         -- recorded in the decision itself: the segment before the grant could move it
         coalesce(windows.segment, 'unknown') as segment,
+        ----------  how and how much: what the treated got, what the control would have got
+        -- the ledger records a grant's channel; a holdout sends nothing, so its customer's channel is
+        -- the one the policy picks today (their best channel, email when unknown)
+        coalesce(
+            case when windows.arm = 'treatment' then windows.channel else customers.best_channel end,
+            case when windows.arm = 'control' then 'email' end,
+            'unknown'
+        ) as channel,
+        case
+            when windows.tenure_days is null then 'unknown'
+            else {{ tenure_band('windows.tenure_days') }}
+        end as tenure_band,
+        case
+            when windows.arm = 'treatment' then windows.granted_points
+            else grant_sizes.grant_points
+        end as grant_size_points,
+        case
+            when windows.arm = 'treatment' then {{ grant_size_band('windows.granted_points') }}
+            when grant_sizes.grant_points is null then 'unknown'
+            else {{ grant_size_band('grant_sizes.grant_points') }}
+        end as grant_size_band,
         ----------  the retention window
         cast(windows.window_ends_at as date) as window_end_date,
         cast(windows.window_ends_at as date) <= {{ as_of_date() }} as is_window_complete,
@@ -79,6 +123,13 @@ outcomes as (
         on windows.customer_id = churn_scores.customer_id
             and windows.decision_date = churn_scores.as_of_date
             and windows.model_version = churn_scores.model_version
+    left join customers
+        on windows.customer_id = customers.customer_id
+    left join grant_sizes
+        on windows.campaign_id = grant_sizes.campaign_id
+            and windows.decision_date = grant_sizes.decision_date
+            and windows.policy_version = grant_sizes.policy_version
+            and floor(windows.tenure_days / 365) = grant_sizes.tenure_years
 )
 
 select * from outcomes

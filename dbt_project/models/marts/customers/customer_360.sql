@@ -44,6 +44,10 @@ customer_360 as (
         scores.reason_1 as risk_reason_1,
         scores.reason_2 as risk_reason_2,
         scores.reason_3 as risk_reason_3,
+        -- each reason's feature: a stable code to count reasons by (the words hold the number)
+        scores.reason_1_code as risk_reason_1_code,
+        scores.reason_2_code as risk_reason_2_code,
+        scores.reason_3_code as risk_reason_3_code,
         ----------  engagement per channel
         features.email_engagement_score,
         features.sms_engagement_score,

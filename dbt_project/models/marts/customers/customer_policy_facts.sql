@@ -76,7 +76,7 @@ messages as (
 messages_in_window as (
     select
         customer_id,
-        sum(messages) as messages_in_window
+        cast(sum(messages) as bigint) as messages_in_window  -- BIGINT, not a sum's HUGEINT
     from messages
     group by customer_id
 ),

@@ -44,12 +44,7 @@ described as (
         ----------  tenure
         customers.signup_date,
         features.tenure_days,
-        case
-            when features.tenure_days < 180 then '0-6 months'
-            when features.tenure_days < 365 then '6-12 months'
-            when features.tenure_days < 3 * 365 then '1-3 years'
-            else '3+ years'
-        end as tenure_band,
+        {{ tenure_band('features.tenure_days') }} as tenure_band,
         ----------  purchases
         features.first_purchase_at,
         features.last_purchase_at,

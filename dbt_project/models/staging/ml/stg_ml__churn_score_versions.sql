@@ -18,6 +18,10 @@ renamed as (
         reason_1,
         reason_2,
         reason_3,
+        -- each reason's feature (ml/features.py): the code to group by
+        reason_1_code,
+        reason_2_code,
+        reason_3_code,
         ----------  dates
         as_of_date,
         scored_at
