@@ -65,7 +65,9 @@ format: setup ## apply ruff's formatting and fixes
 	$(BIN)/ruff format boomerang ml dags devtools tests
 	$(BIN)/ruff check --fix boomerang ml dags devtools tests
 
-docs: setup ## dbt docs (catalog + lineage) for the demo warehouse
+# `dbt docs generate --static`: one self-contained page (catalog, lineage, descriptions) that a browser
+# opens from disk, no server and no network; it prints the page's path. (`dbt docs serve` is not needed.)
+docs: setup ## dbt docs (catalog + lineage) of the demo warehouse as one page; prints where it is
 	$(BIN)/boomerang dbt docs --as-of $$($(BIN)/python -c "from boomerang.config import Settings; from datetime import timedelta; s = Settings.from_env(); print(s.world_start + timedelta(days=s.world_days))")
 
 clean: ## remove local state (state/: warehouse, landing, world, quarantine, reports, outbox, Airflow home) and trained models (not the venv)

@@ -115,6 +115,11 @@ create table if not exists ml.churn_scores (
     reason_2          varchar,
     reason_3          varchar,
     scored_at         timestamp not null,  -- wall clock, for operators
+    -- each reason's feature (ml/features.py), a stable code to group by: reason_1 is the words
+    -- with this customer's number in them. Last, where a migrated table has them too.
+    reason_1_code     varchar,
+    reason_2_code     varchar,
+    reason_3_code     varchar,
     primary key (customer_id, as_of_date, model_version)
 )
 """,
@@ -284,6 +289,10 @@ RENAMED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # the decision record holds the customer's segment at the decision
     ("ledger.entries", "segment", "varchar"),
+    # each churn reason's feature beside its words (scores written before hold null codes)
+    ("ml.churn_scores", "reason_1_code", "varchar"),
+    ("ml.churn_scores", "reason_2_code", "varchar"),
+    ("ml.churn_scores", "reason_3_code", "varchar"),
 )
 
 

@@ -5,7 +5,8 @@ run, :func:`publish` copies every table in ``marts`` and ``ml.churn_scores`` int
 beside the snapshot and renames it into place: a reader sees the old snapshot or the new one, never a
 half-written one, and a reader that holds the old file open keeps reading it (POSIX keeps a replaced
 file alive while it is open). The file is written in an older storage format, so BI drivers that
-embed DuckDB 1.x open it too.
+embed DuckDB 1.x open it too; its tables and columns carry dbt's descriptions as comments, and its
+numbers come in types BI drivers read (no HUGEINT, no DECIMAL wider than 18 digits).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -34,27 +37,72 @@ PUBLISHED_SCHEMAS = ("marts",)
 PUBLISHED_TABLES = (("ml", "churn_scores"),)
 # The raw contract's contact columns (boomerang/contract.py): PII even when no dbt manifest says so.
 CONTRACT_PII_COLUMNS = frozenset({"email", "phone"})
+# BI drivers read HUGEINT (DuckDB's type for a sum of integers) and DECIMAL wider than 18 digits (a sum
+# of decimals) badly or not at all: JDBC/ODBC map them to strings or doubles, older clients refuse them.
+# The marts cast their sums (BIGINT, DECIMAL(18, 2)); a column that still comes wider is narrowed on the
+# way into the snapshot, after checking that every value fits: an overflow fails the publish, nothing
+# is truncated or rounded.
+BI_MAX_DECIMAL_WIDTH = 18
+_WIDE_INTEGERS = ("HUGEINT", "UHUGEINT")
+_BIGINT_RANGE = (-(2**63), 2**63 - 1)
+# meta.snapshot's columns, described where BI tools show it (the DDL is in warehouse/schema.py).
+META_DESCRIPTIONS = {
+    "": "One row per published table: which run published this snapshot, when, and how many rows each table holds.",
+    "as_of_date": "The as-of date of the run that published the snapshot (the Airflow logical date).",
+    "published_at": "When the snapshot was written (UTC wall clock).",
+    "format_version": "The snapshot's layout version (boomerang.warehouse.serving.FORMAT_VERSION).",
+    "storage_version": "The oldest DuckDB storage format that opens this file.",
+    "source_warehouse": "The working warehouse the snapshot was copied from.",
+    "table_schema": "The published table's schema.",
+    "table_name": "The published table's name.",
+    "row_count": "Rows in that table, as published.",
+}
 
 _SNAPSHOT = "boomerang_serving_snapshot"  # the new file's alias while it is written
 
 
 class ServingError(RuntimeError):
-    """The serving snapshot cannot be published (a PII column would leak, or there is nothing to publish)."""
+    """The serving snapshot cannot be published (a PII column would leak, a number would not fit the type
+    BI drivers read, or there is nothing to publish)."""
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    data_type: str
+    scale: int | None
+    comment: str | None
+
+    @property
+    def bi_type(self) -> str | None:
+        """The type this column is narrowed to in the snapshot, or None if it is kept as it is."""
+        if self.data_type in _WIDE_INTEGERS:
+            return "BIGINT"
+        width = _decimal_width(self.data_type)
+        if width is not None and width > BI_MAX_DECIMAL_WIDTH:
+            return f"DECIMAL({BI_MAX_DECIMAL_WIDTH},{self.scale})"
+        return None
+
+
+def _manifest(dbt_target_dir: Path | None) -> dict | None:
+    path = dbt_target_dir / "manifest.json" if dbt_target_dir else None
+    if path is None or not path.exists():
+        return None
+    return json.loads(path.read_text())
 
 
 def pii_columns(dbt_target_dir: Path | None) -> frozenset[str]:
     """Column names that are PII: every column tagged ``pii`` in dbt's manifest, plus the contract's
     contact columns (lower case)."""
     names = set(CONTRACT_PII_COLUMNS)
-    manifest = dbt_target_dir / "manifest.json" if dbt_target_dir else None
-    if manifest is None or not manifest.exists():
+    data = _manifest(dbt_target_dir)
+    if data is None:
         log.warning(
-            "No dbt manifest at %s: checking the snapshot against the contract's PII columns only (%s)",
-            manifest,
+            "No dbt manifest in %s: checking the snapshot against the contract's PII columns only (%s)",
+            dbt_target_dir,
             ", ".join(sorted(names)),
         )
         return frozenset(names)
-    data = json.loads(manifest.read_text())
     for kind in ("nodes", "sources"):
         for node in (data.get(kind) or {}).values():
             for name, column in (node.get("columns") or {}).items():
@@ -62,6 +110,27 @@ def pii_columns(dbt_target_dir: Path | None) -> frozenset[str]:
                 if "pii" in tags:
                     names.add(name.lower())
     return frozenset(names)
+
+
+def dbt_descriptions(dbt_target_dir: Path | None) -> dict[tuple[str, str], tuple[str, dict[str, str]]]:
+    """dbt's descriptions by relation: ``(schema, table) -> (table description, {column: description})``,
+    for models, seeds and sources of the manifest (empty without one; empty descriptions left out)."""
+    data = _manifest(dbt_target_dir) or {}
+    described: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+    for kind in ("nodes", "sources"):
+        for node in (data.get(kind) or {}).values():
+            if node.get("resource_type") not in ("model", "seed", "snapshot", "source") or not node.get(
+                "schema"
+            ):
+                continue
+            name = node.get("identifier") or node.get("alias") or node.get("name")
+            columns = {
+                column: text
+                for column, spec in (node.get("columns") or {}).items()
+                if (text := (spec.get("description") or ""))
+            }
+            described[(node["schema"], name)] = (node.get("description") or "", columns)
+    return described
 
 
 def publish(
@@ -74,9 +143,12 @@ def publish(
     """Copy the marts and churn scores of ``warehouse_path`` into a new snapshot at ``serving_path``.
 
     Written to a temporary file beside ``serving_path`` and renamed over it, so readers see the old
-    snapshot or the new one. Raises :class:`ServingError`, leaving the old snapshot as it was, when a
-    table to publish has a PII column (tagged ``pii`` in dbt, see :func:`pii_columns`). Returns rows
-    per published table (``schema.table``).
+    snapshot or the new one. Tables and columns keep their comments (dbt's descriptions; see
+    :func:`_comment`), and HUGEINT / DECIMAL wider than 18 digits become BIGINT / DECIMAL(18, s) once
+    every value is checked to fit. Raises :class:`ServingError`, leaving the old snapshot as it was,
+    when a table to publish has a PII column (tagged ``pii`` in dbt, see :func:`pii_columns`) or a
+    value that does not fit the type BI drivers read. Returns rows per published table
+    (``schema.table``).
     """
     if not warehouse_path.exists():
         raise ServingError(
@@ -98,6 +170,8 @@ def publish(
                 "Run `dbt build` (boomerang_daily's dbt_build task) first."
             )
         _refuse_pii(con, source, tables, pii, warehouse_path)
+        columns = _columns(con, source, tables)
+        _refuse_what_bi_cannot_read(con, source, columns, warehouse_path)
 
         con.execute(f"attach {_literal(temporary)} as {_SNAPSHOT} (storage_version '{STORAGE_VERSION}')")
         for schema in sorted({schema for schema, _ in tables} | {"meta"}):
@@ -105,9 +179,18 @@ def publish(
         counts: dict[str, int] = {}
         for schema, table in tables:
             target = f"{_SNAPSHOT}.{_q(schema)}.{_q(table)}"
-            con.execute(f"create table {target} as select * from {_q(source)}.{_q(schema)}.{_q(table)}")
+            select = ", ".join(
+                f"cast({_q(column.name)} as {column.bi_type}) as {_q(column.name)}"
+                if column.bi_type
+                else _q(column.name)
+                for column in columns[(schema, table)][1]
+            )
+            con.execute(
+                f"create table {target} as select {select} from {_q(source)}.{_q(schema)}.{_q(table)}"
+            )
             counts[f"{schema}.{table}"] = con.execute(f"select count(*) from {target}").fetchone()[0]  # type: ignore[index]
         con.execute(SNAPSHOT_META_DDL.format(snap=_SNAPSHOT))
+        _comment(con, columns, dbt_descriptions(dbt_target_dir))
         published_at = datetime.now(UTC).replace(tzinfo=None)
         con.executemany(
             f"insert into {_SNAPSHOT}.meta.snapshot values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -130,6 +213,14 @@ def publish(
         unexpected = _schemas(con, _SNAPSHOT) - {schema for schema, _ in tables} - {"meta"}
         if unexpected:
             raise ServingError(f"The snapshot would hold schemas it must not: {sorted(unexpected)}")
+        wide = [
+            f"{schema}.{table}.{column.name} ({column.data_type})"
+            for (schema, table), (_, listed) in _columns(con, _SNAPSHOT, tables).items()
+            for column in listed
+            if column.bi_type or _nested_wide(column.data_type)
+        ]
+        if wide:
+            raise ServingError(f"The snapshot would hold types BI drivers cannot read: {', '.join(wide)}")
         con.execute(f"checkpoint {_SNAPSHOT}")
         con.execute(f"detach {_SNAPSHOT}")
         con.execute(f"detach {_q(source)}")
@@ -175,6 +266,141 @@ def _tables_to_publish(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tup
     return tables
 
 
+def _columns(
+    con: duckdb.DuckDBPyConnection, catalog: str, tables: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str | None, list[_Column]]]:
+    """Each table's comment and columns (name, type, decimal scale, comment) in ``catalog``, in order."""
+    relations = dict.fromkeys(tables)
+    comments = con.execute(
+        "select schema_name, table_name, comment from duckdb_tables() where database_name = ? "
+        "union all select schema_name, view_name, comment from duckdb_views() where database_name = ?",
+        [catalog, catalog],
+    ).fetchall()
+    found: dict[tuple[str, str], tuple[str | None, list[_Column]]] = {
+        (schema, name): (comment or None, [])
+        for schema, name, comment in comments
+        if (schema, name) in relations
+    }
+    rows = con.execute(
+        "select schema_name, table_name, column_name, data_type, numeric_scale, comment "
+        "from duckdb_columns() where database_name = ? order by schema_name, table_name, column_index",
+        [catalog],
+    ).fetchall()
+    for schema, table, name, data_type, scale, comment in rows:
+        if (schema, table) in found:
+            found[(schema, table)][1].append(_Column(name, data_type, scale, comment or None))
+    return {relation: found[relation] for relation in tables}
+
+
+def _refuse_what_bi_cannot_read(
+    con: duckdb.DuckDBPyConnection,
+    catalog: str,
+    columns: dict[tuple[str, str], tuple[str | None, list[_Column]]],
+    where: Path,
+) -> None:
+    """Check that every value of a column the snapshot narrows fits its BI type; refuse nested wide types.
+
+    Raises :class:`ServingError` naming each column that would overflow (never truncates); logs a warning
+    for the columns narrowed, so their mart can cast them itself."""
+    narrowed, problems = [], []
+    for (schema, table), (_, listed) in columns.items():
+        for column in listed:
+            name = f"{schema}.{table}.{column.name}"
+            if _nested_wide(column.data_type):
+                problems.append(
+                    f"{name} is {column.data_type}, a nested type holding HUGEINT or a DECIMAL wider than "
+                    f"{BI_MAX_DECIMAL_WIDTH} digits: cast its elements in the mart's SQL"
+                )
+                continue
+            if not column.bi_type:
+                continue
+            if (column.scale or 0) > BI_MAX_DECIMAL_WIDTH:
+                problems.append(
+                    f"{name} is {column.data_type}: more than {BI_MAX_DECIMAL_WIDTH} decimal places, which "
+                    "no DECIMAL(18, s) holds without rounding: round or cast it in the mart's SQL"
+                )
+                continue
+            low, high = _bounds(column)
+            outside, smallest, largest = con.execute(
+                f"select count(*) filter (where {_q(column.name)} < {low} or {_q(column.name)} > {high}), "
+                f"min({_q(column.name)})::varchar, max({_q(column.name)})::varchar "
+                f"from {_q(catalog)}.{_q(schema)}.{_q(table)}"
+            ).fetchone()  # type: ignore[misc]
+            if outside:
+                problems.append(
+                    f"{name} ({column.data_type}) has {outside:,} value(s) outside {column.bi_type} "
+                    f"(min {smallest}, max {largest})"
+                )
+            narrowed.append(f"{name} {column.data_type} -> {column.bi_type}")
+    if problems:
+        raise ServingError(
+            f"Refusing to publish the serving snapshot from {where}: "
+            + "; ".join(problems)
+            + ". BI drivers read numbers up to BIGINT and DECIMAL(18, s), and the snapshot never truncates. "
+            "Check the mart's data (such values are usually a runaway sum or a join that multiplies rows); "
+            "the previous snapshot is left as it was."
+        )
+    if narrowed:
+        log.warning(
+            "Narrowed in the serving snapshot for BI drivers (every value checked to fit; better cast in "
+            "the mart's SQL): %s",
+            ", ".join(narrowed),
+        )
+
+
+def _comment(
+    con: duckdb.DuckDBPyConnection,
+    columns: dict[tuple[str, str], tuple[str | None, list[_Column]]],
+    described: dict[tuple[str, str], tuple[str, dict[str, str]]],
+) -> None:
+    """Put each table's and column's description on the snapshot's copy, as a comment BI tools show: the
+    warehouse's own comment (dbt's persist_docs) or, where it has none, dbt's description in the
+    manifest (a source such as ml.churn_scores); meta.snapshot's from :data:`META_DESCRIPTIONS`."""
+    statements = []
+    relations = {
+        **{
+            relation: (comment, {c.name: c.comment for c in listed})
+            for relation, (comment, listed) in columns.items()
+        },
+        ("meta", "snapshot"): (META_DESCRIPTIONS[""], {k: v for k, v in META_DESCRIPTIONS.items() if k}),
+    }
+    for (schema, table), (comment, column_comments) in relations.items():
+        table_text, column_texts = described.get((schema, table), ("", {}))
+        target = f"{_SNAPSHOT}.{_q(schema)}.{_q(table)}"
+        if text := comment or table_text:
+            statements.append(f"comment on table {target} is {_string(text)}")
+        for column, column_comment in column_comments.items():
+            if text := column_comment or column_texts.get(column):
+                statements.append(f"comment on column {target}.{_q(column)} is {_string(text)}")
+    con.execute("begin")
+    for statement in statements:
+        con.execute(statement)
+    con.execute("commit")
+
+
+def _decimal_width(data_type: str) -> int | None:
+    match = re.fullmatch(r"DECIMAL\((\d+),\s*\d+\)", data_type)
+    return int(match[1]) if match else None
+
+
+def _nested_wide(data_type: str) -> bool:
+    """A nested type (LIST, STRUCT, MAP, ARRAY) with a HUGEINT or a too-wide DECIMAL inside."""
+    if _decimal_width(data_type) is not None or data_type in _WIDE_INTEGERS:
+        return False
+    widths = [int(width) for width in re.findall(r"DECIMAL\((\d+),", data_type)]
+    return "HUGEINT" in data_type or any(width > BI_MAX_DECIMAL_WIDTH for width in widths)
+
+
+def _bounds(column: _Column) -> tuple[str, str]:
+    """SQL literals of the smallest and largest value of the column's BI type."""
+    if column.bi_type == "BIGINT":
+        return str(_BIGINT_RANGE[0]), str(_BIGINT_RANGE[1])
+    scale = column.scale or 0
+    digits = "9" * (BI_MAX_DECIMAL_WIDTH - scale) + ("." + "9" * scale if scale else "")
+    largest = f"{digits}::{column.data_type}"
+    return f"-{largest}", largest
+
+
 def _refuse_pii(
     con: duckdb.DuckDBPyConnection,
     catalog: str,
@@ -215,7 +441,11 @@ def _q(identifier: str) -> str:
 
 
 def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+    return _string(str(path))
+
+
+def _string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _remove(path: Path) -> None:

@@ -216,7 +216,8 @@ features as (
         date_diff('day', cast(purchase_features.last_purchase_at as date), population.as_of_date)
             as days_since_last_purchase,
         {{ is_active_customer('purchase_features.last_purchase_at', 'population.as_of_date') }} as is_active,
-        ----------  purchases and spend
+        ----------  purchases and spend: money DECIMAL(18, 2) and miles BIGINT, as the raw columns (a sum
+        ----------  widens to DECIMAL(38, 2) / HUGEINT, which BI drivers read badly); an overflow fails
         purchase_features.first_purchase_at,
         purchase_features.last_purchase_at,
         coalesce(purchase_features.purchases_lifetime, 0) as purchases_lifetime,
@@ -224,15 +225,15 @@ features as (
         coalesce(purchase_features.purchases_30d, 0) as purchases_30d,
         coalesce(purchase_features.purchases_90d, 0) as purchases_90d,
         coalesce(purchase_features.purchases_365d, 0) as purchases_365d,
-        coalesce(purchase_features.spend_30d, 0) as spend_30d,
-        coalesce(purchase_features.spend_90d, 0) as spend_90d,
-        coalesce(purchase_features.spend_365d, 0) as spend_365d,
-        coalesce(purchase_features.net_spend_lifetime, 0) as net_spend_lifetime,
+        cast(coalesce(purchase_features.spend_30d, 0) as decimal(18, 2)) as spend_30d,
+        cast(coalesce(purchase_features.spend_90d, 0) as decimal(18, 2)) as spend_90d,
+        cast(coalesce(purchase_features.spend_365d, 0) as decimal(18, 2)) as spend_365d,
+        cast(coalesce(purchase_features.net_spend_lifetime, 0) as decimal(18, 2)) as net_spend_lifetime,
         ----------  trend: the last 90 days against the 90 before
         coalesce(purchase_features.purchases_90d, 0) - coalesce(purchase_features.purchases_prior_90d, 0)
             as purchases_trend_90d,
-        coalesce(purchase_features.spend_90d, 0) - coalesce(purchase_features.spend_prior_90d, 0)
-            as spend_trend_90d,
+        cast(coalesce(purchase_features.spend_90d, 0) - coalesce(purchase_features.spend_prior_90d, 0)
+            as decimal(18, 2)) as spend_trend_90d,
         ----------  rhythm
         gap_features.avg_gap_days,
         gap_features.last_gap_days,
@@ -245,10 +246,10 @@ features as (
         / nullif(purchase_features.purchases_365d, 0) as {{ channel }}_purchase_share_365d,
         {% endfor %}
         ----------  mileage
-        coalesce(mileage_flow_features.miles_earned_365d, 0) as miles_earned_365d,
-        coalesce(mileage_flow_features.miles_redeemed_365d, 0) as miles_redeemed_365d,
-        coalesce(mileage_balance_features.miles_balance, 0) as miles_balance,
-        coalesce(mileage_balance_features.miles_expiring_30d, 0) as miles_expiring_30d,
+        cast(coalesce(mileage_flow_features.miles_earned_365d, 0) as bigint) as miles_earned_365d,
+        cast(coalesce(mileage_flow_features.miles_redeemed_365d, 0) as bigint) as miles_redeemed_365d,
+        cast(coalesce(mileage_balance_features.miles_balance, 0) as bigint) as miles_balance,
+        cast(coalesce(mileage_balance_features.miles_expiring_30d, 0) as bigint) as miles_expiring_30d,
         ----------  engagement per channel (90 days); score = (opens + 2 clicks) / 3 (sends + 2), in [0, 1]
         {% for channel in ['email', 'sms', 'push'] %}
         coalesce(engagement_features.{{ channel }}_sent_90d, 0) as {{ channel }}_sent_90d,

@@ -41,7 +41,7 @@ def write_scores(settings, model_version: str, seed: int) -> None:
         probability = np.random.default_rng(seed).uniform(0.05, 0.95, len(active))
         con.execute("delete from ml.churn_scores where as_of_date = ?", [AS_OF])
         con.executemany(
-            "insert into ml.churn_scores values (?, ?, ?, ?, ?, ?, null, null, now())",
+            "insert into ml.churn_scores values (?, ?, ?, ?, ?, ?, null, null, now(), null, null, null)",
             [
                 (customer, AS_OF, float(p), "high" if p >= 0.5 else "medium", model_version, "a reason")
                 for customer, p in zip(active, probability, strict=True)

@@ -4,6 +4,7 @@ in the previous major DuckDB release, never blocking a run, never seen half-publ
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from datetime import date, timedelta
 from importlib.util import find_spec
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import make_settings, table_checksums
+from conftest import TINY_AS_OF, copy_warehouse, make_settings, table_checksums
 
 from boomerang.warehouse import serving
+from boomerang.warehouse.dbt import run_dbt
 from boomerang.warehouse.schema import ensure_schemas
 
 AS_OF = date(2025, 3, 1)
@@ -126,7 +128,7 @@ def warehouse(tmp_path: Path) -> Path:
         con.execute("create table marts.rewards_daily (as_of_date date, points_granted bigint)")  # empty
         con.execute(
             "insert into ml.churn_scores select customer_id, date '2025-03-01', 0.4, 'medium', 'v1', "
-            "'r1', null, null, timestamp '2025-03-01 01:00:00' from raw.customers"
+            "'r1', null, null, timestamp '2025-03-01 01:00:00', 'c1', null, null from raw.customers"
         )
     finally:
         con.close()
@@ -356,6 +358,199 @@ def test_the_old_client_reads_the_published_marts(campaign):
         path, "select count(*) as n, max(as_of_date)::varchar as as_of from marts.dim_customers"
     )
     assert customers == {"n": customers["n"], "as_of": published["as_of"]} and customers["n"] > 0
+
+
+# ------------------------------------------------------- what BI tools show: comments and types
+
+
+def comments(path: Path) -> dict[str, str | None]:
+    """``schema.table`` and ``schema.table.column`` -> its comment, in the file at ``path``."""
+    tables = snapshot_rows(
+        path, "select schema_name || '.' || table_name, comment from duckdb_tables() where not internal"
+    )
+    columns = snapshot_rows(
+        path,
+        "select schema_name || '.' || table_name || '.' || column_name, comment from duckdb_columns() "
+        "where not internal",
+    )
+    return dict(tables + columns)
+
+
+def column_types(path: Path) -> dict[str, str]:
+    return dict(
+        snapshot_rows(
+            path,
+            "select schema_name || '.' || table_name || '.' || column_name, data_type from duckdb_columns() "
+            "where not internal",
+        )
+    )
+
+
+def types_bi_drivers_cannot_read(types: dict[str, str]) -> dict[str, str]:
+    """HUGEINT anywhere in a type, or a DECIMAL wider than 18 digits."""
+    return {
+        name: data_type
+        for name, data_type in types.items()
+        if "HUGEINT" in data_type
+        or any(int(width) > 18 for width in re.findall(r"DECIMAL\((\d+),", data_type))
+    }
+
+
+def test_comments_are_carried_into_the_snapshot(warehouse, tmp_path):
+    con = duckdb.connect(str(warehouse))
+    con.execute("comment on table marts.dim_customers is 'One row per customer.'")
+    con.execute("comment on column marts.dim_customers.region is 'Where they live; it''s a region.'")
+    con.close()
+    # ml.churn_scores is a dbt source, not a model: its words come from the manifest.
+    target_dir = tmp_path / "dbt_target"
+    target_dir.mkdir()
+    (target_dir / "manifest.json").write_text(
+        json.dumps(
+            {
+                "sources": {
+                    "source.boomerang.ml.churn_scores": {
+                        "resource_type": "source",
+                        "schema": "ml",
+                        "name": "churn_scores",
+                        "identifier": "churn_scores",
+                        "description": "One row per customer, as-of date and model version.",
+                        "columns": {"risk_band": {"description": "low, medium or high."}},
+                    }
+                }
+            }
+        )
+    )
+    target = tmp_path / "serving.duckdb"
+    serving.publish(warehouse, target, AS_OF, dbt_target_dir=target_dir)
+
+    found = comments(target)
+    assert found["marts.dim_customers"] == "One row per customer."
+    assert found["marts.dim_customers.region"] == "Where they live; it's a region."
+    assert found["marts.dim_customers.signup_date"] is None  # nothing said, nothing made up
+    assert found["ml.churn_scores"] == "One row per customer, as-of date and model version."
+    assert found["ml.churn_scores.risk_band"] == "low, medium or high."
+    assert found["meta.snapshot"] and all(found[f"meta.snapshot.{c}"] for c in serving.META_DESCRIPTIONS if c)
+    # The old client sees them too.
+    assert old_client_rows(
+        target,
+        "select comment from duckdb_columns() where table_name = 'dim_customers' and column_name = 'region'",
+    ) == [{"comment": "Where they live; it's a region."}]
+
+
+def test_wide_numbers_are_narrowed_to_types_bi_drivers_read(warehouse, tmp_path, caplog):
+    target = tmp_path / "serving.duckdb"
+    with caplog.at_level("WARNING"):
+        serving.publish(warehouse, target, AS_OF)
+
+    types = column_types(target)
+    assert types["marts.dim_customers.lifetime_spend"] == "DECIMAL(18,2)"  # was DECIMAL(38,2)
+    assert types["marts.dim_customers.lifetime_points"] == "BIGINT"  # was HUGEINT
+    assert types["marts.dim_customers.recent_days"] == "BIGINT[]"
+    assert types_bi_drivers_cannot_read(types) == {}
+    assert snapshot_rows(
+        target, "select sum(lifetime_spend), sum(lifetime_points) from marts.dim_customers"
+    ) == [(pytest.approx(15312.5), 1225)]
+    assert "marts.dim_customers.lifetime_points HUGEINT -> BIGINT" in caplog.text  # said, not silent
+    [row] = old_client_rows(
+        target,
+        "select typeof(lifetime_points) as points, typeof(lifetime_spend) as spend from marts.dim_customers limit 1",
+    )
+    assert row == {"points": "BIGINT", "spend": "DECIMAL(18,2)"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "says"),
+    [
+        (
+            "lifetime_points",
+            "(2::hugeint ** 63)::hugeint",
+            "marts.dim_customers.lifetime_points (HUGEINT) has 1 value(s) outside BIGINT",
+        ),
+        (
+            "lifetime_spend",
+            "10000000000000000.00",
+            "marts.dim_customers.lifetime_spend (DECIMAL(38,2)) has 1 value(s) outside DECIMAL(18,2)",
+        ),
+        ("lifetime_spend", "-10000000000000000.00", "(min -10000000000000000.00"),
+    ],
+)
+def test_a_number_too_wide_for_bi_fails_the_publish_and_the_old_snapshot_stays(
+    warehouse, tmp_path, column, value, says
+):
+    target = tmp_path / "serving.duckdb"
+    serving.publish(warehouse, target, AS_OF)
+    before = (target.stat().st_ino, table_checksums(target, ("marts", "ml", "meta")))
+    con = duckdb.connect(str(warehouse))
+    con.execute(f"update marts.dim_customers set {column} = {value} where customer_id = 'C7'")
+    con.close()
+
+    with pytest.raises(serving.ServingError) as error:
+        serving.publish(warehouse, target, AS_OF + timedelta(days=1))
+    assert says in str(error.value)
+    assert "never truncates" in str(error.value) and "previous snapshot is left as it was" in str(error.value)
+    assert (target.stat().st_ino, table_checksums(target, ("marts", "ml", "meta"))) == before
+
+
+def test_a_nested_wide_type_is_refused_with_what_to_do(warehouse, tmp_path):
+    con = duckdb.connect(str(warehouse))
+    con.execute("create table marts.points_by_week as select [sum(n)::hugeint] as weekly from range(3) t(n)")
+    con.close()
+    with pytest.raises(
+        serving.ServingError, match=r"marts\.points_by_week\.weekly is HUGEINT\[\].*cast its elements"
+    ):
+        serving.publish(warehouse, tmp_path / "serving.duckdb", AS_OF)
+
+
+@pytest.mark.slow
+def test_every_published_mart_column_carries_its_dbt_description_and_a_bi_type(tiny_built, tmp_path):
+    """On a real dbt build, every mart built (the daily build, then the ones built after scoring and by
+    the training run): dbt's persist_docs puts the descriptions in the warehouse, the snapshot carries
+    them, and no column is HUGEINT or a DECIMAL wider than 18 digits."""
+    settings = copy_warehouse(tiny_built, tmp_path / "home")
+    run_dbt(settings, "run", TINY_AS_OF, ["--select", "tag:scored", "tag:training"])
+    target = tmp_path / "serving.duckdb"
+    serving.publish(settings.warehouse_path, target, TINY_AS_OF, dbt_target_dir=settings.dbt_target_dir)
+
+    manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text())
+    described = {
+        f"marts.{node['alias']}": node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "seed") and node["schema"] == "marts"
+    }
+    found = comments(target)
+    published = [name for name in snapshot_tables(target) if name.startswith("marts.")]
+    assert set(published) == set(described)  # every mart, each one checked below
+    missing, different = [], []
+    for table in published:
+        assert found[table] and found[table] == described[table]["description"], table
+        for column in [name for name in found if name.startswith(table + ".")]:
+            expected = (described[table]["columns"].get(column.rsplit(".", 1)[1]) or {}).get("description")
+            if not found[column]:
+                missing.append(column)
+            elif found[column] != expected:
+                different.append(column)
+    assert missing == [], "mart columns with no description in dbt's YAML (document them: BI tools show it)"
+    assert different == []
+    # The working warehouse has them too (persist_docs), staging and intermediate included.
+    in_warehouse = comments(settings.warehouse_path)
+    assert in_warehouse["marts.dim_customers.customer_id"] == found["marts.dim_customers.customer_id"]
+    assert in_warehouse["intermediate.int_mileage_lots"]
+    assert in_warehouse["staging.stg_landing__customers.customer_id"]  # a view's column
+
+    assert types_bi_drivers_cannot_read(column_types(target)) == {}
+    # The marts cast their sums themselves (the publisher's narrowing is the safety net, with a warning).
+    marts = {
+        name: kind
+        for name, kind in column_types(settings.warehouse_path).items()
+        if name.startswith("marts.")
+    }
+    assert types_bi_drivers_cannot_read(marts) == {}, "cast sums in the mart's SQL: bigint, decimal(18, 2)"
+    # The old client reads a description.
+    [row] = old_client_rows(
+        target,
+        "select comment from duckdb_tables() where schema_name = 'marts' and table_name = 'customer_360'",
+    )
+    assert row["comment"] == described["marts.customer_360"]["description"]
 
 
 def test_settings_name_the_serving_file(tmp_path):

@@ -30,7 +30,8 @@ lots_as_of as (
 used_before_as_of as (
     select
         lot_id,
-        sum(allocated_points) as used_points,
+        -- points are BIGINT everywhere (a sum is HUGEINT, which BI drivers read badly); an overflow fails
+        cast(sum(allocated_points) as bigint) as used_points,
         count(distinct redemption_id) as redemption_count,
         max(redeemed_at) as last_used_at
     from allocations
@@ -41,7 +42,7 @@ used_before_as_of as (
 clawed_back_by_as_of as (
     select
         lot_id,
-        sum(points) as clawed_back_points,
+        cast(sum(points) as bigint) as clawed_back_points,
         count(*) as clawback_count,
         min(effective_at) as clawed_back_at
     from ledger_entries

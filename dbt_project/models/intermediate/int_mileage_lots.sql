@@ -32,11 +32,12 @@ earned_lots as (
 earned_lots_ordered as (
     select
         *,
-        sum(granted_points) over (
+        -- points are BIGINT everywhere (a sum is HUGEINT, which BI drivers read badly); an overflow fails
+        cast(sum(granted_points) over (
             partition by customer_id
             order by expires_at, granted_at, lot_id
             rows between unbounded preceding and current row
-        ) as consumption_end
+        ) as bigint) as consumption_end
     from earned_lots
 ),
 

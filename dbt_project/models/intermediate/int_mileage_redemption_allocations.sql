@@ -88,7 +88,7 @@ consumption_events as (
 redeemed_so_far as (
     select
         *,
-        sum(redeemed_points) over customer_timeline as redeemed_through
+        cast(sum(redeemed_points) over customer_timeline as bigint) as redeemed_through
     from consumption_events
     window customer_timeline as (
         partition by customer_id
@@ -154,7 +154,7 @@ uncovered as (
         cast(null as varchar) as lot_id,
         cast(null as varchar) as lot_kind,
         redemption_ranges.residual_points
-        - coalesce(sum(allocated_to_earn_lots.allocated_points), 0) as allocated_points
+        - cast(coalesce(sum(allocated_to_earn_lots.allocated_points), 0) as bigint) as allocated_points
     from redemption_ranges
     left join allocated_to_earn_lots
         on redemption_ranges.redemption_id = allocated_to_earn_lots.redemption_id

@@ -17,11 +17,12 @@ cohorts as (
         decision_date,
         count(distinct customer_id) filter (where arm = 'treatment') as customers_treated,
         count(distinct customer_id) filter (where arm = 'control') as customers_held_out,
-        coalesce(sum(granted_points) filter (where arm = 'treatment'), 0) as points_granted,
-        coalesce(sum(used_points), 0) as points_redeemed,
-        coalesce(sum(clawed_back_points), 0) as points_clawed_back,
-        coalesce(sum(outstanding_points), 0) as points_outstanding,
-        coalesce(sum(awaiting_clawback_points), 0) as points_awaiting_clawback
+        -- points are BIGINT (a sum is HUGEINT, which BI drivers read badly); an overflow fails the build
+        cast(coalesce(sum(granted_points) filter (where arm = 'treatment'), 0) as bigint) as points_granted,
+        cast(coalesce(sum(used_points), 0) as bigint) as points_redeemed,
+        cast(coalesce(sum(clawed_back_points), 0) as bigint) as points_clawed_back,
+        cast(coalesce(sum(outstanding_points), 0) as bigint) as points_outstanding,
+        cast(coalesce(sum(awaiting_clawback_points), 0) as bigint) as points_awaiting_clawback
     from decisions
     group by decision_date
 ),
@@ -30,7 +31,7 @@ clawbacks_recorded as (
     select
         as_of_date as decision_date,
         count(*) as clawbacks_recorded,
-        sum(points) as clawback_points_recorded
+        cast(sum(points) as bigint) as clawback_points_recorded
     from ledger_entries
     where
         entry_kind = 'clawback'

@@ -14,7 +14,8 @@ renamed as (
         lot_id,
         ----------  points
         redeemed_points,
-        allocated_points,
+        -- the ledger's view computes it with a window sum (HUGEINT); points are BIGINT everywhere
+        cast(allocated_points as bigint) as allocated_points,
         ----------  timestamps
         redeemed_at
     from source
