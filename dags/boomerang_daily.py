@@ -10,13 +10,13 @@ into `ml.churn_scores` (skipped with a warning until `boomerang_train` has
 promoted a champion). Then the rewards: claw back the unused points of every
 pre-grant that expired by the as-of date, decide the day's pre-grants and
 holdout with the policy, and record both in the append-only `ledger.entries`
-with their `ledger.outbox` rows (and `outbox/<date>.jsonl` for the loyalty
+with their `ledger.outbox` rows (and `state/outbox/<date>.jsonl` for the loyalty
 system). Finally build the marts that show scores and the ledger
 (`customer_360`, `fct_pregrant_lots`, `fct_pregrant_decisions`,
 `rewards_daily`), check the ledger's invariants in SQL, and publish the
 serving snapshot BI tools read (`BOOMERANG_SERVING`: every `marts` table and
 `ml.churn_scores`, no PII, renamed into place so readers never see half of it)
-and the campaign report for marketers (`reports/campaign/index.html`). In the
+and the campaign report for marketers (`state/reports/campaign/index.html`). In the
 simulated world, `truth_check` also compares the holdout measurement with the
 world's hidden truth (`ops.truth_check`); on your own data it does nothing.
 
