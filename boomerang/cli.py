@@ -446,7 +446,7 @@ def score(settings: Settings, as_of: date) -> int:
     """``boomerang score``: scored customers, or exit 1 saying why nothing was scored."""
     from boomerang import pipeline
 
-    pipeline.require_warehouse(settings, "boomerang score")
+    pipeline.require_warehouse(settings, "boomerang score")  # before the model check: the first thing missing
     from ml.registry import champion_version
 
     if champion_version(settings.models_dir) is None:
@@ -456,7 +456,7 @@ def score(settings: Settings, as_of: date) -> int:
             file=sys.stderr,
         )
         return 1
-    scored = pipeline.score_customers(settings, as_of)
+    scored = pipeline.run_step("score_customers", settings, as_of)
     if not scored:
         print(
             f"No active customer in marts.fct_customer_features at {as_of}: nothing scored. "
@@ -473,7 +473,7 @@ def ledger_check(settings: Settings, as_of: date) -> str:
     from boomerang import pipeline
     from boomerang.warehouse.db import connect
 
-    results = pipeline.check_ledger(settings, as_of)  # raises, naming each broken invariant
+    results = pipeline.run_step("check_ledger", settings, as_of)  # raises, naming each broken invariant
     with connect(settings.warehouse_path, read_only=True) as con:
         [(entries,)] = con.execute(
             "select count(*) from ledger.entries where as_of_date <= ?", [as_of]

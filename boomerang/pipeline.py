@@ -101,7 +101,6 @@ def quality_verdict(settings: Settings, as_of: date) -> dict[str, int]:
     The last task of a daily run, so that the run itself shows as failed, with
     a message that names each quarantined file, what broke and what to do.
     """
-    require_warehouse(settings, "quality_verdict")
     from boomerang.ingest.gate import QualityGateError, quarantine_message
     from boomerang.reports.quality import write_index
     from boomerang.warehouse.db import connect
@@ -137,7 +136,6 @@ def dbt_build(settings: Settings, as_of: date) -> None:
     The training snapshots (tag ``training``) are left to the weekly training run, and the
     marts that show churn scores (tag ``scored``) to :func:`build_ledger_marts`, after scoring.
     """
-    require_warehouse(settings, "dbt_build")
     from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(settings, "build", as_of, ["--exclude", "tag:training", "tag:scored", *_NO_UNIT_TESTS])
@@ -147,7 +145,6 @@ def build_ledger_marts(settings: Settings, as_of: date) -> None:
     """``dbt build`` of the marts built after scoring and the rewards steps: the ones that show the
     day's churn scores (tag ``scored``: customer_360) and the ledger marts (tag ``ledger``: lots,
     decisions, daily rewards), with their tests."""
-    require_warehouse(settings, "build_ledger_marts")
     from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(settings, "build", as_of, ["--select", "tag:scored", "tag:ledger", *_NO_UNIT_TESTS])
@@ -155,7 +152,6 @@ def build_ledger_marts(settings: Settings, as_of: date) -> None:
 
 def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:
     """Claw back what is unused of every pre-grant expired by ``as_of`` (ledger + outbox), once."""
-    require_warehouse(settings, "clawback_expired")
     from boomerang.rewards import steps as rewards
 
     return rewards.clawback_expired(settings, as_of)
@@ -163,7 +159,6 @@ def clawback_expired(settings: Settings, as_of: date) -> dict[str, int]:
 
 def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
     """Decide the day's pre-grants and holdout (policy) and record them (ledger + outbox), once."""
-    require_warehouse(settings, "pregrant")
     from boomerang.rewards import steps as rewards
 
     return rewards.pregrant(settings, as_of)
@@ -171,7 +166,6 @@ def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
 
 def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
     """The ledger's invariants in SQL; raises if the books do not balance."""
-    require_warehouse(settings, "check_ledger")
     from boomerang.rewards import steps as rewards
 
     return rewards.check_ledger(settings, as_of)
@@ -180,7 +174,6 @@ def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
 def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
     """Publish the serving snapshot BI tools read: every ``marts`` table and ``ml.churn_scores``, no PII,
     in a file old DuckDB clients open, swapped in atomically. Returns rows per published table."""
-    require_warehouse(settings, "publish_serving")
     from boomerang.warehouse import serving
 
     return serving.publish(
@@ -191,8 +184,6 @@ def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
 def truth_check(settings: Settings, as_of: date) -> dict | None:
     """Simulated world only: how far the holdout measurement is from the simulator's true effect
     (``ops.truth_check``); does nothing on your own data."""
-    if settings.world_enabled:
-        require_warehouse(settings, "truth_check")
     from boomerang.world import truth
 
     return truth.truth_check(settings, as_of)
@@ -200,7 +191,6 @@ def truth_check(settings: Settings, as_of: date) -> dict | None:
 
 def write_report(settings: Settings, as_of: date) -> str:
     """Regenerate the campaign report for marketers (static HTML, offline); return its path."""
-    require_warehouse(settings, "write_report")
     from boomerang.reports.campaign import write_report as write
 
     policy = settings.policy
@@ -218,7 +208,6 @@ def _model_params(settings: Settings):
 
 def build_training_set(settings: Settings, as_of: date) -> None:
     """``dbt build`` of the training snapshots and everything they need, for ``as_of``."""
-    require_warehouse(settings, "build_training_set")
     from boomerang.warehouse.dbt import run_dbt
 
     run_dbt(settings, "build", as_of, ["--select", "+fct_training_snapshots"])
@@ -226,7 +215,6 @@ def build_training_set(settings: Settings, as_of: date) -> None:
 
 def train(settings: Settings, as_of: date) -> str:
     """Train a candidate churn model on the training snapshots; return its version."""
-    require_warehouse(settings, "train")
     from ml import registry
 
     return registry.train(settings.warehouse_path, settings.models_dir, as_of, _model_params(settings))
@@ -235,7 +223,6 @@ def train(settings: Settings, as_of: date) -> str:
 def evaluate(settings: Settings, as_of: date, version: str) -> str:
     """Metrics against the baselines on the out-of-time test set, plots, report, model card; returns
     ``version`` for the steps after it."""
-    require_warehouse(settings, "evaluate")
     from ml import registry
 
     registry.evaluate(settings.warehouse_path, settings.models_dir, version)
@@ -244,7 +231,6 @@ def evaluate(settings: Settings, as_of: date, version: str) -> str:
 
 def promote(settings: Settings, as_of: date, version: str) -> bool:
     """The promotion gate; True when ``version`` became the champion (False stops the run there)."""
-    require_warehouse(settings, "promote")
     from ml import registry
 
     promoted, _reason = registry.promote(
@@ -261,7 +247,6 @@ def publish_champion(settings: Settings, as_of: date, version: str) -> str:
 
 def score_customers(settings: Settings, as_of: date) -> int:
     """Score active customers at ``as_of`` with the champion into ml.churn_scores."""
-    require_warehouse(settings, "score_customers")
     from ml import score
 
     return score.score_customers(
@@ -287,6 +272,9 @@ class Step:
     returns_version: bool = False  # returns a model version for the steps after it
     short_circuit: bool = False  # returning False skips every step after it
     outlet: str | None = None  # the Asset it publishes when it succeeds
+    # Works on an existing warehouse: on a missing one it refuses (creating nothing) instead of
+    # reporting success on nothing. Only a run's first writers, the loading steps, create it.
+    needs_warehouse: bool = True
 
     @property
     def doc(self) -> str:
@@ -294,10 +282,12 @@ class Step:
 
 
 DAILY_STEPS: tuple[Step, ...] = (
-    Step("simulate_world", simulate_world),
-    Step("validate_landing", validate_landing, retries=0),  # a bad file needs a person, not a retry
+    Step("simulate_world", simulate_world, needs_warehouse=False),
+    Step(
+        "validate_landing", validate_landing, retries=0, needs_warehouse=False
+    ),  # a bad file needs a person, not a retry
     # Runs even when validation quarantined something: the good batches still load.
-    Step("load_landing", load_landing, trigger_rule="all_done"),
+    Step("load_landing", load_landing, trigger_rule="all_done", needs_warehouse=False),
     Step("dbt_build", dbt_build),
     Step("score_customers", score_customers),
     Step("clawback_expired", clawback_expired),
@@ -319,7 +309,9 @@ TRAINING_STEPS: tuple[Step, ...] = (
     Step("evaluate", evaluate, takes_version=True, returns_version=True),
     # A rejected challenger is the gate doing its job: the run succeeds, nothing after it runs.
     Step("promote", promote, takes_version=True, short_circuit=True),
-    Step("publish_champion", publish_champion, takes_version=True, outlet=CHAMPION_ASSET),
+    Step(
+        "publish_champion", publish_champion, takes_version=True, outlet=CHAMPION_ASSET, needs_warehouse=False
+    ),
 )
 
 STEPS: dict[str, Step] = {step.name: step for step in (*DAILY_STEPS, *TRAINING_STEPS)}
@@ -333,6 +325,8 @@ def run_step(name: str, settings: Settings, as_of: date, version: str | None = N
     """Run the step called ``name`` for ``as_of`` (``version``: the model version, for the steps that
     take one)."""
     step = STEPS[name]
+    if step.needs_warehouse:
+        require_warehouse(settings, name)
     if step.takes_version:
         if version is None:
             raise ValueError(f"Step {name} needs the model version the step before it returned")

@@ -24,6 +24,20 @@ TINY_START = date(2025, 1, 1)
 TINY_DAYS = 75
 
 
+# Two small good batches in the raw contract, for tests that need a landing folder by hand.
+CUSTOMERS = (
+    "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
+    "C1,2025-01-01,north,1980,true,a@example.com,,2025-01-01T09:00:00Z\n"
+    "C2,2025-01-02,west,,false,b@example.com,+1-555-0100,2025-01-02T09:00:00Z\n"
+)
+TRANSACTIONS = (
+    "transaction_id,customer_id,occurred_at,kind,amount,channel\n"
+    "T1,C1,2025-01-03T10:00:00Z,purchase,12.50,store\n"
+    "T2,C2,2025-01-03T11:00:00Z,purchase,40.00,online\n"
+    "T3,C2,2025-01-04T11:00:00Z,refund,10.00,online\n"
+)
+
+
 def make_settings(home: Path, **env: str) -> Settings:
     return Settings.from_env(
         {

@@ -155,7 +155,9 @@ def test_boomerang_run_runs_the_daily_steps_under_airflows_rules(tmp_path, monke
         return step
 
     steps = [
-        dataclasses.replace(step, function=fake(step.name, fails=step.name == "dbt_build"))
+        dataclasses.replace(
+            step, function=fake(step.name, fails=step.name == "dbt_build"), needs_warehouse=False
+        )
         for step in DAILY_STEPS
     ]
     monkeypatch.setattr(pipeline, "STEPS", {step.name: step for step in steps})
@@ -175,7 +177,9 @@ def test_a_rejected_challenger_ends_the_training_run(tmp_path, monkeypatch):
 
         return step
 
-    steps = [dataclasses.replace(step, function=fake(step.name)) for step in TRAINING_STEPS]
+    steps = [
+        dataclasses.replace(step, function=fake(step.name), needs_warehouse=False) for step in TRAINING_STEPS
+    ]
     monkeypatch.setattr(pipeline, "STEPS", {step.name: step for step in steps})
     out = pipeline.run_steps(steps, Settings.from_env({"BOOMERANG_HOME": str(tmp_path)}), date(2026, 1, 1))
     assert seen == [("build_training_set",), ("train",), ("evaluate", "v1"), ("promote", "v1")]

@@ -8,24 +8,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import query, table_checksums, write_file
+from conftest import CUSTOMERS, TRANSACTIONS, query, table_checksums, write_file
 
 from boomerang.ingest.loader import load_landing
 
 # After every file these tests load (the tiny world ends on 2025-03-17): nothing waits for a later run.
 AS_OF = date(2025, 6, 1)
-
-CUSTOMERS = (
-    "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
-    "C1,2025-01-01,north,1980,true,a@example.com,,2025-01-01T09:00:00Z\n"
-    "C2,2025-01-02,west,,false,b@example.com,+1-555-0100,2025-01-02T09:00:00Z\n"
-)
-TRANSACTIONS = (
-    "transaction_id,customer_id,occurred_at,kind,amount,channel\n"
-    "T1,C1,2025-01-03T10:00:00Z,purchase,12.50,store\n"
-    "T2,C2,2025-01-03T11:00:00Z,purchase,40.00,online\n"
-    "T3,C2,2025-01-04T11:00:00Z,refund,10.00,online\n"
-)
 
 
 @pytest.fixture
