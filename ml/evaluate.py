@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,94 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "churn_rate": base_rate,
         "rows": int(len(y)),
     }
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC from ranks (Mann-Whitney, ties averaged): the same number as sklearn's, several times
+    faster, which the bootstrap's thousand resamples need. ValueError when ``y`` has one class."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y).astype(bool)
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
+        raise ValueError("ROC-AUC is undefined with one class")
+    ranks = rankdata(score)
+    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``metric(a) - metric(b)`` on the same rows, with a paired bootstrap interval."""
+
+    a: str
+    b: str
+    metric: str
+    a_value: float
+    b_value: float
+    difference: float
+    low: float  # the interval's bounds, at ``level``
+    high: float
+    level: float
+    resamples: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.metric} {self.a} {self.a_value:.3f} vs {self.b} {self.b_value:.3f}: "
+            f"{self.difference:+.3f} [{self.low:+.3f}, {self.high:+.3f}] ({self.level:.0%} paired bootstrap)"
+        )
+
+
+def paired_bootstrap(
+    y: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    names: tuple[str, str] = ("a", "b"),
+    metric_name: str = "metric",
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> PairedDifference:
+    """How much better ``a`` scores than ``b`` by ``metric`` (higher is better; pass a negated
+    error for errors), resampling the same rows for both: the interval of the difference is
+    what a promotion gate may trust, not two separate intervals. Percentile interval; resamples
+    where the metric is undefined (one class only) are dropped. Seeded: the same inputs give the
+    same interval."""
+    y, a, b = np.asarray(y), np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if not len(y) == len(a) == len(b):
+        raise ValueError(
+            f"paired_bootstrap needs the same rows: {len(y)} labels, {len(a)} and {len(b)} scores"
+        )
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y), len(y))
+        try:
+            differences.append(metric(y[rows], a[rows]) - metric(y[rows], b[rows]))
+        except ValueError:  # e.g. ROC-AUC of a resample with one class
+            continue
+    if not differences:
+        raise ValueError(f"paired_bootstrap: {metric_name} is undefined on every resample of {len(y)} rows")
+    tail = (1 - level) / 2
+    low, high = np.quantile(differences, [tail, 1 - tail])
+    a_value, b_value = float(metric(y, a)), float(metric(y, b))
+    return PairedDifference(
+        a=names[0],
+        b=names[1],
+        metric=metric_name,
+        a_value=a_value,
+        b_value=b_value,
+        difference=a_value - b_value,
+        low=float(low),
+        high=float(high),
+        level=level,
+        resamples=len(differences),
+    )
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
