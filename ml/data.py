@@ -44,7 +44,13 @@ class Split:
 
 
 def load_snapshots(warehouse_path: Path) -> pd.DataFrame:
-    """Labelled rows of marts.fct_training_snapshots: active customers whose horizon is observed."""
+    """Labelled rows of marts.fct_training_snapshots: active customers whose horizon is observed,
+    in a fixed order (as-of date, customer), with the churn horizon they were labelled with
+    (``horizon_days``, from marts.fct_churn_labels).
+
+    The order matters: a table's row order depends on how dbt's joins ran, and XGBoost's row
+    subsampling picks rows by position, so the same data in another order gives another model.
+    """
     import duckdb
 
     if not warehouse_path.exists():
@@ -54,14 +60,42 @@ def load_snapshots(warehouse_path: Path) -> pd.DataFrame:
     with connect(warehouse_path, read_only=True) as con:
         try:
             frame = con.execute(
-                "select * from marts.fct_training_snapshots where is_active and is_label_observed"
+                "select * from marts.fct_training_snapshots where is_active and is_label_observed "
+                "order by as_of_date, customer_id"
             ).df()
+            horizons = con.execute(
+                "select distinct horizon_days from marts.fct_churn_labels where horizon_days is not null"
+            ).fetchall()
         except duckdb.CatalogException:
             raise TrainingDataError(
-                "marts.fct_training_snapshots is missing: run `dbt build` (the daily DAG) before training."
+                "marts.fct_training_snapshots is missing: build the training set first "
+                "(`boomerang train` does, or `boomerang dbt build --select +fct_training_snapshots`)."
             ) from None
+    if len(horizons) != 1:
+        raise TrainingDataError(
+            f"marts.fct_churn_labels holds churn horizons {sorted(h for (h,) in horizons)} instead of one: "
+            "rebuild the training set (`boomerang train`)."
+        )
     frame[LABEL] = frame[LABEL].astype(int)
+    frame["horizon_days"] = int(horizons[0][0])
     return frame
+
+
+def horizon_days(frame: pd.DataFrame) -> int:
+    """The churn horizon ``frame``'s labels were built with (load_snapshots' ``horizon_days``)."""
+    return int(frame["horizon_days"].iloc[0])
+
+
+def add_customer_base_features(frame: pd.DataFrame, model, horizon: int) -> pd.DataFrame:
+    """``frame`` with the customer-base model's features (:data:`ml.features.CUSTOMER_BASE_FEATURES`:
+    P(alive), P(no purchase in ``horizon`` days), expected purchase days in them), computed from its
+    purchase-history columns only (ml/clv.py); ``model`` None leaves ``frame`` as it is."""
+    if model is None:
+        return frame
+    from ml.clv import bgnbd_features
+
+    extra = bgnbd_features(model, frame, horizon)
+    return frame.drop(columns=[c for c in extra.columns if c in frame.columns]).join(extra)
 
 
 def split_out_of_time(frame: pd.DataFrame) -> Split:
@@ -73,8 +107,9 @@ def split_out_of_time(frame: pd.DataFrame) -> Split:
     if len(dates) < 3:
         raise TrainingDataError(
             f"Training needs at least 3 as-of dates with an observed churn horizon, found {len(dates)} "
-            f"({', '.join(map(str, dates)) or 'none'}). Load more history or lower the dbt vars "
-            "snapshot_interval_days / churn_horizon_days."
+            f"({', '.join(map(str, dates)) or 'none'}). Load more history, or lower the settings "
+            "BOOMERANG_SNAPSHOT_INTERVAL_DAYS, BOOMERANG_CHURN_HORIZON_DAYS or BOOMERANG_CHURN_LOOKBACK_DAYS "
+            "(or raise BOOMERANG_TRAINING_SNAPSHOTS)."
         )
     as_of = pd.to_datetime(frame["as_of_date"]).dt.date
     test_date, valid_date = dates[-1], dates[-2]

@@ -45,7 +45,17 @@ FEATURES: dict[str, str] = {
     "complaints_open": "{value:.0f} complaint[s] still open",
     "median_resolution_days_365d": "complaints took {value:.0f} day[s] to resolve (median)",
     "last_satisfaction_score": "rated their last complaint {value:.0f} out of 5",
+    # The classic customer-base model's view (BG/NBD, ml/clv.py), fitted at training on the training
+    # slice's purchase histories and stored with the model: candidate features, said as a marketer
+    # would read them ("their purchase pattern": how often and how recently they bought).
+    "bgnbd_p_alive": "{value:.0%} likely to still be a customer, going by their purchase pattern",
+    "bgnbd_p_no_purchase": "{value:.0%} likely to buy nothing in the churn horizon, going by their purchase pattern",
+    "bgnbd_expected_purchases": (
+        "{value:.1f} purchase day[s] expected in the churn horizon, going by their purchase pattern"
+    ),
 }
+# The features the customer-base model adds (ml/clv.py's bgnbd_features), not columns of the marts.
+CUSTOMER_BASE_FEATURES = ["bgnbd_p_alive", "bgnbd_p_no_purchase", "bgnbd_expected_purchases"]
 
 # The logistic-regression baseline: recency, frequency, monetary value.
 RFM_FEATURES = ["days_since_last_purchase", "purchases_365d", "spend_365d"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ class Params:
     monotone_increasing: list[str]
     calibration: str
     leakage_auc: float
-    champion_tolerance_auc: float
-    risk_bands: dict[str, float] = field(default_factory=dict)
+    promotion: dict[str, Any] = field(default_factory=dict)
+    risk_bands: dict[str, Any] = field(default_factory=dict)
+    customer_base: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = PARAMS_FILE, **overrides: Any) -> Params:
@@ -42,8 +44,9 @@ class Params:
             "monotone_increasing": list(raw.get("monotone_increasing", [])),
             "calibration": raw["calibration"],
             "leakage_auc": raw["leakage_auc"],
-            "champion_tolerance_auc": raw["promotion"]["champion_tolerance_auc"],
+            "promotion": dict(raw["promotion"]),
             "risk_bands": dict(raw["risk_bands"]),
+            "customer_base": dict(raw.get("customer_base", {})),
         }
         values.update(overrides)
         return cls(**values)
@@ -57,7 +60,8 @@ class Params:
             "monotone_increasing": self.monotone_increasing,
             "calibration": self.calibration,
             "leakage_auc": self.leakage_auc,
-            "promotion": {"champion_tolerance_auc": self.champion_tolerance_auc},
+            "customer_base": self.customer_base,
+            "promotion": self.promotion,
             "risk_bands": self.risk_bands,
         }
 
@@ -134,7 +138,7 @@ class Calibrator:
         return np.clip(np.interp(scores, self.x, self.y), self.floor, self.ceiling)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"method": "isotonic", "x": self.x, "y": self.y}) + "\n")
+        write_json(path, {"method": "isotonic", "x": self.x, "y": self.y}, indent=None)
 
     @classmethod
     def load(cls, path: Path) -> Calibrator:
@@ -142,10 +146,66 @@ class Calibrator:
         return cls(x=data["x"], y=data["y"])
 
 
-def risk_band(probabilities: np.ndarray, bands: dict[str, float]) -> np.ndarray:
-    """'high', 'medium' or 'low' from the probability thresholds in params.yaml."""
-    ordered = sorted(bands.items(), key=lambda item: item[1], reverse=True)
-    result = np.full(probabilities.shape, ordered[-1][0], dtype=object)
-    for name, threshold in reversed(ordered):
-        result[probabilities >= threshold] = name
+def risk_band(
+    probabilities: np.ndarray, bands: dict[str, Any], order: np.ndarray | None = None
+) -> np.ndarray:
+    """'high', 'medium' or 'low' for each score, as ``bands`` (params.yaml ``risk_bands``) says.
+
+    ``method: quantile``: the top ``quantile.high`` share of the day's scores is 'high', the next
+    ``quantile.medium`` share 'medium', the rest 'low'. Ranked by ``probabilities``, ties broken by
+    ``order`` (the raw score: calibrated probabilities are steps, and thousands may share one);
+    scores equal in both are never split: they take the band their middle position falls in, so
+    a large tie moves the shares by no more than half its size. ``method: thresholds``:
+    probability lower bounds.
+    """
+    method = bands.get("method", "thresholds")
+    result = np.full(probabilities.shape, "low", dtype=object)
+    if not len(probabilities):
+        return result
+    if method == "thresholds":
+        thresholds = bands["thresholds"]
+        result[probabilities >= thresholds["medium"]] = "medium"
+        result[probabilities >= thresholds["high"]] = "high"
+        return result
+    if method != "quantile":
+        raise ValueError(f"risk_bands.method {method!r} in ml/params.yaml: use 'quantile' or 'thresholds'")
+    shares = bands["quantile"]
+    if min(shares["high"], shares["medium"]) < 0 or shares["high"] + shares["medium"] > 1:
+        raise ValueError(
+            f"risk_bands.quantile in ml/params.yaml: high ({shares['high']}) and medium ({shares['medium']}) "
+            "are shares of the day's customers, each at least 0 and together at most 1"
+        )
+    p = np.asarray(probabilities, dtype=float)
+    tie_break = np.zeros(len(p)) if order is None else np.asarray(order, dtype=float)
+    # each score's position from the top (0 = the highest); equal (probability, raw score) pairs
+    # share the middle of their positions
+    ranked = np.lexsort((-tie_break, -p))
+    p_sorted, t_sorted = p[ranked], tie_break[ranked]
+    starts = np.flatnonzero(np.r_[True, (p_sorted[1:] != p_sorted[:-1]) | (t_sorted[1:] != t_sorted[:-1])])
+    ends = np.r_[starts[1:], len(p)]
+    middle = np.repeat((starts + ends - 1) / 2, ends - starts)
+    position = np.empty(len(p))
+    position[ranked] = middle
+    n = len(p)
+    result[position < round((shares["high"] + shares["medium"]) * n)] = "medium"
+    result[position < round(shares["high"] * n)] = "high"
     return result
+
+
+def clean_json(value: Any) -> Any:
+    """``value`` with every NaN or infinity as None (null) and numpy numbers as Python's: what
+    strict JSON can hold."""
+    if isinstance(value, dict):
+        return {str(key): clean_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, value: Any, *, indent: int | None = 2) -> None:
+    """Write ``value`` as strict JSON (NaN as null; never a bare NaN or Infinity), one trailing newline."""
+    path.write_text(json.dumps(clean_json(value), indent=indent, allow_nan=False) + "\n")

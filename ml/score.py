@@ -13,7 +13,7 @@ import pandas as pd
 from boomerang.warehouse.db import connect
 from boomerang.warehouse.schema import ensure_schemas
 from ml.features import describe
-from ml.model import Params, contributions, risk_band
+from ml.model import Params, contributions, raw_scores, risk_band
 from ml.registry import TrainedModel, load_champion
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,14 @@ log = logging.getLogger(__name__)
 
 def score_frame(model: TrainedModel, features: pd.DataFrame, params: Params) -> pd.DataFrame:
     """Probabilities, risk bands and the top three reasons for each row of ``features``: in words
-    (``reason_1``..``reason_3``) and as the feature's name (``reason_1_code``..``reason_3_code``)."""
-    probability = model.predict(features)
+    (``reason_1``..``reason_3``) and as the feature's name (``reason_1_code``..``reason_3_code``).
+
+    ``features`` are the day's rows (all of them: risk bands are shares of the day's scores, see
+    ml/params.yaml ``risk_bands``); the model adds the features it computes itself (BG/NBD's, from
+    the customer-base model stored with it)."""
+    features = model.prepare(features)
+    raw = raw_scores(model.booster, features, model.features)
+    probability = model.calibrator(raw)
     contrib = contributions(model.booster, features, model.features)
     order = np.argsort(-contrib, axis=1)[:, :3]
     top = np.take_along_axis(contrib, order, axis=1)
@@ -34,7 +40,7 @@ def score_frame(model: TrainedModel, features: pd.DataFrame, params: Params) -> 
             "customer_id": features["customer_id"].to_numpy(),
             "as_of_date": pd.to_datetime(features["as_of_date"]).dt.date.to_numpy(),
             "churn_probability": probability.astype(float),
-            "risk_band": risk_band(probability, params.risk_bands),
+            "risk_band": risk_band(probability, params.risk_bands, order=raw),
             "model_version": model.version,
             "reason_1": reason_columns[0],
             "reason_2": reason_columns[1],

@@ -1,10 +1,11 @@
--- One row per as-of date to snapshot for training: a fixed grid, every `snapshot_interval_days` days
--- counted from 1970-01-01, on or before the run's as-of date, as far back as the data reaches (a date
--- needs a full lookback window of history before it). A fixed grid means the dates do not shift from
--- one run to the next, so a model's test date stays the test date. The most recent dates have a
--- horizon that is not fully observed yet; they are kept and marked.
-{%- set interval = var('snapshot_interval_days') -%}
-{%- set unobserved = (setting('churn_horizon_days') | int + interval - 1) // interval %}
+-- Grain: one row per as-of date to snapshot for training.
+-- The latest is the last date whose churn horizon is fully observed (the run's as-of date minus
+-- churn_horizon_days: its label is known, no later date's is), then one every
+-- `snapshot_interval_days` days back, `training_snapshots` dates in all, as far back as the data
+-- reaches (a date needs a full lookback window, churn_lookback_days, of history before it). The
+-- latest is the model's out-of-time test date (ml/data.py), so no fully labelled day is left unused.
+-- The three are settings (boomerang.config: BOOMERANG_SNAPSHOT_INTERVAL_DAYS, ..._TRAINING_SNAPSHOTS,
+-- ..._CHURN_HORIZON_DAYS), passed to every dbt call.
 with
 
 transactions as (
@@ -16,23 +17,25 @@ history as (
     from transactions
 ),
 
-latest_grid_date as (
+steps as (
+    -- days back from the run's as-of date: the horizon, then one interval more per date
     select
         cast(
-            date '1970-01-01'
-            + to_days(({{ as_of_date() }} - date '1970-01-01') // {{ interval }} * {{ interval }}) as date
-        ) as grid_date
+            {{ setting('churn_horizon_days') }}
+            + grid.step * {{ setting('snapshot_interval_days') }} as integer
+        ) as days_back
+    from range(0, {{ setting('training_snapshots') }}) as grid (step)
 ),
 
 candidate_dates as (
-    select cast(latest_grid_date.grid_date - to_days(steps.step * {{ interval }}) as date) as as_of_date
-    from latest_grid_date
-    cross join range(0, {{ var('training_snapshots') + unobserved }}) as steps (step)
+    select cast({{ as_of_date() }} - to_days(steps.days_back) as date) as as_of_date
+    from steps
 ),
 
 dates as (
     select
         candidate_dates.as_of_date,
+        -- true for every date here (the grid starts at the last observed one); kept for the labels
         candidate_dates.as_of_date + to_days({{ setting('churn_horizon_days') }}) <= {{ as_of_date() }}
             as is_label_observed
     from candidate_dates
