@@ -33,6 +33,18 @@ feature_purchase_gaps as (
     where transaction_kind = 'purchase'
 ),
 
+feature_purchase_days as (
+    -- one row per customer per day with a purchase: the unit of the customer-base models (BG/NBD counts
+    -- repeat purchase days, Gamma-Gamma averages their spend), so that a basket split in two is one purchase
+    select
+        customer_id,
+        cast(occurred_at as date) as occurred_date,
+        sum(amount) as day_spend
+    from feature_transactions
+    where transaction_kind = 'purchase'
+    group by customer_id, cast(occurred_at as date)
+),
+
 feature_interactions as (
     select * from {{ ref('stg_landing__interactions') }}
 ),
@@ -119,6 +131,23 @@ gap_features as (
     inner join {{ spine }}
         on feature_purchase_gaps.occurred_at < {{ spine }}.as_of_date
     group by feature_purchase_gaps.customer_id, {{ spine }}.as_of_date
+),
+
+customer_base_features as (
+    -- the RFM summary of the customer-base models (ml/clv.py): frequency, recency and age in days
+    select
+        feature_purchase_days.customer_id,
+        {{ spine }}.as_of_date,
+        count(*) as purchase_days_lifetime,
+        min(feature_purchase_days.occurred_date) as first_purchase_date,
+        max(feature_purchase_days.occurred_date) as last_purchase_date,
+        -- spend after the first purchase day, per repeat day (Gamma-Gamma leaves the first one out)
+        (sum(feature_purchase_days.day_spend) - arg_min(feature_purchase_days.day_spend, feature_purchase_days.occurred_date))
+        / nullif(count(*) - 1, 0) as repeat_spend_per_day
+    from feature_purchase_days
+    inner join {{ spine }}
+        on feature_purchase_days.occurred_date < {{ spine }}.as_of_date
+    group by feature_purchase_days.customer_id, {{ spine }}.as_of_date
 ),
 
 engagement_features as (
@@ -234,6 +263,16 @@ features as (
             as purchases_trend_90d,
         cast(coalesce(purchase_features.spend_90d, 0) - coalesce(purchase_features.spend_prior_90d, 0)
             as decimal(18, 2)) as spend_trend_90d,
+        ----------  the customer-base models' summary (ml/clv.py), in purchase days: BG/NBD's frequency
+        ----------  (repeat days), recency (first to last day) and age (first day to the as-of date),
+        ----------  Gamma-Gamma's monetary value; empty for a customer who never bought
+        coalesce(customer_base_features.purchase_days_lifetime, 0) as purchase_days_lifetime,
+        customer_base_features.purchase_days_lifetime - 1 as repeat_purchase_days,
+        cast(date_diff('day', customer_base_features.first_purchase_date, customer_base_features.last_purchase_date)
+            as integer) as clv_recency_days,
+        cast(date_diff('day', customer_base_features.first_purchase_date, population.as_of_date)
+            as integer) as clv_age_days,
+        cast(customer_base_features.repeat_spend_per_day as decimal(18, 2)) as repeat_spend_per_day,
         ----------  rhythm
         gap_features.avg_gap_days,
         gap_features.last_gap_days,
@@ -250,6 +289,9 @@ features as (
         cast(coalesce(mileage_flow_features.miles_redeemed_365d, 0) as bigint) as miles_redeemed_365d,
         cast(coalesce(mileage_balance_features.miles_balance, 0) as bigint) as miles_balance,
         cast(coalesce(mileage_balance_features.miles_expiring_30d, 0) as bigint) as miles_expiring_30d,
+        -- the earn rule as observed: miles per unit of spend over 365 days (empty without spend)
+        cast(coalesce(mileage_flow_features.miles_earned_365d, 0) as double)
+        / nullif(purchase_features.spend_365d, 0) as miles_per_spend_365d,
         ----------  engagement per channel (90 days); score = (opens + 2 clicks) / 3 (sends + 2), in [0, 1]
         {% for channel in ['email', 'sms', 'push'] %}
         coalesce(engagement_features.{{ channel }}_sent_90d, 0) as {{ channel }}_sent_90d,
@@ -277,6 +319,9 @@ features as (
     left join purchase_features
         on population.customer_id = purchase_features.customer_id
         and population.as_of_date = purchase_features.as_of_date
+    left join customer_base_features
+        on population.customer_id = customer_base_features.customer_id
+        and population.as_of_date = customer_base_features.as_of_date
     left join gap_features
         on population.customer_id = gap_features.customer_id
         and population.as_of_date = gap_features.as_of_date

@@ -1,7 +1,8 @@
 -- One row per customer who signed up before the run's as-of date: everything a marketer filters on
 -- in one place (segment, value, recency, churn risk and why, engagement per channel, complaint
--- status, mileage, tenure). No PII.
--- Tagged `scored`: the daily run builds it after scoring customers, so the risk is today's.
+-- status, mileage and the miles they are predicted to earn, tenure). No PII.
+-- Tagged `scored`: the daily run builds it after scoring customers, so the risk and the predicted
+-- mileage are today's.
 {{ config(tags=['scored']) }}
 
 with
@@ -17,6 +18,14 @@ features as (
 scores as (
     select * from {{ ref('stg_ml__churn_scores') }}
     where as_of_date = {{ as_of_date() }}
+),
+
+mileage_predictions as (
+    -- the latest prediction of the day (a date predicted again by a new mileage champion keeps the newest)
+    select * from {{ ref('stg_ml__mileage_predictions') }}
+    where as_of_date = {{ as_of_date() }}
+    qualify
+        row_number() over (partition by customer_id order by scored_at desc, model_version desc) = 1
 ),
 
 customer_360 as (
@@ -68,6 +77,14 @@ customer_360 as (
         ----------  mileage
         features.miles_balance,
         features.miles_expiring_30d,
+        ----------  predicted mileage (active customers, once a mileage champion predicted them)
+        mileage_predictions.window_days as predicted_window_days,
+        mileage_predictions.predicted_purchases,
+        mileage_predictions.predicted_spend,
+        mileage_predictions.predicted_miles,
+        mileage_predictions.predicted_miles_30d,
+        mileage_predictions.predicted_miles_60d,
+        mileage_predictions.model_version as mileage_model_version,
         ----------  as of
         customers.as_of_date
     from customers
@@ -75,6 +92,8 @@ customer_360 as (
         on customers.customer_id = features.customer_id
     left join scores
         on customers.customer_id = scores.customer_id
+    left join mileage_predictions
+        on customers.customer_id = mileage_predictions.customer_id
 )
 
 select * from customer_360
