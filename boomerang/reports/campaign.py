@@ -42,7 +42,7 @@ SLICES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "grant_size_band": (
         "By grant size (miles; for control, the grant they would have got)",
-        ("up to 500", "501-750", "751-1000", "over 1000", "unknown"),
+        ("up to 50", "51-100", "101-250", "251-500", "over 500", "unknown"),
     ),
 }
 

@@ -102,6 +102,14 @@ class Entry:
     tenure_days: int | None = None
     segment: str | None = None
     channel: str | None = None
+    # how the amount was decided (the mileage model's prediction, and the rule that turned it into
+    # points); in the payload only when set, so entries recorded before they existed keep their hash
+    predicted_miles: float | None = None
+    mileage_model_version: str | None = None
+    amount_rule: str | None = None
+    # the amount the policy decided: a pre-grant's points, and what a holdout would have got (its
+    # points are 0), so the campaign compares the arms by grant size
+    decided_points: int | None = None
     message: str | None = field(default=None, compare=False)  # outbox text, not ledger payload
 
     def __post_init__(self) -> None:
@@ -115,6 +123,16 @@ class Entry:
             raise ValueError(f"{self.entry_key}: a pre-grant needs an expiry after it starts")
 
     def payload(self) -> dict:
+        """What the hash covers: every column but the message, leaving out the later fields
+        (:data:`OPTIONAL_PAYLOAD`) while they are None."""
+        values = self.row()
+        for name in OPTIONAL_PAYLOAD:
+            if values[name] is None:
+                del values[name]
+        return values
+
+    def row(self) -> dict:
+        """Every column of ``ledger.entries`` the entry fills (all but the hash and ``recorded_at``)."""
         values = asdict(self)
         values.pop("message")
         return values
@@ -123,6 +141,11 @@ class Entry:
     def payload_hash(self) -> str:
         canonical = json.dumps(self.payload(), sort_keys=True, default=json_default, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# Fields added after entries were first recorded: hashed only when set, so an entry written before
+# (or one that has no such fact) hashes as it always did.
+OPTIONAL_PAYLOAD = ("predicted_miles", "mileage_model_version", "amount_rule", "decided_points")
 
 
 def json_default(value: object) -> str:
@@ -196,7 +219,7 @@ def record(
             ).fetchall()
         }
         fresh = [entry for entry in entries if entry.entry_key not in existing]
-        fresh_rows = [{**entry.payload(), "payload_hash": entry.payload_hash} for entry in fresh]
+        fresh_rows = [{**entry.row(), "payload_hash": entry.payload_hash} for entry in fresh]
         con.register("fresh_entries", pa.Table.from_pylist(fresh_rows, schema=_entry_schema()))
         con.execute(
             f"insert into ledger.entries ({', '.join(ENTRY_COLUMNS)}, payload_hash, recorded_at) "
@@ -284,6 +307,8 @@ def _entry_schema():
         "decision_rank": pa.int32(),
         "budget_used_points": pa.int64(),
         "tenure_days": pa.int32(),
+        "predicted_miles": pa.float64(),
+        "decided_points": pa.int64(),
     }
     return pa.schema(
         [(name, types.get(name, pa.string())) for name in ENTRY_COLUMNS] + [("payload_hash", pa.string())]

@@ -23,13 +23,36 @@ log = logging.getLogger(__name__)
 # One row per scored customer at the run's date, with what the policy needs to know about them:
 # the day's churn scores (every active customer the champion scored) joined to the policy's facts,
 # marts.customer_policy_facts, built by the day's dbt build for the same date (it owns what counts
-# as an open complaint, a message in the contact window, an earlier decision).
+# as an open complaint, a message in the contact window, an earlier decision), and to the day's
+# mileage predictions over the grant's window (null for a customer the mileage model did not
+# predict, or on a day with no mileage model: the policy's flat rule then decides the amount).
+# When several mileage model versions predicted the day, the one that scored last is taken, whole:
+# the champion of the moment (a re-promotion re-scores the day), never a mix of two models.
+# A prediction over another window than the grant's (the expiry changed since it was scored) is
+# not used: miles over 30 days are not a 14-day grant.
 CANDIDATES_SQL = """
 with
 scores as (
     select customer_id, churn_probability, model_version, reason_1, reason_2, reason_3
     from staging.stg_ml__churn_scores
     where as_of_date = $as_of
+),
+mileage_versions as (
+    select model_version, max(scored_at) as scored_at
+    from staging.stg_ml__mileage_predictions
+    where as_of_date = $as_of and window_days = $window_days
+    group by model_version
+),
+mileage_model as (
+    select model_version from mileage_versions order by scored_at desc, model_version desc limit 1
+),
+predictions as (
+    select customer_id, predicted_miles, model_version as mileage_model_version
+    from staging.stg_ml__mileage_predictions
+    where
+        as_of_date = $as_of
+        and window_days = $window_days
+        and model_version in (select model_version from mileage_model)
 )
 select
     scores.customer_id,
@@ -46,20 +69,48 @@ select
     facts.open_complaint_days,
     facts.last_decision_date,
     facts.has_open_pregrant,
-    facts.messages_in_window
+    facts.messages_in_window,
+    predictions.predicted_miles,
+    predictions.mileage_model_version
 from scores
 inner join marts.customer_policy_facts as facts on scores.customer_id = facts.customer_id
+left join predictions on scores.customer_id = predictions.customer_id
 order by scores.customer_id
 """
 
 
-def read_candidates(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    """The facts behind the policy for every customer scored at ``as_of`` (empty without scores).
+def read_candidates(con: duckdb.DuckDBPyConnection, as_of: date, window_days: int) -> pd.DataFrame:
+    """The facts behind the policy for every customer scored at ``as_of`` (empty without scores),
+    with the mileage predicted over ``window_days`` (the grant's expiry) where there is one.
 
     The contact window and the campaign the facts count messages for are the settings' (the dbt
     vars contact_window_days and campaign_id, from ``Settings.dbt_vars()``).
     """
-    candidates = con.execute(CANDIDATES_SQL, {"as_of": as_of}).df()
+    from boomerang.warehouse.db import table_exists
+
+    if not table_exists(con, "staging", "stg_ml__mileage_predictions"):
+        raise RuntimeError(
+            "staging.stg_ml__mileage_predictions does not exist in this warehouse: the policy reads the "
+            "day's mileage predictions through it. It is a dbt view: run the daily dbt build "
+            f"(boomerang dbt build --as-of {as_of}, or the dbt_build step), then re-run this step."
+        )
+    candidates = con.execute(CANDIDATES_SQL, {"as_of": as_of, "window_days": window_days}).df()
+    if not candidates.empty and candidates["predicted_miles"].isna().all():
+        other = con.execute(
+            "select list(distinct window_days order by window_days) from staging.stg_ml__mileage_predictions "
+            "where as_of_date = ? and window_days <> ?",
+            [as_of, window_days],
+        ).fetchone()[0]  # type: ignore[index]
+        if other:
+            log.warning(
+                "The mileage predictions for %s cover %s-day windows, not the grant's %d days "
+                "(BOOMERANG_GRANT_EXPIRY_DAYS changed since they were scored?): they are not used, "
+                "and every grant takes the flat amount. Re-run the predict_mileage step for %s.",
+                as_of,
+                "/".join(map(str, other)),
+                window_days,
+                as_of,
+            )
     if not candidates.empty:
         [(built_for,)] = con.execute("select max(as_of_date) from marts.customer_policy_facts").fetchall()
         if built_for != as_of:
@@ -105,6 +156,11 @@ def decision_entries(decisions: pd.DataFrame, policy: Policy, as_of: date) -> li
                 tenure_days=None if pd.isna(row["tenure_days"]) else int(row["tenure_days"]),
                 segment=_text(row.get("segment")),
                 channel=row["channel"] if treated else None,
+                # the amount's record, for the control too: what the policy would have granted
+                predicted_miles=_number(row["predicted_miles"]),
+                mileage_model_version=_text(row["mileage_model_version"]),
+                amount_rule=row["amount_rule"],
+                decided_points=int(row["points"]),
                 message=message(row, policy) if treated else None,
             )
         )
@@ -113,6 +169,11 @@ def decision_entries(decisions: pd.DataFrame, policy: Policy, as_of: date) -> li
 
 def _text(value: object) -> str | None:
     return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def _number(value: object) -> float | None:
+    """A prediction for the record, rounded so its hash does not hang on the last float bits."""
+    return None if value is None or pd.isna(value) else round(float(value), 3)
 
 
 def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
@@ -127,7 +188,7 @@ def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
     policy = settings.policy
     with connect(settings.warehouse_path) as con:
         ensure_schemas(con)
-        candidates = read_candidates(con, as_of)
+        candidates = read_candidates(con, as_of, policy.expiry_days)
         if candidates.empty:
             log.warning(
                 "No churn scores for %s (no champion model yet?): no pre-grants decided. "

@@ -17,10 +17,24 @@ checks the clawbacks) the pipeline wrote to its outbox for that day. Each
 customer carries a hidden persuadability type (:data:`PERSUADABILITY`): while a
 grant is open a persuadable customer churns far less and buys more, a sleeping
 dog churns a little more, the others go on as before; grant holders spend the
-grant first. What each grant was given to is recorded in ``truth/`` in the world
-folder, for measuring uplift, never in landing. Grant-related random numbers
-come from their own ``(seed, day)`` stream, so a world without an outbox writes
-the same bytes as one that never heard of grants.
+grant first.
+
+How much a grant moves a customer depends on its size against what they usually
+earn over the grant's window (:func:`usual_earn`: their purchase rate on the day
+the grant arrives x their mean basket in miles under the earn rule, one mile per
+whole unit spent, x the window's days): its *strength* is
+``1 - exp(-points / (k x usual earn))`` with ``k = Behaviour.grant_effect_scale``
+(0.5: a grant of a tenth of the usual earn has 18% of the full effect, one of
+the usual earn 86%, one of twice the usual earn 98%: it saturates). The change
+to the churn logit, the extra purchase rate and the lasting drop in
+disengagement are each the full effect of the customer's type times that
+strength, so a flat amount far above what a customer buys and a predicted one
+are not the same thing to the world, and a token grant does next to nothing.
+
+What each grant was given to (type, usual earn, strength) is recorded in
+``truth/`` in the world folder, for measuring uplift, never in landing.
+Grant-related random numbers come from their own ``(seed, day)`` stream, so a
+world without an outbox writes the same bytes as one that never heard of grants.
 """
 
 from __future__ import annotations
@@ -68,6 +82,7 @@ GRANT_TRUTH_FILE = "grants.parquet"
 GRANT_STREAM = 7  # grant-related draws come from (seed, day, GRANT_STREAM), apart from the main stream
 SECONDS_OPEN = 8 * 3600  # activity happens between 08:00 and 22:00 UTC
 SECONDS_SPAN = 14 * 3600
+BASKET_SIGMA = 0.5  # a basket is exp(normal(the customer's basket_log_mean, this)) + 1
 
 # What the hidden ``persuadability`` code (int8) means: how a customer reacts to a grant.
 PERSUADABILITY = (
@@ -107,6 +122,9 @@ class Behaviour:
     grant_redeem_share: tuple[float, ...] = (0.7, 0.9, 0.3, 0.5)  # chance a purchase spends the grant
     grant_redeem_points_per_unit: int = 20  # a grant redemption covers up to 20 points per unit spent,
     grant_redeem_min_points: int = 100  # in hundreds, at least 100 (capped by what is left)
+    # The grant's strength, 1 - exp(-points / (grant_effect_scale x usual earn over its window)),
+    # scales the three reactions above: a grant this share of the usual earn has 63% of the effect.
+    grant_effect_scale: float = 0.5
 
 
 class World:
@@ -149,8 +167,11 @@ class World:
         with np.load(world_dir / STATE_FILE) as arrays:
             state = {name: arrays[name] for name in arrays.files}
         # Worlds saved before grants existed lack these: no customer holds a grant.
+        had_strength = "grant_strength" in state
         for name, values in _grant_state(state["number"].shape[0]).items():
             state.setdefault(name, values)
+        if not had_strength:  # grants applied before their size mattered had their full effect
+            state["grant_strength"] = np.where(state["grant_start_day"] >= 0, 1.0, 0.0)
         for key, value in _outbox_meta().items():
             meta.setdefault(key, value)
         return cls(world_dir, meta, state)
@@ -326,11 +347,17 @@ class World:
         expiry_day = (expires.date() - self.start).days
         kind = int(s["persuadability"][index])
         churned = bool(s["churn_day"][index] >= 0)
-        s["grant_points_left"][index] = int(message["points"])
+        points = int(message["points"])
+        usual = float(
+            usual_earn(s, self.behaviour, np.array([index]), max(expiry_day - message["day"], 1))[0]
+        )
+        strength = float(grant_strength(points, usual, self.behaviour.grant_effect_scale))
+        s["grant_points_left"][index] = points
         s["grant_start_day"][index] = message["day"]
         s["grant_expiry_day"][index] = expiry_day
+        s["grant_strength"][index] = strength
         if day < expiry_day:
-            drop = self.behaviour.grant_disengagement_drop[kind]
+            drop = self.behaviour.grant_disengagement_drop[kind] * strength
             s["disengagement"][index] = max(0.0, float(s["disengagement"][index]) - drop)
         self.meta["outbox_counts"]["credits"] += 1
         self._grant_truth.append(
@@ -341,8 +368,10 @@ class World:
                 "grant_date": self.start + timedelta(days=message["day"]),
                 "applied_date": self.start + timedelta(days=day),
                 "expiry_date": self.start + timedelta(days=expiry_day),
-                "points": int(message["points"]),
+                "points": points,
                 "churned_before_grant": churned,
+                "usual_earn": usual,
+                "strength": strength,
             }
         )
 
@@ -404,6 +433,12 @@ class World:
         new = pa.Table.from_pylist(self._grant_truth, schema=GRANT_TRUTH_SCHEMA)
         if path.exists():
             old = pq.read_table(path)
+            for name in GRANT_TRUTH_SCHEMA.names:  # written before a column existed: null there
+                if name not in old.column_names:
+                    old = old.append_column(
+                        GRANT_TRUTH_SCHEMA.field(name), pa.nulls(old.num_rows, pa.float64())
+                    )
+            old = old.select(GRANT_TRUTH_SCHEMA.names).cast(GRANT_TRUTH_SCHEMA)
             first = pa.scalar(self.start + timedelta(days=first_day), pa.date32())
             kept = old.filter(pc.less(old["applied_date"], first))
             if not self._grant_truth and kept.num_rows == old.num_rows:
@@ -457,17 +492,20 @@ class World:
             - b.churn_tenure * np.log1p(tenure_years)
         )
         if any_granted:  # guarded so a world without grants computes exactly what it always did
-            logit = logit + np.where(granted, np.array(b.grant_churn_logit)[kinds], 0.0)
+            logit = logit + np.where(granted, s["grant_strength"] * np.array(b.grant_churn_logit)[kinds], 0.0)
         churning = alive & (rng.random(n) < 1 / (1 + np.exp(-logit)))
         s["churn_day"][churning] = day
         alive &= ~churning
 
         # Purchases, refunds and mileage.
-        rate = (1 - 0.8 * disengaged) / (b.purchase_days_mean * s["rhythm"])
+        rate = _purchase_rate(b, disengaged, s["rhythm"])
         if any_granted:
-            rate = np.where(granted, rate * np.array(b.grant_purchase_factor)[kinds], rate)
+            lift = 1 + (np.array(b.grant_purchase_factor)[kinds] - 1) * s["grant_strength"]
+            rate = np.where(granted, rate * lift, rate)
         buyers = np.flatnonzero(alive & (rng.random(n) < rate))
-        amounts = np.round(np.exp(rng.normal(s["basket_log_mean"][buyers], 0.5)).astype(np.float64) + 1.0, 2)
+        amounts = np.round(
+            np.exp(rng.normal(s["basket_log_mean"][buyers], BASKET_SIGMA)).astype(np.float64) + 1.0, 2
+        )
         channel_draw = rng.random(buyers.size)
         channels = (channel_draw[:, None] > s["channel_cdf"][buyers, :2]).sum(axis=1)
         seconds = SECONDS_OPEN + rng.integers(0, SECONDS_SPAN - 7200, buyers.size)
@@ -777,7 +815,31 @@ def _grant_state(count: int) -> dict[str, np.ndarray]:
         "grant_points_left": np.zeros(count, np.int64),
         "grant_start_day": np.full(count, -1, np.int32),  # the grant's as-of day; -1: never granted
         "grant_expiry_day": np.full(count, -1, np.int32),  # first day it can no longer be spent
+        "grant_strength": np.zeros(count, np.float64),  # how much the grant moves them, in [0, 1]
     }
+
+
+def _purchase_rate(behaviour: Behaviour, disengagement: np.ndarray, rhythm: np.ndarray) -> np.ndarray:
+    """Each customer's chance of buying on a day: less as they disengage, by their own rhythm."""
+    return (1 - 0.8 * disengagement) / (behaviour.purchase_days_mean * rhythm)
+
+
+def usual_earn(
+    state: dict[str, np.ndarray], behaviour: Behaviour, index: np.ndarray, window_days: int
+) -> np.ndarray:
+    """The miles the customers at ``index`` usually earn over ``window_days``, from the hidden state:
+    today's purchase rate x the mean miles of a basket x the days (no grant's lift included)."""
+    rate = _purchase_rate(behaviour, state["disengagement"][index], state["rhythm"][index]).astype(np.float64)
+    basket = np.exp(state["basket_log_mean"][index].astype(np.float64) + BASKET_SIGMA**2 / 2) + 1.0
+    # the earn rule: one mile per whole unit spent, at least one (flooring takes half a unit on average)
+    miles_per_purchase = np.maximum(basket - 0.5, 1.0)
+    return rate * miles_per_purchase * window_days
+
+
+def grant_strength(points: float | np.ndarray, usual: float | np.ndarray, scale: float) -> np.ndarray:
+    """How much of a customer's full reaction a grant of ``points`` brings out, in [0, 1]: next to
+    nothing for a grant far below the ``usual`` earn over its window, saturating above it."""
+    return 1.0 - np.exp(-np.asarray(points, dtype=np.float64) / (scale * np.maximum(usual, 1e-9)))
 
 
 def _outbox_meta() -> dict:
@@ -803,6 +865,8 @@ GRANT_TRUTH_SCHEMA = pa.schema(
         ("expiry_date", pa.date32()),  # first day it can no longer be spent
         ("points", pa.int64()),
         ("churned_before_grant", pa.bool_()),
+        ("usual_earn", pa.float64()),  # miles the customer usually earns over the grant's window
+        ("strength", pa.float64()),  # 1 - exp(-points / (grant_effect_scale x usual_earn))
     ]
 )
 

@@ -10,13 +10,15 @@
     end
 {%- endmacro %}
 
-{#- A grant's size in bands of miles (the campaign marts slice results by it): up to 500,
-    501-750, 751-1000, over 1000. -#}
+{#- A grant's size in bands of miles (the campaign marts slice results by it): up to 50, 51-100,
+    101-250, 251-500, over 500. Predicted grants are what a customer's purchases earn over the
+    grant's window (tens to hundreds of miles); the flat amount is 500 and more. -#}
 {% macro grant_size_band(points) -%}
     case
-        when {{ points }} <= 500 then 'up to 500'
-        when {{ points }} <= 750 then '501-750'
-        when {{ points }} <= 1000 then '751-1000'
-        else 'over 1000'
+        when {{ points }} <= 50 then 'up to 50'
+        when {{ points }} <= 100 then '51-100'
+        when {{ points }} <= 250 then '101-250'
+        when {{ points }} <= 500 then '251-500'
+        else 'over 500'
     end
 {%- endmacro %}

@@ -253,8 +253,8 @@ def test_results_by_channel_tenure_and_grant_size(built):
     its cohort and tenure year got."""
     assert _slices(built, "channel") == {"email": (20, 40), "sms": (20, 0)}
     assert _slices(built, "tenure_band") == {"0-6 months": (20, 20), "1-3 years": (20, 20)}
-    assert _slices(built, "grant_size_band") == {"up to 500": (40, 40)}
-    assert _slices(built, "grant_size_band", "all") == {"up to 500": (40, 40)}
+    assert _slices(built, "grant_size_band") == {"251-500": (40, 40)}
+    assert _slices(built, "grant_size_band", "all") == {"251-500": (40, 40)}
     dimensions = {row[0] for row in query(built, "select distinct dimension from marts.fct_campaign_results")}
     assert dimensions == {"overall", "segment", "risk_band", "channel", "tenure_band", "grant_size_band"}
 

@@ -81,7 +81,7 @@ SLICE_VALUES = {
     "risk_band": ["high", "medium", "low"],
     "channel": ["email", "sms", "push"],
     "tenure_band": ["0-6 months", "6-12 months", "1-3 years", "3+ years"],
-    "grant_size_band": ["up to 500", "501-750", "751-1000"],
+    "grant_size_band": ["up to 50", "51-100", "101-250"],
 }
 
 

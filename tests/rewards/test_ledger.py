@@ -65,6 +65,73 @@ def test_a_run_that_decided_must_decide_the_same_set_again(con):
     assert len(entries(con)) == 2
 
 
+# Hashes of entries as the ledger recorded them before the amount's record existed (computed with
+# that code): they must not change, or every re-run of an earlier date would be refused.
+OLD_PREGRANT_HASH = "ede0186a9ff180cfb548a6618125525d70097385f5b1cee54096f836456dc6e9"
+OLD_HOLDOUT_HASH = "315f941d11c51a38e07fe5ec922714574e72b18a0748a7c3048d2edcacfbe969"
+
+
+def _old_style_pregrant(**extra) -> ledger.Entry:
+    return pregrant(
+        "C1",
+        D,
+        tenure_days=400,
+        segment="loyal",
+        expected_value=1.5,
+        decision_rank=1,
+        budget_used_points=500,
+        reason_1="r",
+        **extra,
+    )
+
+
+def test_entries_recorded_before_the_amount_record_keep_their_hashes():
+    assert _old_style_pregrant().payload_hash == OLD_PREGRANT_HASH
+    assert holdout("C2", D).payload_hash == OLD_HOLDOUT_HASH
+    # the amount's record is part of the payload once it is set
+    recorded = _old_style_pregrant(
+        predicted_miles=812.5, mileage_model_version="mm1", amount_rule="predicted"
+    )
+    assert recorded.payload_hash != OLD_PREGRANT_HASH
+    assert recorded.payload()["predicted_miles"] == 812.5
+    assert _old_style_pregrant(amount_rule="flat (no mileage model)").payload_hash != OLD_PREGRANT_HASH
+
+
+def test_an_older_ledger_gains_the_amount_columns_and_its_entries_replay_as_no_ops(tmp_path):
+    import re
+
+    from boomerang.warehouse.schema import LEDGER_DDL
+
+    path = tmp_path / "old.duckdb"
+    con = open_warehouse(path)
+    con.execute("drop view ledger.pregrant_allocations")
+    con.execute("drop table ledger.entries")
+    old_ddl = re.sub(r"\n\s*(predicted_miles|mileage_model_version|amount_rule)\s[^\n]*", "", LEDGER_DDL[0])
+    assert "amount_rule" not in old_ddl and "predicted_miles" not in old_ddl
+    con.execute(old_ddl)
+    old = _old_style_pregrant()
+    values = {**old.row(), "payload_hash": old.payload_hash}
+    for name in ledger.OPTIONAL_PAYLOAD:
+        del values[name]
+    con.execute(
+        f"insert into ledger.entries ({', '.join(values)}, recorded_at) values ({', '.join('?' * len(values))}, now())",
+        list(values.values()),
+    )
+    con.close()
+    con = open_warehouse(path)  # ensure_schemas migrates
+    try:
+        columns = {row[0] for row in con.execute("describe ledger.entries").fetchall()}
+        assert {"predicted_miles", "mileage_model_version", "amount_rule"} <= columns
+        assert ledger.record(con, [old], run_date=D).as_dict() == {"written": 0, "already_there": 1}
+        new = pregrant("C5", D, predicted_miles=40.25, mileage_model_version="mm1", amount_rule="predicted")
+        assert ledger.record(con, [new], run_date=D).written == 1
+        assert con.execute(
+            "select customer_id, predicted_miles, mileage_model_version, amount_rule from ledger.entries order by 1"
+        ).fetchall() == [("C1", None, None, None), ("C5", 40.25, "mm1", "predicted")]
+    finally:
+        con.close()
+
+
 def test_entries_refuse_nonsense():
     with pytest.raises(ValueError, match="points > 0"):
         pregrant("C1", D, points=0)

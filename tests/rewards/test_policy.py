@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boomerang.config import Policy
-from boomerang.rewards.policy import decide, grant_points, is_holdout, message
+from boomerang.rewards.policy import (
+    decide,
+    grant_amounts,
+    grant_points,
+    is_holdout,
+    message,
+    summarise,
+    tenure_multiplier,
+)
 
 AS_OF = date(2025, 6, 1)
 POLICY = Policy()
@@ -33,6 +41,8 @@ def candidate(customer_id: str = "C1", **overrides) -> dict:
         "last_decision_date": None,
         "has_open_pregrant": False,
         "messages_in_window": 0,
+        "predicted_miles": None,  # no mileage model: the flat amount
+        "mileage_model_version": None,
     }
     return {**row, **overrides}
 
@@ -176,3 +186,201 @@ def test_a_cooldown_shorter_than_the_expiry_is_refused():
 def test_policy_version_follows_the_knobs():
     assert Policy().version == Policy().version
     assert Policy(grant_points=600).version != Policy().version
+
+
+# ---------------------------------------------------------------------- the amount is the prediction
+
+
+def test_the_policy_version_names_the_predicted_amount_rules():
+    assert Policy().version.startswith("p2-")
+    for knob in (
+        {"grant_round_points": 50},
+        {"grant_floor_points": 100},
+        {"tenure_bonus_rate": 0.2},
+        {"max_tenure_bonus_rate": 0.3},
+        {"make_good_points": 300},
+    ):
+        assert Policy(**knob).version != Policy().version, knob
+
+
+def test_a_floor_above_the_cap_is_refused():
+    with pytest.raises(ValueError, match="GRANT_FLOOR_POINTS=2000 is above BOOMERANG_GRANT_MAX_POINTS=1000"):
+        Policy(grant_floor_points=2000)
+
+
+@pytest.mark.parametrize(
+    ("predicted", "points", "rule"),
+    [
+        (847.0, 850, "predicted"),
+        (845.0, 850, "predicted"),  # half up, not to the even ten
+        (844.9, 840, "predicted"),
+        (25.0, 30, "predicted"),
+        (19.0, 20, "predicted"),
+        (14.9, 20, "predicted (floor)"),  # rounds to 10, under the floor of 20
+        (0.0, 20, "predicted (floor)"),
+        (1004.9, 1000, "predicted"),  # rounds to the cap itself: not bound by it
+        (1005.0, 1000, "predicted (cap)"),
+        (40_000.0, 1000, "predicted (cap)"),
+    ],
+)
+def test_the_amount_is_the_rounded_prediction_within_floor_and_cap(predicted, points, rule):
+    row = verdict(policy=Policy(holdout_share=0), predicted_miles=predicted, tenure_days=100)
+    assert (row["points"], row["amount_rule"]) == (points, rule)
+    assert row["budget_used_points"] == points
+
+
+def test_the_rounding_unit_is_a_setting():
+    policy = Policy(holdout_share=0, grant_round_points=50, grant_floor_points=50)
+    assert verdict(policy=policy, predicted_miles=824.9, tenure_days=0)["points"] == 800
+    assert verdict(policy=policy, predicted_miles=825.0, tenure_days=0)["points"] == 850
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(0, 50_000, allow_nan=False),
+    st.sampled_from([1, 10, 25, 50, 100]),
+    st.integers(1, 500),
+    st.integers(500, 5000),
+)
+def test_a_predicted_amount_is_the_prediction_rounded_to_the_unit_and_held_in_bounds(
+    predicted, unit, floor, cap
+):
+    policy = Policy(grant_round_points=unit, grant_floor_points=floor, max_points_per_customer=cap)
+    [points], [rule] = grant_amounts(np.array([predicted]), np.array([0]), np.array([False]), policy)
+    assert floor <= points <= cap
+    if rule == "predicted":
+        assert points % unit == 0 and abs(points - predicted) <= unit / 2 + 1e-6
+    elif rule == "predicted (floor)":
+        assert points == floor and predicted < floor + unit / 2
+    else:
+        assert rule == "predicted (cap)" and points == cap and predicted > cap - unit / 2
+
+
+def test_tenure_multiplies_a_predicted_grant_up_to_its_cap():
+    policy = Policy(holdout_share=0)  # +10% a year, at most +50%
+    assert verdict(policy=policy, predicted_miles=500.0, tenure_days=3 * 365)["points"] == 650
+    assert verdict(policy=policy, predicted_miles=500.0, tenure_days=12 * 365)["points"] == 750
+    assert tenure_multiplier(np.array([0, 364, 365, 20 * 365]), policy).tolist() == [1.0, 1.0, 1.1, 1.5]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.none(), st.floats(0, 5000, allow_nan=False)),
+    st.integers(0, 30 * 365),
+    st.integers(0, 30 * 365),
+    st.booleans(),
+)
+def test_tenure_never_lowers_a_grant_under_any_rule(predicted, shorter, longer_by, make_good):
+    miles = np.array([predicted, predicted, 100.0], dtype=object)  # a third customer with a prediction
+    tenure = np.array([shorter, shorter + longer_by, 0])
+    points, rules = grant_amounts(miles, tenure, np.array([make_good, make_good, False]), POLICY)
+    assert rules[0] == rules[1] or rules[0].startswith("predicted")  # only a bound can change
+    assert points[1] >= points[0]
+    # and a newcomer with the same prediction never gets more than someone with years behind them
+    [newcomer], _ = grant_amounts(miles[:1], np.array([0]), np.array([make_good]), POLICY)
+    assert points[0] >= newcomer
+
+
+def test_without_a_prediction_the_flat_rule_decides_and_says_why():
+    crowd = frame(
+        candidate("C1", predicted_miles=300.0, mileage_model_version="mm1", tenure_days=100),
+        candidate("C2", predicted_miles=None, tenure_days=2 * 365),
+    )
+    decisions = decide(crowd, Policy(holdout_share=0), AS_OF).set_index("customer_id")
+    assert decisions.loc["C1", ["points", "amount_rule"]].tolist() == [300, "predicted"]
+    assert decisions.loc["C2", ["points", "amount_rule"]].tolist() == [700, "flat (no prediction)"]
+    nobody = decide(frame(candidate("C3")), POLICY, AS_OF).iloc[0]
+    assert nobody["amount_rule"] == "flat (no mileage model)"
+    assert nobody["points"] == grant_points(np.array([400]), POLICY)[0] == 600
+
+
+def test_a_make_good_keeps_its_own_amount_whatever_the_prediction():
+    policy = Policy(holdout_share=0, make_good_points=300)
+    row = verdict(policy=policy, open_complaint_days=10, predicted_miles=40.0, tenure_days=2 * 365)
+    assert (row["grant_rule"], row["amount_rule"], row["points"]) == ("make_good", "make_good", 500)
+
+
+def test_expected_value_is_priced_on_the_real_amount():
+    small = verdict(predicted_miles=50.0, tenure_days=100)
+    large = verdict(predicted_miles=900.0, tenure_days=100)
+    assert (small["points"], large["points"]) == (50, 900)
+    gap = POLICY.expected_redeem_rate * (900 - 50) * POLICY.value_per_mile
+    assert small["expected_value"] - large["expected_value"] == pytest.approx(gap)
+
+
+def _uneven_crowd(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    miles = rng.lognormal(4.5, 1.2, n)
+    return frame(
+        *[
+            candidate(
+                f"C{i:06d}",
+                churn_probability=float(rng.uniform(0.3, 0.9)),
+                tenure_days=int(rng.integers(0, 3000)),
+                spend_365d=float(rng.uniform(300, 3000)),
+                predicted_miles=None if rng.random() < 0.1 else float(miles[i]),
+                mileage_model_version="mm1",
+            )
+            for i in range(n)
+        ]
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 40_000), st.floats(0, 0.5), st.integers(0, 1000))
+def test_the_budget_is_never_exceeded_with_uneven_amounts(budget, share, seed):
+    policy = Policy(budget_points=budget, holdout_share=share)
+    decisions = decide(_uneven_crowd(120, seed), policy, AS_OF)
+    treated = decisions[decisions["arm"] == "treatment"]
+    assert treated["points"].sum() <= budget
+    # walking down the ranking: each treated grant fitted what was left, each one skipped did not
+    left = budget
+    for row in decisions[decisions["decision_rank"].notna()].itertuples():
+        if row.selected:
+            assert row.points <= left
+            left -= row.points if row.arm == "treatment" else 0
+            assert row.budget_used_points == budget - left
+        else:
+            assert row.ineligible_reason == "over budget" and row.points > left
+
+
+def test_the_message_says_what_the_amount_is():
+    policy = Policy(holdout_share=0)
+    predicted = verdict(policy=policy, predicted_miles=847.0, tenure_days=100)
+    assert message(predicted, policy) == (
+        "850 miles — what your next purchases would earn — are yours now, until 14 June 2025."
+    )
+    thanked = verdict(policy=policy, predicted_miles=500.0, tenure_days=2 * 365)
+    assert message(thanked, policy) == (
+        "600 miles — what your next purchases would earn — are yours now, until 14 June 2025. "
+        "Thank you for 2 years with us."
+    )
+    capped = verdict(policy=policy, predicted_miles=4000.0, tenure_days=100)
+    assert message(capped, policy) == (
+        "1,000 miles — toward what your next purchases would earn — are yours now, until 14 June 2025."
+    )
+    floor = verdict(policy=policy, predicted_miles=3.0, tenure_days=100)
+    assert (
+        message(floor, policy) == "20 miles for your next purchases are yours now, on us, until 14 June 2025."
+    )
+    flat = verdict(policy=policy, predicted_miles=None, tenure_days=100)
+    assert message(flat, policy) == "500 miles are yours, on us, to use until 14 June 2025."
+    sorry = verdict(policy=policy, predicted_miles=847.0, tenure_days=100, open_complaint_days=9)
+    assert message(sorry, policy) == (
+        "We are sorry your complaint is taking us so long. 500 miles are yours, on us, to use until 14 June 2025."
+    )
+    # a grant that predicts nothing is never worded as a prediction
+    for row in (floor, flat, sorry):
+        assert "would earn" not in message(row, policy)
+
+
+def test_the_log_counts_the_amount_rules():
+    crowd = frame(
+        candidate("C1", predicted_miles=300.0), candidate("C2"), candidate("C3", predicted_miles=1.0)
+    )
+    counts = summarise(decide(crowd, Policy(holdout_share=0), AS_OF))
+    assert {key: value for key, value in counts.items() if key.startswith("amount: ")} == {
+        "amount: flat (no prediction)": 1,
+        "amount: predicted": 1,
+        "amount: predicted (floor)": 1,
+    }

@@ -19,6 +19,8 @@ from conftest import TINY_AS_OF, copy_warehouse, query, table_checksums
 from boomerang.config import PROJECT_ROOT
 from boomerang.rewards import ledger
 from boomerang.rewards import steps as rewards
+from boomerang.rewards.policy import grant_points, predicted_points
+from boomerang.warehouse.dbt import run_dbt
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +164,137 @@ def test_a_grant_step_killed_mid_run_then_rerun_leaves_exactly_one_clean_run(
     assert ledger_state(settings)[1:] == ledger_state(clean_run[0])[1:]
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         assert [r.name for r in ledger.check_invariants(con, AS_OF) if not r.holds] == []
+
+
+# ---------------------------------------------------------------------- the amount is the prediction
+
+MILEAGE_MODEL = "mileage-test-v2"
+
+
+def write_mileage_predictions(settings, seed: int) -> dict[str, float]:
+    """The day's mileage predictions, inserted into ml.mileage_predictions as the predict step writes
+    them (Contract 3): the champion's (``MILEAGE_MODEL``, scored last) for every scored customer but
+    every seventh; an older version scored before it for everyone, and a later one over another window
+    than the grant's, neither of which the policy may use. Returns the champion's, by customer."""
+    policy = settings.policy
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        customers = [
+            customer
+            for (customer,) in con.execute(
+                "select customer_id from ml.churn_scores where as_of_date = ? order by 1", [AS_OF]
+            ).fetchall()
+        ]
+        rng = np.random.default_rng(seed)
+        miles = rng.lognormal(3.5, 1.3, len(customers))  # uneven: floors, plain amounts and a few caps
+        miles[:3] = [2.0, 5_000.0, 845.0]
+        champion = {c: float(m) for i, (c, m) in enumerate(zip(customers, miles, strict=True)) if i % 7 != 6}
+        rows = [(c, 777.0, "mileage-test-v1", policy.expiry_days, "2025-03-17 01:00") for c in customers]
+        rows += [(c, m, MILEAGE_MODEL, policy.expiry_days, "2025-03-17 02:00") for c, m in champion.items()]
+        # a later model's predictions over a 30-day window: the latest scored, but not a 14-day grant
+        rows += [(c, 999.0, "mileage-test-v3", 30, "2025-03-17 03:00") for c in customers]
+        con.executemany(
+            "insert into ml.mileage_predictions values (?, ?, ?, ?, 1.0, 50.0, ?, null, null, ?)",
+            [(c, AS_OF, version, window, m, at) for c, m, version, window, at in rows],
+        )
+    finally:
+        con.close()
+    return champion
+
+
+@pytest.fixture(scope="module")
+def predicted_run(scored, tmp_path_factory):
+    """The pre-grant step on a day with mileage predictions (inserted, not predicted: the mileage
+    model has tests of its own), then the ledger step's dbt build."""
+    settings = copy_of(scored, tmp_path_factory.mktemp("predicted") / "run")
+    predictions = write_mileage_predictions(settings, seed=5)
+    counts = rewards.pregrant(settings, AS_OF)
+    run_dbt(settings, "build", AS_OF, ["--select", "tag:ledger"])
+    return settings, counts, predictions
+
+
+def test_the_decision_record_carries_the_prediction_its_model_and_the_amount_rule(predicted_run):
+    settings, counts, predictions = predicted_run
+    policy = settings.policy
+    rows = query(
+        settings,
+        "select customer_id, kind, points, predicted_miles, mileage_model_version, amount_rule, tenure_days, "
+        "grant_rule, decided_points from ledger.entries where kind in ('pregrant', 'holdout') order by customer_id",
+    )
+    assert len(rows) == counts["treatment"] + counts["control"] > 20
+    rules = set()
+    for customer, kind, points, miles, version, rule, tenure, grant_rule, decided in rows:
+        rules.add(rule)
+        # the amount decided, in both arms: what the treated got, what the control would have got
+        assert decided > 0 and (kind == "holdout" or decided == points)
+        if grant_rule == "make_good":
+            assert rule == "make_good"
+        elif customer in predictions:  # the champion's own rows, over the grant's window
+            assert (miles, version) == (round(predictions[customer], 3), MILEAGE_MODEL)
+            expected, bound = predicted_points(np.array([miles]), np.array([tenure]), policy)
+            assert rule == ("predicted" if not bound[0] else f"predicted ({bound[0]})")
+            assert decided == expected[0]
+        else:  # the champion did not predict this customer: the flat amount, and the record says so
+            assert (miles, version, rule) == (None, None, "flat (no prediction)")
+            assert decided == grant_points(np.array([tenure]), policy)[0]
+        if kind == "holdout":
+            assert points == 0
+    assert {"predicted", "flat (no prediction)"} <= rules
+    assert {key for key in counts if key.startswith("amount: ")} >= {"amount: predicted"}
+    # the budget counts the real, uneven amounts
+    [(granted, used)] = query(
+        settings,
+        "select sum(points), max(budget_used_points) from ledger.entries where kind = 'pregrant'",
+    )
+    assert granted == used == counts["points_granted"] <= policy.budget_points
+
+
+def test_the_customer_is_told_what_a_predicted_grant_is(predicted_run):
+    settings, _, _ = predicted_run
+    outbox = {
+        message["idempotency_key"]: message["message"]
+        for message in map(json.loads, (settings.outbox_dir / f"{AS_OF}.jsonl").read_text().splitlines())
+    }
+    rules = dict(query(settings, "select entry_key, amount_rule from ledger.entries where kind = 'pregrant'"))
+    predicted = [text for key, text in outbox.items() if rules[key] == "predicted"]
+    flat = [text for key, text in outbox.items() if rules[key].startswith("flat")]
+    assert predicted and all("what your next purchases would earn" in text for text in predicted)
+    assert flat and not any("would earn" in text for text in flat)
+
+
+def test_the_ledger_marts_show_how_each_amount_was_decided(predicted_run):
+    settings, _, _ = predicted_run
+    ledger_rows = query(
+        settings,
+        "select entry_key, points, predicted_miles, mileage_model_version, amount_rule from ledger.entries "
+        "where kind in ('pregrant', 'holdout') order by 1",
+    )
+    assert (
+        query(
+            settings,
+            "select decision_id, granted_points, predicted_miles, mileage_model_version, amount_rule "
+            "from marts.fct_pregrant_decisions order by 1",
+        )
+        == ledger_rows
+    )
+    assert query(
+        settings, "select lot_id, amount_rule, predicted_miles from marts.fct_pregrant_lots order by 1"
+    ) == [(key, rule, miles) for key, _, miles, _, rule in ledger_rows if key.startswith("pregrant:")]
+
+
+def test_predictions_over_another_window_than_the_grants_are_not_used(scored, tmp_path, caplog):
+    settings = copy_of(scored, tmp_path / "other-window")
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        con.execute(
+            "insert into ml.mileage_predictions select customer_id, as_of_date, 'mm-30', 30, 1.0, 50.0, 80.0, "
+            "null, null, now() from ml.churn_scores where as_of_date = ?",
+            [AS_OF],
+        )
+        with caplog.at_level("WARNING", logger="boomerang.rewards.steps"):
+            candidates = rewards.read_candidates(con, AS_OF, window_days=14)
+            assert candidates["predicted_miles"].isna().all() and len(candidates) > 20
+            assert "cover 30-day windows, not the grant's 14 days" in caplog.text
+            assert rewards.read_candidates(con, AS_OF, window_days=30)["predicted_miles"].eq(80.0).all()
+    finally:
+        con.close()

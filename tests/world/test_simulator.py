@@ -14,7 +14,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from boomerang.world.simulator import PERSUADABILITY, STATE_FILE, World, advance_world
+from boomerang.world.simulator import (
+    PERSUADABILITY,
+    STATE_FILE,
+    Behaviour,
+    World,
+    advance_world,
+    grant_strength,
+    usual_earn,
+)
 
 START = date(2025, 1, 1)
 
@@ -388,8 +396,11 @@ def test_grant_truth_stays_in_the_world_folder(tmp_path: Path):
         "expiry_date",
         "points",
         "churned_before_grant",
+        "usual_earn",
+        "strength",
     }
     assert {row["persuadability"] for row in truth} <= set(PERSUADABILITY)
+    assert all(row["usual_earn"] > 0 and 0 < row["strength"] <= 1 for row in truth)
     landing = tmp_path / "landing"
     assert not [
         path
@@ -397,7 +408,8 @@ def test_grant_truth_stays_in_the_world_folder(tmp_path: Path):
         if "truth" in path.relative_to(landing).as_posix() or "grant" in path.name
     ]
     columns = duckdb.sql(f"select distinct name from parquet_schema('{landing}/*/*.parquet')").fetchall()
-    assert not [name for (name,) in columns if "persuad" in name or "grant" in name]
+    hidden = ("persuad", "grant", "strength", "usual")
+    assert not [name for (name,) in columns if any(word in name for word in hidden)]
 
 
 def test_a_world_saved_before_grants_existed_still_opens(tmp_path: Path):
@@ -441,3 +453,99 @@ def test_grant_holders_spend_the_grant_and_not_their_earned_miles(tmp_path: Path
     left = dict(zip(map(_customer, granted), world.state["grant_points_left"][index].tolist(), strict=True))
     assert all(spent_in_window[customer] == 100_000 - left[customer] for customer in spent_in_window)
     assert others_in_window > 0 and holders_after > 0  # the ordinary logic still runs for the rest
+
+
+# ---------------------------------------------------------------------- the grant's size matters
+
+
+def test_a_grants_strength_grows_with_its_size_against_the_usual_earn_and_saturates():
+    scale = Behaviour().grant_effect_scale
+    usual = 80.0
+    shares = np.array([0.0, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0])
+    strength = grant_strength(shares * usual, usual, scale)
+    assert strength[0] == 0 and np.all(np.diff(strength) > 0) and np.all(strength <= 1)
+    assert strength[2] < 0.25 and strength[4] > 0.8  # a tenth of the usual earn does little
+    assert strength[5] > 0.95 and strength[-1] - strength[-3] < 1e-3  # past a few times it: saturated
+    # only the ratio matters: the same grant is strong for a light buyer, weak for a heavy one
+    assert grant_strength(100, 20.0, scale) > 0.99 > 0.2 > grant_strength(100, 2000.0, scale)
+
+
+def test_the_usual_earn_is_what_customers_go_on_to_earn(tmp_path: Path):
+    """From the hidden state, before the window: close to the miles the world then earns (churn and
+    drift take a little off)."""
+    world = _simulate(tmp_path, seed=3, days=60, customers=3000)
+    alive = np.flatnonzero(world.state["churn_day"] < 0)
+    expected = usual_earn(world.state, world.behaviour, alive, 30).sum()
+    _simulate(tmp_path, seed=3, days=90, customers=3000)
+    [(earned,)] = duckdb.sql(
+        f"select sum(points) from read_parquet('{tmp_path}/landing/mileage_events/*.parquet') "
+        f"where kind = 'earn' and occurred_at >= timestamptz '{START + timedelta(days=60)}' "
+        f"and customer_id <= '{_customer(3000)}'"
+    ).fetchall()
+    assert 0.8 < earned / expected < 1.05
+
+
+def _grant_persuadables(root: Path, share: float | None, customers: int, seed: int, days: int) -> World:
+    """A world where every persuadable customer gets, on day 0, ``share`` of what they usually earn
+    over the grant's ``days`` (None: no grant at all)."""
+    peek = World.create(root / "peek", customers=customers, seed=seed, start=START)
+    persuadable = np.flatnonzero(peek.state["persuadability"] == PERSUADABILITY.index("persuadable"))
+    usual = usual_earn(peek.state, peek.behaviour, persuadable, days)
+    outbox = None
+    if share is not None:
+        outbox = root / "outbox"
+        credits = [
+            _credit(int(peek.state["number"][i]), 0, points=max(1, round(share * miles)), expiry_days=days)
+            for i, miles in zip(persuadable, usual, strict=True)
+        ]
+        _write_outbox(outbox, 0, credits)
+    return _simulate(root, seed, days=days, customers=customers, outbox=outbox)
+
+
+def test_a_grant_far_below_the_usual_earn_moves_a_persuadable_customer_much_less(tmp_path: Path):
+    customers, seed, days = 8000, 21, 45
+    worlds = {
+        share: _grant_persuadables(tmp_path / str(share), share, customers, seed, days)
+        for share in (None, 0.1, 1.0)
+    }
+    persuadable = worlds[None].state["persuadability"] == PERSUADABILITY.index("persuadable")
+    churned = {share: int((w.state["churn_day"][persuadable] >= 0).sum()) for share, w in worlds.items()}
+    assert churned[None] >= 30, "the test needs churn to prevent"
+    kept_by_tenth, kept_by_whole = churned[None] - churned[0.1], churned[None] - churned[1.0]
+    assert kept_by_whole >= 0.8 * churned[None]  # the usual earn keeps nearly all of them
+    assert kept_by_tenth < 0.6 * kept_by_whole
+    # the strength the world used, recorded in truth/ only
+    strengths = {
+        share: np.mean([row["strength"] for row in _grant_truth(tmp_path / str(share) / "world")])
+        for share in (0.1, 1.0)
+    }
+    assert strengths[0.1] == pytest.approx(grant_strength(0.1, 1.0, 0.5), abs=0.02)
+    assert strengths[1.0] == pytest.approx(grant_strength(1.0, 1.0, 0.5), abs=0.02)
+
+
+def test_a_world_saved_with_an_open_grant_before_its_size_mattered_keeps_its_full_effect(tmp_path: Path):
+    _write_outbox(tmp_path / "outbox", 2, [_credit(number, 2, points=5) for number in range(1, 301, 3)])
+    _simulate(tmp_path, seed=4, days=5, outbox=tmp_path / "outbox")
+    world_dir = tmp_path / "world"
+    with np.load(world_dir / STATE_FILE) as arrays:
+        old_state = {name: arrays[name] for name in arrays.files if name != "grant_strength"}
+    np.savez(world_dir / STATE_FILE, **old_state)
+    strength = World.open(world_dir).state["grant_strength"]
+    assert set(strength[old_state["grant_start_day"] >= 0]) == {1.0}
+    assert set(strength[old_state["grant_start_day"] < 0]) == {0.0}
+
+
+def test_a_truth_file_written_before_the_strength_was_kept_gains_it_as_null(tmp_path: Path):
+    outbox = tmp_path / "outbox"
+    _write_outbox(outbox, 2, [_credit(number, 2) for number in range(1, 301, 10)])
+    _simulate(tmp_path, seed=4, days=5, outbox=outbox)
+    path = tmp_path / "world" / "truth" / "grants.parquet"
+    pq.write_table(pq.read_table(path).drop_columns(["usual_earn", "strength"]), path)
+    _write_outbox(outbox, 8, [_credit(number, 8) for number in range(2, 301, 10)])
+    _simulate(tmp_path, seed=4, days=12, outbox=outbox)
+    truth = _grant_truth(tmp_path / "world")
+    assert len(truth) == 60
+    assert {row["strength"] is None for row in truth if row["grant_date"] < START + timedelta(days=8)} == {
+        True
+    }
+    assert all(row["strength"] > 0 for row in truth if row["grant_date"] >= START + timedelta(days=8))

@@ -26,10 +26,11 @@ customers as (
 ),
 
 grant_sizes as (
-    -- The policy's amount depends on the full years with us alone (within one policy version, the
-    -- knobs included), so a control customer would have got what the treated of the same cohort,
-    -- policy version and tenure year got. A cell whose treated got different amounts is left out:
-    -- its control's grant size is then unknown rather than guessed.
+    -- For decisions recorded before the ledger kept decided_points (a control's would-have-been
+    -- amount): the flat policy's amount depended on the full years with us alone (within one policy
+    -- version, the knobs included), so a control customer would have got what the treated of the
+    -- same cohort, policy version and tenure year got. A cell whose treated got different amounts is
+    -- left out: its control's grant size is then unknown rather than guessed.
     select
         campaign_id,
         decision_date,
@@ -96,12 +97,12 @@ outcomes as (
         end as tenure_band,
         case
             when windows.arm = 'treatment' then windows.granted_points
-            else grant_sizes.grant_points
+            else coalesce(windows.decided_points, grant_sizes.grant_points)
         end as grant_size_points,
         case
             when windows.arm = 'treatment' then {{ grant_size_band('windows.granted_points') }}
-            when grant_sizes.grant_points is null then 'unknown'
-            else {{ grant_size_band('grant_sizes.grant_points') }}
+            when coalesce(windows.decided_points, grant_sizes.grant_points) is null then 'unknown'
+            else {{ grant_size_band('coalesce(windows.decided_points, grant_sizes.grant_points)') }}
         end as grant_size_band,
         ----------  the retention window
         cast(windows.window_ends_at as date) as window_end_date,

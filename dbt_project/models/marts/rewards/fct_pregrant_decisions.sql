@@ -31,6 +31,11 @@ final as (
         decisions.grant_rule,
         decisions.channel,
         decisions.points as granted_points,
+        ----------  how much: a treatment's amount, a control's would-have-been (by the same rule)
+        decisions.amount_rule,
+        decisions.decided_points,
+        decisions.predicted_miles,
+        decisions.mileage_model_version,
         decisions.effective_at,
         decisions.expires_at,
         ----------  why

@@ -21,6 +21,8 @@ final as (
         ledger_entries.campaign_id,
         ----------  attributes
         ledger_entries.grant_rule,
+        ledger_entries.amount_rule,
+        ledger_entries.predicted_miles,
         ledger_entries.channel,
         ledger_entries.policy_version,
         ----------  points: granted = used + clawed_back + outstanding + awaiting_clawback

@@ -28,6 +28,11 @@ renamed as (
         budget_used_points,
         tenure_days,
         segment,
+        ----------  how much: the predicted miles, their model, the rule that set the amount
+        predicted_miles,
+        mileage_model_version,
+        amount_rule,
+        cast(decided_points as bigint) as decided_points,
         ----------  why this customer: the model's top risk reasons
         reason_1 as risk_reason_1,
         reason_2 as risk_reason_2,
