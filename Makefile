@@ -71,5 +71,5 @@ docs: setup ## dbt docs (catalog + lineage) of the demo warehouse as one page; p
 	$(BIN)/boomerang dbt docs --as-of $$($(BIN)/python -c "from boomerang.config import Settings; from datetime import timedelta; s = Settings.from_env(); print(s.world_start + timedelta(days=s.world_days))")
 
 clean: ## remove local state (state/: warehouse, landing, world, quarantine, reports, outbox, Airflow home) and trained models (not the venv)
-	rm -rf state models/churn
+	rm -rf state models/churn models/mileage
 	@echo "(bench/ keeps the benchmark's cached worlds; remove it by hand to free the space)"

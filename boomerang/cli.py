@@ -185,8 +185,9 @@ def _parser() -> argparse.ArgumentParser:
         "score active customers with the champion model",
         """
         Writes the churn probability, risk band and reasons of every active customer at the date
-        to ml.churn_scores. Needs the marts built for the date (boomerang dbt build) and a champion
-        model (boomerang train); exits 1 saying which is missing when nothing could be scored.
+        to ml.churn_scores, and the miles each is predicted to earn over the grant's window to
+        ml.mileage_predictions. Needs the marts built for the date (boomerang dbt build) and a
+        champion model (boomerang train); exits 1 saying which is missing when nothing could be scored.
 
         example: boomerang score --as-of 2026-01-01
         """,
@@ -326,9 +327,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "train":
         results = pipeline.run_steps(pipeline.TRAINING_STEPS, settings, args.as_of)
-        version = results["train"]
-        promoted = results.get("promote")
-        print(f"{version}: {'promoted to champion' if promoted else 'rejected (see its status.json)'}")
+        print(train_verdict(settings, results["train"], bool(results.get("promote"))))
         print(model_summary(settings))
         return 0
     if args.command == "score":
@@ -465,6 +464,17 @@ def score(settings: Settings, as_of: date) -> int:
         )
         return 1
     print(f"Scored {scored:,} active customers at {as_of} into ml.churn_scores.")
+    predicted = pipeline.run_step("predict_mileage", settings, as_of)
+    if predicted:
+        print(
+            f"Predicted the mileage of {predicted:,} active customers at {as_of} into ml.mileage_predictions."
+        )
+    else:
+        print(
+            f"No mileage champion in {settings.models_dir / 'mileage'}: no mileage predicted, so grants take "
+            "the flat amount. boomerang train --as-of <date> trains one.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -686,6 +696,23 @@ def rewards_summary(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def train_verdict(settings: Settings, version: str, promoted: bool) -> str:
+    """What the promotion gate decided for ``version``, and why: each interval it failed."""
+    import json
+
+    from ml.registry import churn_dir
+
+    folder = churn_dir(settings.models_dir) / version
+    if promoted:
+        return f"{version}: promoted to champion"
+    reasons = json.loads((folder / "metrics.json").read_text()).get("promotion", {}).get("reasons") or [
+        json.loads((folder / "status.json").read_text())["reason"]
+    ]
+    return f"{version}: rejected, the champion stays ({folder / 'status.json'}):\n" + "\n".join(
+        f"  - {reason}" for reason in reasons
+    )
+
+
 def model_summary(settings: Settings) -> str:
     """The champion's out-of-time test metrics beside the baselines, and where its report is."""
     import json
@@ -709,6 +736,14 @@ def model_summary(settings: Settings) -> str:
         f"{m['lift_top_decile']:>9.2f}"
         for name, m in rows
     ]
+    intervals = metrics.get("promotion", {}).get("intervals") or metrics.get("intervals") or []
+    if intervals:
+        lines.append("  ROC-AUC gain, paired bootstrap interval on the same test rows (the promotion gate):")
+        lines += [
+            f"    over {item['against']} {item['name']:<28} {item['difference']:+.3f} "
+            f"[{item['low']:+.3f}, {item['high']:+.3f}]  lower bound must exceed {item['margin']:+.3f}"
+            for item in intervals
+        ]
     lines.append(f"  report: {folder / 'report.html'}")
     from boomerang.warehouse.db import connect, table_exists
 
@@ -779,9 +814,9 @@ def summary(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def _metric(value: float) -> str:
+def _metric(value: float | None) -> str:
     """Brier and ECE only mean something for probabilities; a rank-only baseline shows a dash."""
-    return "-" if value != value else f"{value:.3f}"
+    return "-" if value is None or value != value else f"{value:.3f}"
 
 
 def _duckdb_version() -> str:

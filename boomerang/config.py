@@ -152,7 +152,7 @@ def _check_ranges(
 
 
 # Bump when the policy's rules change in code (boomerang/policy.py); knob changes are hashed in.
-POLICY_RULES_VERSION = "1"
+POLICY_RULES_VERSION = "2"  # 2: the amount is the predicted mileage (flat only without a prediction)
 
 
 @dataclass(frozen=True)
@@ -164,10 +164,18 @@ class Policy:
     """
 
     campaign_id: str = "pregrant-churn"
+    # The amount: the miles the customer's purchases are predicted to earn over the grant's window
+    # (ml.mileage_predictions), times 1 + tenure_bonus_rate per full year with us (at most
+    # 1 + max_tenure_bonus_rate), rounded half up to grant_round_points, between the floor and the cap.
+    grant_round_points: int = 10  # predicted grants are whole multiples of this
+    grant_floor_points: int = 20  # a predicted grant is at least this: smaller is not worth a message
+    tenure_bonus_rate: float = 0.1  # a predicted grant grows by this share per full year with us ...
+    max_tenure_bonus_rate: float = 0.5  # ... up to this share: tenure only ever raises a grant
+    # The flat rule, for a customer without a prediction (no mileage model yet, or not scored by it):
     grant_points: int = 500  # the base grant
     tenure_bonus_points: int = 100  # added per full year a customer has been with us ...
     max_tenure_bonus_points: int = 500  # ... up to this: tenure only ever raises a grant
-    max_points_per_customer: int = 1000  # one grant never exceeds this
+    max_points_per_customer: int = 1000  # one grant never exceeds this, whatever the rule (the cap)
     expiry_days: int = 14  # a pre-grant is usable for this many days, then what is left is clawed back
     cooldown_days: int = 60  # days after a decision (grant or holdout) before the next one
     contact_cap: int = 4  # messages (ours + every campaign's sends) a customer may get in the window
@@ -181,9 +189,14 @@ class Policy:
     expected_redeem_rate: float = 0.6  # share of a grant we expect to be spent (the rest comes back)
     make_good: bool = True  # an open complaint, slow to resolve, gets a make-good grant instead
     make_good_after_days: int = 7  # how long a complaint must have been open for a make-good
+    make_good_points: int = 500  # a make-good's amount (plus the flat tenure bonus): an apology
 
     ENV = {
         "campaign_id": "CAMPAIGN",
+        "grant_round_points": "GRANT_ROUND_POINTS",
+        "grant_floor_points": "GRANT_FLOOR_POINTS",
+        "tenure_bonus_rate": "GRANT_TENURE_BONUS_RATE",
+        "max_tenure_bonus_rate": "GRANT_MAX_TENURE_BONUS_RATE",
         "grant_points": "GRANT_POINTS",
         "tenure_bonus_points": "GRANT_TENURE_BONUS_POINTS",
         "max_tenure_bonus_points": "GRANT_MAX_TENURE_BONUS_POINTS",
@@ -201,10 +214,15 @@ class Policy:
         "expected_redeem_rate": "EXPECTED_REDEEM_RATE",
         "make_good": "MAKE_GOOD",
         "make_good_after_days": "MAKE_GOOD_AFTER_DAYS",
+        "make_good_points": "MAKE_GOOD_POINTS",
     }
 
     # The values each number may take (checked on construction, so `with_`/`replace` too).
     RANGES = {
+        "grant_round_points": Range(1, what="miles; predicted grants are multiples of it"),
+        "grant_floor_points": Range(1, what="miles per grant"),
+        "tenure_bonus_rate": Range(0, what="a share of the predicted grant per year of tenure"),
+        "max_tenure_bonus_rate": Range(0, what="a share of the predicted grant"),
         "grant_points": Range(1, what="miles per grant"),
         "tenure_bonus_points": Range(0, what="miles per year of tenure"),
         "max_tenure_bonus_points": Range(0, what="miles"),
@@ -224,6 +242,7 @@ class Policy:
         "expected_save_rate": PROBABILITY,
         "expected_redeem_rate": Range(0, 1, "a share of the granted miles"),
         "make_good_after_days": Range(0, what="days a complaint is open; 0: any open complaint"),
+        "make_good_points": Range(1, what="miles per make-good"),
     }
 
     def __post_init__(self) -> None:
@@ -232,6 +251,12 @@ class Policy:
             raise ValueError(
                 f"{ENV_PREFIX}CAMPAIGN={self.campaign_id!r} is not a campaign id: it goes into every ledger "
                 "key and outbox message, so use letters, digits and _ . - only, e.g. pregrant-churn"
+            )
+        if self.grant_floor_points > self.max_points_per_customer:
+            raise ValueError(
+                f"BOOMERANG_GRANT_FLOOR_POINTS={self.grant_floor_points} is above "
+                f"BOOMERANG_GRANT_MAX_POINTS={self.max_points_per_customer}: no grant could be both at least the "
+                "floor and at most the cap. Lower the floor or raise the cap."
             )
         if self.cooldown_days < self.expiry_days:
             raise ValueError(
@@ -306,6 +331,11 @@ class Settings:
     earn_expiry_days: int
     churn_lookback_days: int
     churn_horizon_days: int
+    # The churn model's training grid (marts.fct_training_snapshots): this many as-of dates, the latest
+    # the last whose horizon is fully observed (as-of date - churn_horizon_days), then one every
+    # snapshot_interval_days back.
+    snapshot_interval_days: int
+    training_snapshots: int
     # Campaign measurement: retained = a purchase within this many days after the decision.
     retention_window_days: int
     # The churn model: XGBoost's device (cpu, or cuda on a GPU machine); the rest is ml/params.yaml.
@@ -338,6 +368,8 @@ class Settings:
         "earn_expiry_days": "EARN_EXPIRY_DAYS",
         "churn_lookback_days": "CHURN_LOOKBACK_DAYS",
         "churn_horizon_days": "CHURN_HORIZON_DAYS",
+        "snapshot_interval_days": "SNAPSHOT_INTERVAL_DAYS",
+        "training_snapshots": "TRAINING_SNAPSHOTS",
         "retention_window_days": "RETENTION_WINDOW_DAYS",
         "xgb_device": "XGB_DEVICE",
         "duckdb_memory_limit": "DUCKDB_MEMORY_LIMIT",
@@ -350,6 +382,9 @@ class Settings:
         "earn_expiry_days": DAYS,
         "churn_lookback_days": DAYS,
         "churn_horizon_days": DAYS,
+        "snapshot_interval_days": DAYS,
+        # the out-of-time split needs one date each to train, validate and test
+        "training_snapshots": Range(3, 1000, what="as-of dates: one each to train, validate and test"),
         "retention_window_days": DAYS,
     }
 
@@ -385,6 +420,8 @@ class Settings:
             earn_expiry_days=_int(env, "EARN_EXPIRY_DAYS", 365),
             churn_lookback_days=_int(env, "CHURN_LOOKBACK_DAYS", 90),
             churn_horizon_days=_int(env, "CHURN_HORIZON_DAYS", 60),
+            snapshot_interval_days=_int(env, "SNAPSHOT_INTERVAL_DAYS", 30),
+            training_snapshots=_int(env, "TRAINING_SNAPSHOTS", 12),
             retention_window_days=_int(env, "RETENTION_WINDOW_DAYS", 14),
             xgb_device=_choice(env, "XGB_DEVICE", "cpu", ("cpu", "cuda")),
             policy=Policy.from_env(env),
@@ -448,6 +485,9 @@ class Settings:
             "earn_expiry_days": self.earn_expiry_days,
             "churn_lookback_days": self.churn_lookback_days,
             "churn_horizon_days": self.churn_horizon_days,
+            # the churn model's training grid (int_training_as_of_dates)
+            "snapshot_interval_days": self.snapshot_interval_days,
+            "training_snapshots": self.training_snapshots,
             # campaign measurement (marts/campaigns): the same knobs the policy spends money with
             "retention_window_days": self.retention_window_days,
             "value_per_mile": self.policy.value_per_mile,
@@ -456,6 +496,8 @@ class Settings:
             # other campaigns' sends counted apart from ours
             "campaign_id": self.policy.campaign_id,
             "contact_window_days": self.policy.contact_window_days,
+            # the pre-grant window: the mileage labels (fct_mileage_labels) count earn over it
+            "grant_expiry_days": self.policy.expiry_days,
         }
 
 

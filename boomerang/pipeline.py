@@ -207,10 +207,12 @@ def _model_params(settings: Settings):
 
 
 def build_training_set(settings: Settings, as_of: date) -> None:
-    """``dbt build`` of the training snapshots and everything they need, for ``as_of``."""
-    from boomerang.warehouse.dbt import run_dbt
+    """``dbt build`` of the training snapshots and everything they need, for ``as_of``, with the
+    tests of what it builds and no others (so it works on a warehouse where only raw files were
+    loaded), and not again when the warehouse already holds the same training set."""
+    from boomerang.warehouse.dbt import build_training_set as build
 
-    run_dbt(settings, "build", as_of, ["--select", "+fct_training_snapshots"])
+    build(settings, as_of)
 
 
 def train(settings: Settings, as_of: date) -> str:
@@ -225,7 +227,7 @@ def evaluate(settings: Settings, as_of: date, version: str) -> str:
     ``version`` for the steps after it."""
     from ml import registry
 
-    registry.evaluate(settings.warehouse_path, settings.models_dir, version)
+    registry.evaluate(settings.warehouse_path, settings.models_dir, version, _model_params(settings))
     return version
 
 
@@ -254,6 +256,38 @@ def score_customers(settings: Settings, as_of: date) -> int:
         settings.models_dir,
         as_of,
         _model_params(settings),
+    )
+
+
+def _mileage_params(settings: Settings):
+    from ml.mileage import MileageParams
+
+    return MileageParams.load(xgboost={"device": settings.xgb_device})
+
+
+def train_mileage(settings: Settings, as_of: date) -> str:
+    """Train the mileage model's two candidates (BG/NBD x Gamma-Gamma, XGBoost), judge them out of time
+    and promote the better one if it beats the current mileage champion; returns the version trained.
+    Its own gate: the churn steps after it neither need nor skip it."""
+    from ml import mileage_registry
+
+    version, decision = mileage_registry.train(
+        settings.warehouse_path,
+        settings.models_dir,
+        as_of,
+        settings.policy.expiry_days,
+        _mileage_params(settings),
+    )
+    return version
+
+
+def predict_mileage(settings: Settings, as_of: date) -> int:
+    """Predict the miles each active customer earns over the grant's window (BOOMERANG_GRANT_EXPIRY_DAYS)
+    with the mileage champion into ml.mileage_predictions: the amount the policy pre-grants."""
+    from ml import mileage_registry
+
+    return mileage_registry.predict_mileage(
+        settings.warehouse_path, settings.models_dir, as_of, settings.policy.expiry_days
     )
 
 
@@ -290,6 +324,7 @@ DAILY_STEPS: tuple[Step, ...] = (
     Step("load_landing", load_landing, trigger_rule="all_done", needs_warehouse=False),
     Step("dbt_build", dbt_build),
     Step("score_customers", score_customers),
+    Step("predict_mileage", predict_mileage),
     Step("clawback_expired", clawback_expired),
     Step("pregrant", pregrant),
     Step("build_ledger_marts", build_ledger_marts),
@@ -305,6 +340,8 @@ CHAMPION_ASSET = "boomerang_churn_champion"
 
 TRAINING_STEPS: tuple[Step, ...] = (
     Step("build_training_set", build_training_set),
+    # Before the churn model's steps: its gate may end the run, and the mileage model has its own.
+    Step("train_mileage", train_mileage),
     Step("train", train, returns_version=True),
     Step("evaluate", evaluate, takes_version=True, returns_version=True),
     # A rejected challenger is the gate doing its job: the run succeeds, nothing after it runs.

@@ -1,14 +1,18 @@
 """
 ### boomerang_train
 
-Weekly: retrain the churn model on the warehouse's training snapshots and let it
-replace the champion only if it earns it.
+Weekly: retrain the mileage and churn models on the warehouse's training
+snapshots and let each replace its champion only if it earns it.
 
-build the training set (`dbt build --select +fct_training_snapshots`) → train a
-candidate (XGBoost `hist`, early stopping on a later slice, isotonic
-calibration) → evaluate it out of time against two baselines (report, plots,
-model card in `models/churn/<version>/`) → promotion gate → publish the
-`boomerang_churn_champion` Asset, only when a new champion was promoted.
+build the training set (`dbt build --select +fct_training_snapshots
+--indirect-selection cautious`, skipped when already built) → train the mileage
+model (BG/NBD x Gamma-Gamma against XGBoost Tweedie, its own gate, in
+`models/mileage/<version>/`) → train a churn candidate (XGBoost `hist`, early
+stopping on a later slice, isotonic calibration) → evaluate it out of time
+against its baselines (recency, RFM logistic, BG/NBD) with paired bootstrap
+intervals (report, plots, model card in `models/churn/<version>/`) → promotion
+gate → publish the `boomerang_churn_champion` Asset, only when a new champion
+was promoted.
 
 A rejected challenger stays in `models/churn/<version>/` with the reason in
 `status.json` and `metrics.json`; the run still succeeds (rejecting is the

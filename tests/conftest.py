@@ -129,9 +129,12 @@ def ml_world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def ml_champion(ml_world: Settings) -> str:
-    """A churn model trained on ``ml_world``, promoted past the gate: the champion's version."""
+    """A churn model trained on ``ml_world``, promoted past the gate: the champion's version. The
+    mileage model is trained first, as boomerang_train does, so the worlds built on this one grant
+    predicted amounts."""
     from boomerang import pipeline
 
+    pipeline.train_mileage(ml_world, ML_AS_OF)
     version = pipeline.train(ml_world, ML_AS_OF)
     pipeline.evaluate(ml_world, ML_AS_OF, version)
     assert pipeline.promote(ml_world, ML_AS_OF, version)

@@ -63,6 +63,7 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "load_landing",
         "dbt_build",
         "score_customers",
+        "predict_mileage",
         "clawback_expired",
         "pregrant",
         "build_ledger_marts",
@@ -109,6 +110,7 @@ def test_train_dag_publishes_the_champion_asset_only_after_the_gate(dagbag):
     dag = dagbag.dags["boomerang_train"]
     assert [task.task_id for task in dag.topological_sort()] == [
         "build_training_set",
+        "train_mileage",
         "train",
         "evaluate",
         "promote",
@@ -167,7 +169,13 @@ def test_boomerang_run_runs_the_daily_steps_under_airflows_rules(tmp_path, monke
 
 
 def test_a_rejected_challenger_ends_the_training_run(tmp_path, monkeypatch):
-    results = {"build_training_set": None, "train": "v1", "evaluate": "v1", "promote": False}
+    results = {
+        "build_training_set": None,
+        "train_mileage": "m1",
+        "train": "v1",
+        "evaluate": "v1",
+        "promote": False,
+    }
     seen: list[tuple] = []
 
     def fake(name: str):
@@ -182,5 +190,12 @@ def test_a_rejected_challenger_ends_the_training_run(tmp_path, monkeypatch):
     ]
     monkeypatch.setattr(pipeline, "STEPS", {step.name: step for step in steps})
     out = pipeline.run_steps(steps, Settings.from_env({"BOOMERANG_HOME": str(tmp_path)}), date(2026, 1, 1))
-    assert seen == [("build_training_set",), ("train",), ("evaluate", "v1"), ("promote", "v1")]
-    assert out["promote"] is False and "publish_champion" not in out
+    # the mileage model's version is its own: the churn steps get the churn model's
+    assert seen == [
+        ("build_training_set",),
+        ("train_mileage",),
+        ("train",),
+        ("evaluate", "v1"),
+        ("promote", "v1"),
+    ]
+    assert out["promote"] is False and "publish_champion" not in out and out["train_mileage"] == "m1"

@@ -3,7 +3,7 @@ serving snapshot's ``meta``.
 
 dbt owns ``staging``/``intermediate``/``marts``; Python owns ``raw`` (what the loader wrote, in the
 contract's types), ``ops`` (load manifest, quality-gate results and failures, ledger invariants, the
-simulated world's truth check), ``ml`` (churn scores) and ``ledger`` (grants, holdouts, clawbacks and
+simulated world's truth check), ``ml`` (churn scores, mileage predictions) and ``ledger`` (grants, holdouts, clawbacks and
 the outbox, written by :mod:`boomerang.rewards.ledger`). The modules that write these tables import
 nothing here but :func:`ensure_schemas`; a new Python-owned table gets its DDL here.
 """
@@ -109,7 +109,7 @@ create table if not exists ml.churn_scores (
     customer_id       varchar   not null,
     as_of_date        date      not null,  -- the run's as-of date: features from events before it
     churn_probability double    not null,  -- calibrated probability of no purchase in the horizon
-    risk_band         varchar   not null,  -- high | medium | low (thresholds in ml/params.yaml)
+    risk_band         varchar   not null,  -- high | medium | low: shares of the day's scores (ml/params.yaml risk_bands)
     model_version     varchar   not null,
     reason_1          varchar,             -- what raises this customer's risk most, in words
     reason_2          varchar,
@@ -120,6 +120,23 @@ create table if not exists ml.churn_scores (
     reason_1_code     varchar,
     reason_2_code     varchar,
     reason_3_code     varchar,
+    primary key (customer_id, as_of_date, model_version)
+)
+""",
+    # the mileage model (ml/mileage.py): what each active customer's purchases are expected to earn
+    # over the pre-grant window; the policy grants it (boomerang.rewards reads it through dbt)
+    """
+create table if not exists ml.mileage_predictions (
+    customer_id         varchar   not null,
+    as_of_date          date      not null,  -- the run's as-of date: features from events before it
+    model_version       varchar   not null,  -- models/mileage/<version>
+    window_days         integer   not null,  -- the pre-grant window: Policy.expiry_days at scoring time
+    predicted_purchases double    not null,  -- expected purchases in the window
+    predicted_spend     double    not null,  -- expected spend in the window, currency
+    predicted_miles     double    not null,  -- expected miles earned in the window: the grant's basis
+    predicted_miles_30d double,              -- for reporting: the next 30 and 60 days
+    predicted_miles_60d double,
+    scored_at           timestamp not null,  -- wall clock, for operators
     primary key (customer_id, as_of_date, model_version)
 )
 """,
@@ -184,7 +201,14 @@ LEDGER_DDL = (
         tenure_days        integer,
         segment            varchar,                -- marketing segment at the decision, before any grant moved it
         channel            varchar,                -- email | sms | push: how the customer is told
-        payload_hash       varchar   not null,     -- sha256 of every column above (canonical JSON)
+        -- how much, and why that much (pregrant and holdout; a holdout's is what it would have got)
+        predicted_miles    double,                 -- the mileage model's miles over the grant's window
+        mileage_model_version varchar,             -- the mileage model that predicted them
+        amount_rule        varchar,                -- predicted | predicted (floor) | predicted (cap) |
+                                                   -- flat (no prediction) | flat (no mileage model) | make_good
+        decided_points     bigint,                 -- the amount decided: a pre-grant's points, a holdout's would-have-been
+        payload_hash       varchar   not null,     -- sha256 of every column above (canonical JSON;
+                                                   -- the four above left out while null)
         recorded_at        timestamp not null      -- wall clock, for operators only (not in the hash)
     )
     """,
@@ -289,6 +313,11 @@ RENAMED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # the decision record holds the customer's segment at the decision
     ("ledger.entries", "segment", "varchar"),
+    # ... and how its amount was decided: the predicted miles, the mileage model, the rule
+    ("ledger.entries", "predicted_miles", "double"),
+    ("ledger.entries", "mileage_model_version", "varchar"),
+    ("ledger.entries", "amount_rule", "varchar"),
+    ("ledger.entries", "decided_points", "bigint"),
     # each churn reason's feature beside its words (scores written before hold null codes)
     ("ml.churn_scores", "reason_1_code", "varchar"),
     ("ml.churn_scores", "reason_2_code", "varchar"),
