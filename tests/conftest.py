@@ -176,6 +176,10 @@ def campaign(ml_world: Settings, ml_champion: str, tmp_path_factory: pytest.Temp
         BOOMERANG_GRANT_EXPIRY_DAYS="6",
         BOOMERANG_GRANT_COOLDOWN_DAYS="9",
         BOOMERANG_GRANT_BUDGET_POINTS="60000",
+        # Predicted grants over 6 days are tens of miles, which one purchase spends whole (the world
+        # redeems up to 20 miles per unit of spend, in hundreds): a floor above that leaves lots
+        # partly used, so the clawbacks of partial use are exercised too.
+        BOOMERANG_GRANT_FLOOR_POINTS="300",
     )
     ensure_metadata_db(settings)
     readers = tmp_path_factory.mktemp("readers")

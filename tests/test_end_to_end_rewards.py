@@ -84,6 +84,7 @@ def test_clawbacks_take_back_exactly_what_was_unused_at_expiry(campaign):
     )
     assert any(0 < lot["used_points"] < lot["granted_points"] for lot in expired)  # partly used
     assert any(lot["clawed_back_points"] == lot["granted_points"] for lot in expired)  # unused
+
     # the marts say the same as the ledger
     mart = {
         row[0]: row[1:]
@@ -96,6 +97,25 @@ def test_clawbacks_take_back_exactly_what_was_unused_at_expiry(campaign):
         key: (lot["granted_points"], lot["used_points"], lot["clawed_back_points"])
         for key, lot in lots.items()
     }
+
+
+def test_the_campaign_grants_predicted_mileage(campaign):
+    """The trained world has a mileage champion: every promotional grant's amount comes from the
+    prediction (here held up by the fixture's floor), with the model that made it."""
+    rules = dict(
+        query(
+            campaign,
+            "select amount_rule, count(*) from ledger.entries where kind = 'pregrant' "
+            "and grant_rule = 'promotional' group by 1",
+        )
+    )
+    assert rules and set(rules) <= {"predicted", "predicted (floor)", "predicted (cap)"}, rules
+    [(without_model,)] = query(
+        campaign,
+        "select count(*) from ledger.entries where kind in ('pregrant', 'holdout') "
+        "and amount_rule like 'predicted%' and mileage_model_version is null",
+    )
+    assert without_model == 0
 
 
 def ledger_positions(settings):
