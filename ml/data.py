@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,13 +28,10 @@ class Split:
     test: pd.DataFrame  # the latest date: out-of-time evaluation only
 
     def window(self) -> dict[str, object]:
-        def dates(frame: pd.DataFrame) -> list[str]:
-            return sorted({d.isoformat() for d in pd.to_datetime(frame["as_of_date"]).dt.date})
-
         return {
-            "train_as_of_dates": dates(self.train),
-            "valid_as_of_dates": dates(self.valid),
-            "test_as_of_dates": dates(self.test),
+            "train_as_of_dates": iso_dates(self.train),
+            "valid_as_of_dates": iso_dates(self.valid),
+            "test_as_of_dates": iso_dates(self.test),
             "rows": {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)},
             "churn_rate": {
                 "train": float(self.train[LABEL].mean()),
@@ -127,10 +125,11 @@ def split_out_of_time(frame: pd.DataFrame) -> Split:
     return split
 
 
-def usable_features(train: pd.DataFrame) -> list[str]:
-    """The features with data: a missing optional source leaves its columns empty or constant."""
+def usable_features(train: pd.DataFrame, candidates: Iterable[str] = FEATURES) -> list[str]:
+    """The ``candidates`` (the churn model's features by default) with data in ``train``, in order,
+    each once: a missing optional source leaves its columns empty or constant."""
     usable = []
-    for feature in FEATURES:
+    for feature in dict.fromkeys(candidates):
         if feature not in train.columns:
             continue
         column = pd.to_numeric(train[feature], errors="coerce")
@@ -154,6 +153,11 @@ def check_no_leakage(valid: pd.DataFrame, features: list[str], threshold: float)
                 "it is almost certainly computed from the label window (a leak). Check that it uses only "
                 "events strictly before the as-of date."
             )
+
+
+def iso_dates(frame: pd.DataFrame) -> list[str]:
+    """The as-of dates of ``frame``'s rows, sorted, as ISO strings (what training.json records)."""
+    return sorted(d.isoformat() for d in as_of_dates(frame))
 
 
 def as_of_dates(frame: pd.DataFrame) -> set[date]:

@@ -24,8 +24,10 @@ import pandas as pd
 import yaml
 
 from ml.clv import BGNBD_FEATURES, SUMMARY_COLUMNS, CustomerBaseModel, bgnbd_features, fit_customer_base
+from ml.data import iso_dates, usable_features
 from ml.evaluate import PairedDifference, paired_bootstrap
 from ml.features import FEATURES
+from ml.model import matrix
 
 PARAMS_FILE = Path(__file__).with_name("mileage.yaml")
 CANDIDATES = ("classic", "xgboost")
@@ -177,14 +179,11 @@ class MileageModel:
     def xgboost_miles(self, frame: pd.DataFrame) -> np.ndarray:
         import xgboost as xgb
 
-        matrix = _matrix(self.with_classic_features(frame), self.features)
         booster = self.booster
-        dmatrix = xgb.DMatrix(matrix, feature_names=self.features)
+        dmatrix = xgb.DMatrix(
+            matrix(self.with_classic_features(frame), self.features), feature_names=self.features
+        )
         return booster.predict(dmatrix, iteration_range=(0, booster.best_iteration + 1)).astype(float)
-
-
-def _matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    return frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------- training
@@ -201,14 +200,11 @@ class MileageSplit:
     cross_section: pd.DataFrame  # every customer at the valid date: what BG/NBD is fitted on
 
     def window(self) -> dict[str, Any]:
-        def dates(frame: pd.DataFrame) -> list[str]:
-            return sorted({d.isoformat() for d in pd.to_datetime(frame["as_of_date"]).dt.date})
-
         return {
-            "train_as_of_dates": dates(self.train),
-            "valid_as_of_dates": dates(self.valid),
-            "test_as_of_dates": dates(self.test),
-            "customer_base_fitted_on": dates(self.cross_section),
+            "train_as_of_dates": iso_dates(self.train),
+            "valid_as_of_dates": iso_dates(self.valid),
+            "test_as_of_dates": iso_dates(self.test),
+            "customer_base_fitted_on": iso_dates(self.cross_section),
             "rows": {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)},
             "mean_miles": {
                 name: float(pd.to_numeric(part[LABEL]).mean())
@@ -265,9 +261,9 @@ def fit_candidates(split: MileageSplit, window_days: int, params: MileageParams)
     )
     train = classic.with_classic_features(split.train)
     valid = classic.with_classic_features(split.valid)
-    features = usable_features(train)
-    dtrain = xgb.DMatrix(_matrix(train, features), label=train[LABEL].to_numpy(float), feature_names=features)
-    dvalid = xgb.DMatrix(_matrix(valid, features), label=valid[LABEL].to_numpy(float), feature_names=features)
+    features = usable_features(train, XGBOOST_FEATURES)
+    dtrain = xgb.DMatrix(matrix(train, features), label=train[LABEL].to_numpy(float), feature_names=features)
+    dvalid = xgb.DMatrix(matrix(valid, features), label=valid[LABEL].to_numpy(float), feature_names=features)
     booster = xgb.train(
         params.xgboost,
         dtrain,
@@ -286,17 +282,6 @@ def fit_candidates(split: MileageSplit, window_days: int, params: MileageParams)
         features=features,
     )
     return {"classic": classic, "xgboost": boosted}
-
-
-def usable_features(train: pd.DataFrame) -> list[str]:
-    """The XGBoost inputs with data: a missing optional source leaves its columns empty or constant."""
-    usable = []
-    for feature in dict.fromkeys(XGBOOST_FEATURES):
-        if feature in train.columns:
-            column = pd.to_numeric(train[feature], errors="coerce")
-            if column.notna().any() and column.nunique(dropna=True) > 1:
-                usable.append(feature)
-    return usable
 
 
 def run_rate_miles(frame: pd.DataFrame, days: int) -> np.ndarray:

@@ -121,8 +121,11 @@ def test_long_tenure_raises_the_grant_and_says_thank_you():
     assert "Thank you for 3 years with us" in message(row, POLICY)
 
 
-def _crowd(n: int, seed: int = 1) -> pd.DataFrame:
+def _crowd(n: int, seed: int = 1, *, uneven: bool = False) -> pd.DataFrame:
+    """``n`` random eligible candidates; ``uneven``: with predicted miles of every size (10% without
+    one), so the grants differ from customer to customer."""
     rng = np.random.default_rng(seed)
+    miles = rng.lognormal(4.5, 1.2, n) if uneven else None
     return frame(
         *[
             candidate(
@@ -130,6 +133,14 @@ def _crowd(n: int, seed: int = 1) -> pd.DataFrame:
                 churn_probability=float(rng.uniform(0.3, 0.9)),
                 tenure_days=int(rng.integers(0, 3000)),
                 spend_365d=float(rng.uniform(300, 3000)),
+                **(
+                    {
+                        "predicted_miles": None if rng.random() < 0.1 else float(miles[i]),
+                        "mileage_model_version": "mm1",
+                    }
+                    if uneven
+                    else {}
+                ),
             )
             for i in range(n)
         ]
@@ -308,29 +319,11 @@ def test_expected_value_is_priced_on_the_real_amount():
     assert small["expected_value"] - large["expected_value"] == pytest.approx(gap)
 
 
-def _uneven_crowd(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    miles = rng.lognormal(4.5, 1.2, n)
-    return frame(
-        *[
-            candidate(
-                f"C{i:06d}",
-                churn_probability=float(rng.uniform(0.3, 0.9)),
-                tenure_days=int(rng.integers(0, 3000)),
-                spend_365d=float(rng.uniform(300, 3000)),
-                predicted_miles=None if rng.random() < 0.1 else float(miles[i]),
-                mileage_model_version="mm1",
-            )
-            for i in range(n)
-        ]
-    )
-
-
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 40_000), st.floats(0, 0.5), st.integers(0, 1000))
 def test_the_budget_is_never_exceeded_with_uneven_amounts(budget, share, seed):
     policy = Policy(budget_points=budget, holdout_share=share)
-    decisions = decide(_uneven_crowd(120, seed), policy, AS_OF)
+    decisions = decide(_crowd(120, seed, uneven=True), policy, AS_OF)
     treated = decisions[decisions["arm"] == "treatment"]
     assert treated["points"].sum() <= budget
     # walking down the ranking: each treated grant fitted what was left, each one skipped did not
