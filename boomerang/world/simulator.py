@@ -13,11 +13,13 @@ split into calls. Its state and its hidden ground truth live in the world folder
 apart from the warehouse.
 
 The world reacts to pre-grants: before each day it applies the credits (and
-checks the clawbacks) the pipeline wrote to its outbox for that day. Each
-customer carries a hidden persuadability type (:data:`PERSUADABILITY`): while a
-grant is open a persuadable customer churns far less and buys more, a sleeping
-dog churns a little more, the others go on as before; grant holders spend the
-grant first.
+checks the clawbacks) the pipeline wrote to its outbox for that day. A grant
+meets a hidden reaction type (:data:`PERSUADABILITY`), decided when it arrives
+from the customer's state, the grant's channel and fixed per-customer noise
+(:mod:`boomerang.world.reactions`: reach through the channel, redeem propensity,
+how long they have been lapsing, complaints): while the grant is open a
+persuadable customer churns far less and buys more, a sleeping dog churns a
+little more, the others go on as before; grant holders spend the grant first.
 
 How much a grant moves a customer depends on its size against what they usually
 earn over the grant's window (:func:`usual_earn`: their purchase rate on the day
@@ -35,10 +37,16 @@ What each grant was given to (type, usual earn, strength) is recorded in
 ``truth/`` in the world folder, for measuring uplift, never in landing.
 Grant-related random numbers come from their own ``(seed, day)`` stream, so a
 world without an outbox writes the same bytes as one that never heard of grants.
+
+For measuring policies against the hidden truth, :meth:`World.fork` makes an
+in-memory copy that takes grants (:meth:`World.grant`) and simulates days
+(:meth:`World.run`, per-customer outcomes, no files) in a chosen random future;
+:meth:`World.reaction_types` tells each customer's type if granted today.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -53,6 +61,14 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from boomerang.rewards.outbox import read_outbox_files
+from boomerang.world.reactions import (
+    PERSUADABILITY,
+    ReactionRules,
+    hidden_traits,
+    purchase_rate,
+    reached,
+    reaction_types,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +96,13 @@ META_FILE = "world.json"
 TRUTH_DIR = "truth"  # hidden ground truth, in the world folder only
 GRANT_TRUTH_FILE = "grants.parquet"
 GRANT_STREAM = 7  # grant-related draws come from (seed, day, GRANT_STREAM), apart from the main stream
+FUTURE_STREAM = 0xF0F0  # a fork's future f > 0 draws from (seed, day, FUTURE_STREAM, f) (+ GRANT_STREAM)
 SECONDS_OPEN = 8 * 3600  # activity happens between 08:00 and 22:00 UTC
 SECONDS_SPAN = 14 * 3600
 BASKET_SIGMA = 0.5  # a basket is exp(normal(the customer's basket_log_mean, this)) + 1
 
-# What the hidden ``persuadability`` code (int8) means: how a customer reacts to a grant.
-PERSUADABILITY = (
-    "sure_thing",  # 0: stays anyway
-    "persuadable",  # 1: stays because of a grant
-    "lost_cause",  # 2: leaves regardless
-    "sleeping_dog",  # 3: contact annoys them: slightly more likely to leave
-)
+# The hidden reaction type codes (int8; boomerang.world.reactions decides them when a grant arrives):
+# PERSUADABILITY[code] is the type's name (sure_thing, persuadable, lost_cause, sleeping_dog).
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,9 @@ class Behaviour:
     basket_log_mean: float = 3.6  # log of a typical basket (~37)
     refund_share: float = 0.03
     complaint_per_purchase: float = 0.02
-    redeem_share: float = 0.15  # chance a purchase with >= 500 usable miles redeems some
+    # chance a purchase with >= 500 usable miles redeems some, times the customer's hidden
+    # redeem_propensity (mean 1; boomerang.world.reactions), at most 1
+    redeem_share: float = 0.15
     email_per_day: float = 1 / 10
     sms_per_day: float = 1 / 30
     push_per_day: float = 1 / 15
@@ -112,8 +126,10 @@ class Behaviour:
     churn_open_complaint: float = 1.2
     churn_bad_resolution: float = 0.9
     churn_tenure: float = 0.5  # per log(1 + tenure years), lowers the hazard
-    # Reactions to an open pre-grant (day in [grant day, expiry)), one value per
-    # persuadability code in PERSUADABILITY order: sure thing, persuadable, lost cause, sleeping dog.
+    # Who reacts how to a grant: the reaction type's rules (boomerang.world.reactions).
+    reactions: ReactionRules = ReactionRules()
+    # Reactions to an open pre-grant (day in [grant day, expiry)), one value per reaction
+    # type code in PERSUADABILITY order: sure thing, persuadable, lost cause, sleeping dog.
     grant_churn_logit: tuple[float, ...] = (0.0, -3.0, 0.0, 0.5)  # added to the churn logit
     grant_purchase_factor: tuple[float, ...] = (1.0, 1.3, 1.0, 1.0)  # multiplies the purchase rate
     # Taken off disengagement once, when the grant arrives: the lasting effect that keeps
@@ -136,6 +152,10 @@ class World:
         self.state = state
         self.behaviour = Behaviour()
         self._grant_truth: list[dict] = []  # credits applied by the running advance, for truth/
+        self.forked = False  # an in-memory fork (:meth:`fork`): never saved, never writes files
+        self.future = 0  # which future a fork draws: 0 is the world's own
+        self.coupled = False  # draw every random number per customer (:class:`_Draws`)
+        self._tally: dict[str, np.ndarray] | None = None  # per-customer outcomes while :meth:`run` runs
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -148,6 +168,7 @@ class World:
             raise ValueError(f"A world needs at least one customer, got {customers}")
         rng = np.random.default_rng([seed, 0xC0FFEE])
         state = _new_customers(rng, customers, first_number=1, day=0, existing=True)
+        state.update(hidden_traits(seed, state["number"]))
         meta = {
             "seed": seed,
             "customers": customers,
@@ -172,6 +193,13 @@ class World:
             state.setdefault(name, values)
         if not had_strength:  # grants applied before their size mattered had their full effect
             state["grant_strength"] = np.where(state["grant_start_day"] >= 0, 1.0, 0.0)
+        # Worlds saved before reactions depended on the customer: the type drawn at creation
+        # becomes the open grant's reaction; the fixed traits are hashed, so they are the same.
+        old_types = state.pop("persuadability", None)
+        if old_types is not None:
+            state["grant_reaction"] = old_types.astype(np.int8)
+        if "redeem_propensity" not in state:
+            state.update(hidden_traits(meta["seed"], state["number"]))
         for key, value in _outbox_meta().items():
             meta.setdefault(key, value)
         return cls(world_dir, meta, state)
@@ -199,6 +227,11 @@ class World:
         return cls.create(world_dir, customers=customers, seed=seed, start=start, file_format=file_format)
 
     def save(self) -> None:
+        if self.forked:
+            raise RuntimeError(
+                "This world is an in-memory fork (World.fork): it is never saved. Open the world "
+                f"folder {self.world_dir} again for one that is."
+            )
         self.world_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.world_dir / (STATE_FILE + ".tmp.npz")
         np.savez(tmp, **self.state)
@@ -230,6 +263,10 @@ class World:
         before that day is simulated (ones for days already simulated are late:
         applied before the first new day, with a warning). No file is applied twice.
         """
+        if self.forked:
+            raise RuntimeError(
+                "An in-memory fork (World.fork) writes no landing files: use World.grant and World.run."
+            )
         first = self.meta["next_day"]
         last = (until - self.start).days  # exclusive
         written: list[Path] = []
@@ -277,6 +314,136 @@ class World:
     @property
     def size(self) -> int:
         return int(self.state["number"].shape[0])
+
+    # ------------------------------------------------------------------ in-memory futures
+
+    def reaction_types(
+        self, day: int | date | None = None, channels: str | np.ndarray | list | None = None
+    ) -> np.ndarray:
+        """Each customer's hidden reaction type (int8 codes of :data:`PERSUADABILITY`, one per row
+        of the state) if a grant through ``channels`` (one name for all or one per row; default
+        email) arrived on ``day`` (days since the start or a date; default: today), from the state
+        as it is now. What the world would decide on applying such a grant today; deterministic."""
+        return self._reaction_types(self.state, self._day_index(day), channels)
+
+    def _reaction_types(
+        self, state: dict[str, np.ndarray], day: int, channels: str | np.ndarray | list | None
+    ) -> np.ndarray:
+        b = self.behaviour
+        return reaction_types(state, day, channels, b.reactions, b.purchase_days_mean)
+
+    def customer_rows(self, customer_ids: list[str] | np.ndarray) -> np.ndarray:
+        """Rows of the state of ``customer_ids`` (``C`` + 8 digits); -1 for ids the world does not know."""
+        rows = np.full(len(customer_ids), -1, np.int64)
+        for position, customer_id in enumerate(customer_ids):
+            index = self._customer_index(customer_id)
+            if index is not None:
+                rows[position] = index
+        return rows
+
+    def fork(self, future: int, *, coupled: bool | None = None) -> World:
+        """An in-memory copy of this world that simulates with :meth:`grant` and :meth:`run` only.
+
+        From its ``today`` on it draws day ``d``'s random numbers from ``(seed, d)`` in future 0,
+        the world's own (a fork(0) without grants runs exactly as :meth:`advance` would), and from
+        ``(seed, d, FUTURE_STREAM, future)`` in any other future. ``coupled`` (default: on for
+        futures other than 0) draws one number per customer for every draw (:class:`_Draws`), so a
+        grant to one customer never shifts another's draws: twin forks of the same future differ
+        only through the grants. The fork never writes landing files or ``truth/`` and refuses
+        :meth:`save` and :meth:`advance`.
+        """
+        if future < 0:
+            raise ValueError(f"A future is a number >= 0 (0: the world's own draws), got {future}")
+        twin = World(
+            self.world_dir, copy.deepcopy(self.meta), {name: v.copy() for name, v in self.state.items()}
+        )
+        twin.forked = True
+        twin.future = int(future)
+        twin.coupled = future != 0 if coupled is None else bool(coupled)
+        return twin
+
+    def grant(self, day: int | date | None, grants: list[dict]) -> list[dict]:
+        """Apply pre-grant credits to this fork before ``day`` (today, the default, or an earlier
+        day: late, applied from today) is simulated, as the outbox's credits would be.
+
+        Each grant: ``customer_id``, ``points``, ``expires_at`` (a datetime, a date or ISO text:
+        the first moment it can no longer be spent), optional ``channel`` (default email) and
+        ``idempotency_key``. Returns what the world recorded of each applied grant (reaction type,
+        reached, usual earn, strength: the rows ``truth/grants.parquet`` would get).
+        """
+        if not self.forked:
+            raise RuntimeError("World.grant applies grants to an in-memory fork only: call World.fork first.")
+        today = self.meta["next_day"]
+        grant_day = self._day_index(day)
+        if grant_day > today:
+            raise ValueError(
+                f"Grants for day {grant_day} cannot be applied on day {today}: run the fork up to that day first."
+            )
+        first = len(self._grant_truth)
+        for grant in grants:
+            expires = grant["expires_at"]
+            if isinstance(expires, date) and not isinstance(expires, datetime):
+                expires = datetime(expires.year, expires.month, expires.day)
+            message = {
+                "idempotency_key": grant.get("idempotency_key")
+                or f"fork:{grant['customer_id']}:{self.start + timedelta(days=grant_day)}",
+                "customer_id": grant["customer_id"],
+                "points": int(grant["points"]),
+                "expires_at": expires.isoformat() if isinstance(expires, datetime) else str(expires),
+                "channel": grant.get("channel"),
+                "day": grant_day,
+            }
+            self._apply_credit(today, message)
+        return self._grant_truth[first:]
+
+    def run(self, days: int) -> dict[str, np.ndarray]:
+        """Simulate ``days`` days of this fork in memory; per row of the state at the end:
+        ``purchases`` (count), ``revenue`` (sum of purchase amounts, refunds not taken off),
+        ``miles_redeemed`` (earned miles spent), ``grant_points_redeemed`` (grant points spent),
+        ``churned`` (churned by the end, also before the run), ``churned_in_run`` and
+        ``purchased`` (at least one purchase)."""
+        if not self.forked:
+            raise RuntimeError("World.run simulates an in-memory fork only: call World.fork first.")
+        if days < 0:
+            raise ValueError(f"Cannot run a negative number of days ({days})")
+        first = self.meta["next_day"]
+        churned_before = self.state["churn_day"] >= 0
+        self._tally = {
+            "purchases": np.zeros(self.size, np.int64),
+            "revenue": np.zeros(self.size, np.float64),
+            "miles_redeemed": np.zeros(self.size, np.int64),
+            "grant_points_redeemed": np.zeros(self.size, np.int64),
+        }
+        try:
+            for day in range(first, first + days):
+                self._simulate_day(day)
+                self.meta["next_day"] = day + 1
+            tally = self._tally
+        finally:
+            self._tally = None
+        for name, values in tally.items():  # customers who joined on the last days bought nothing
+            tally[name] = np.concatenate([values, np.zeros(self.size - values.size, values.dtype)])
+        churned = self.state["churn_day"] >= 0
+        before = np.concatenate([churned_before, np.zeros(self.size - churned_before.size, bool)])
+        return {
+            **tally,
+            "churned": churned,
+            "churned_in_run": churned & ~before,
+            "purchased": tally["purchases"] > 0,
+        }
+
+    @property
+    def grant_truth(self) -> list[dict]:
+        """What the world recorded of the grants applied since the last :meth:`advance` began (a
+        fork's: all of its :meth:`grant` calls): the rows ``truth/grants.parquet`` gets."""
+        return list(self._grant_truth)
+
+    def _day_index(self, day: int | date | None) -> int:
+        if day is None:
+            return int(self.meta["next_day"])
+        if isinstance(day, date):
+            return (day - self.start).days
+        return int(day)
 
     # ------------------------------------------------------------------ grants
 
@@ -345,7 +512,10 @@ class World:
             expires = expires.astimezone(UTC).replace(tzinfo=None)
         # A grant expiring during a day is not spent on that day at all: the world never redeems late.
         expiry_day = (expires.date() - self.start).days
-        kind = int(s["persuadability"][index])
+        channel = message.get("channel") or "email"
+        one = {name: values[index : index + 1] for name, values in s.items()}
+        kind = int(self._reaction_types(one, day, channel)[0])
+        was_reached = bool(reached(one, channel, self.behaviour.reactions)[0])
         churned = bool(s["churn_day"][index] >= 0)
         points = int(message["points"])
         usual = float(
@@ -356,6 +526,7 @@ class World:
         s["grant_start_day"][index] = message["day"]
         s["grant_expiry_day"][index] = expiry_day
         s["grant_strength"][index] = strength
+        s["grant_reaction"][index] = kind
         if day < expiry_day:
             drop = self.behaviour.grant_disengagement_drop[kind] * strength
             s["disengagement"][index] = max(0.0, float(s["disengagement"][index]) - drop)
@@ -372,6 +543,8 @@ class World:
                 "churned_before_grant": churned,
                 "usual_earn": usual,
                 "strength": strength,
+                "channel": channel,
+                "reached": was_reached,
             }
         )
 
@@ -435,9 +608,8 @@ class World:
             old = pq.read_table(path)
             for name in GRANT_TRUTH_SCHEMA.names:  # written before a column existed: null there
                 if name not in old.column_names:
-                    old = old.append_column(
-                        GRANT_TRUTH_SCHEMA.field(name), pa.nulls(old.num_rows, pa.float64())
-                    )
+                    field = GRANT_TRUTH_SCHEMA.field(name)
+                    old = old.append_column(field, pa.nulls(old.num_rows, field.type))
             old = old.select(GRANT_TRUTH_SCHEMA.names).cast(GRANT_TRUTH_SCHEMA)
             first = pa.scalar(self.start + timedelta(days=first_day), pa.date32())
             kept = old.filter(pc.less(old["applied_date"], first))
@@ -449,32 +621,48 @@ class World:
         pq.write_table(new, tmp)
         tmp.replace(path)
 
+    def _streams(self, day: int) -> list[int]:
+        """The key of ``day``'s main random stream: (seed, day), or (seed, day, FUTURE_STREAM, f) in
+        a fork's future f > 0. The grant stream's key is this one plus GRANT_STREAM."""
+        if self.future == 0:
+            return [self.meta["seed"], day]
+        return [self.meta["seed"], day, FUTURE_STREAM, self.future]
+
     def _simulate_day(self, day: int) -> dict[str, pa.Table]:
         b = self.behaviour
-        rng = np.random.default_rng([self.meta["seed"], day])
+        rng = np.random.default_rng(self._streams(day))
         out: dict[str, pa.Table] = {}
+        tables = self._tally is None  # :meth:`run` keeps per-customer outcomes instead of rows
 
-        # New customers sign up.
+        # New customers sign up (how many does not depend on anything that happened: no grant
+        # shifts these draws).
         joining = rng.poisson(self.meta["customers"] * b.daily_signup_rate)
         if joining:
             new = _new_customers(rng, joining, self.meta["next_customer"], day, existing=False)
+            new.update(hidden_traits(self.meta["seed"], new["number"]))
             self.meta["next_customer"] += joining
             for name, values in new.items():
                 self.state[name] = np.concatenate([self.state[name], values])
-            out["customers"] = self._customer_rows(np.arange(self.size - joining, self.size), day, rng)
+            joined = np.arange(self.size - joining, self.size)
+            updated = rng.integers(0, SECONDS_SPAN, joining)
+            if tables:
+                out["customers"] = self._customer_rows(joined, day, updated)
         s = self.state
         n = self.size
+        draw = _Draws(rng, n, self.coupled)
         alive = s["churn_day"] < 0
         granted = self._grant_open(day)
         any_granted = bool(granted.any())
-        kinds = s["persuadability"]
+        kinds = s["grant_reaction"]
 
         # A few customers change their marketing consent: a newer customers row.
         flips = np.flatnonzero(alive & (rng.random(n) < b.consent_flip_per_day))
         if flips.size:
             s["consent"][flips] = ~s["consent"][flips]
-            rows = self._customer_rows(flips, day, rng)
-            out["customers"] = pa.concat_tables([out["customers"], rows]) if "customers" in out else rows
+            updated = draw.integers(0, SECONDS_SPAN, flips)
+            if tables:
+                rows = self._customer_rows(flips, day, updated)
+                out["customers"] = pa.concat_tables([out["customers"], rows]) if "customers" in out else rows
 
         # Engagement drifts; some customers slowly lose interest.
         s["disengagement"] = np.clip(
@@ -504,27 +692,31 @@ class World:
             rate = np.where(granted, rate * lift, rate)
         buyers = np.flatnonzero(alive & (rng.random(n) < rate))
         amounts = np.round(
-            np.exp(rng.normal(s["basket_log_mean"][buyers], BASKET_SIGMA)).astype(np.float64) + 1.0, 2
+            np.exp(draw.normal(s["basket_log_mean"][buyers], BASKET_SIGMA, buyers)).astype(np.float64) + 1.0,
+            2,
         )
-        channel_draw = rng.random(buyers.size)
+        channel_draw = draw.random(buyers)
         channels = (channel_draw[:, None] > s["channel_cdf"][buyers, :2]).sum(axis=1)
-        seconds = SECONDS_OPEN + rng.integers(0, SECONDS_SPAN - 7200, buyers.size)
+        seconds = SECONDS_OPEN + draw.integers(0, SECONDS_SPAN - 7200, buyers)
         s["last_purchase_day"][buyers] = day
-        refunds = rng.random(buyers.size) < b.refund_share
-        refund_amounts = np.round(amounts[refunds] * rng.uniform(0.2, 1.0, refunds.sum()), 2)
-        tx_numbers = np.arange(buyers.size)
-        out["transactions"] = pa.table(
-            {
-                "transaction_id": _ids(
-                    f"T{day:05d}-", np.concatenate([tx_numbers, buyers.size + np.arange(refunds.sum())]), 7
-                ),
-                "customer_id": self._customer_ids(np.concatenate([buyers, buyers[refunds]])),
-                "occurred_at": self._timestamps(day, np.concatenate([seconds, seconds[refunds] + 3600])),
-                "kind": pa.array(np.repeat(["purchase", "refund"], [buyers.size, refunds.sum()])),
-                "amount": pa.array(np.concatenate([amounts, refund_amounts])),
-                "channel": pa.array(PURCHASE_CHANNELS[np.concatenate([channels, channels[refunds]])]),
-            }
-        )
+        refunds = draw.random(buyers) < b.refund_share
+        refund_amounts = np.round(amounts[refunds] * draw.uniform(0.2, 1.0, buyers[refunds]), 2)
+        if tables:
+            tx_numbers = np.arange(buyers.size)
+            out["transactions"] = pa.table(
+                {
+                    "transaction_id": _ids(
+                        f"T{day:05d}-",
+                        np.concatenate([tx_numbers, buyers.size + np.arange(refunds.sum())]),
+                        7,
+                    ),
+                    "customer_id": self._customer_ids(np.concatenate([buyers, buyers[refunds]])),
+                    "occurred_at": self._timestamps(day, np.concatenate([seconds, seconds[refunds] + 3600])),
+                    "kind": pa.array(np.repeat(["purchase", "refund"], [buyers.size, refunds.sum()])),
+                    "amount": pa.array(np.concatenate([amounts, refund_amounts])),
+                    "channel": pa.array(PURCHASE_CHANNELS[np.concatenate([channels, channels[refunds]])]),
+                }
+            )
 
         # Every 30 days the oldest mileage bucket lapses for the world's purposes.
         if day > 0 and day % BUCKET_DAYS == 0:
@@ -533,7 +725,9 @@ class World:
         earned = np.maximum(np.floor(amounts), 1).astype(np.int64)
         s["miles"][buyers, 0] += earned
         usable = s["miles"][buyers].sum(axis=1)
-        redeeming = (usable >= 500) & (rng.random(buyers.size) < b.redeem_share)
+        # How often a purchase redeems: the shared rate times the buyer's own redeem propensity.
+        redeem_chance = np.minimum(b.redeem_share * s["redeem_propensity"][buyers].astype(np.float64), 1.0)
+        redeeming = (usable >= 500) & (draw.random(buyers) < redeem_chance)
         # A grant holder spends the grant, never earned miles as well: the warehouse gives a
         # redemption inside a grant's window to the grant first, so one per purchase keeps the
         # world's books and the warehouse's the same.
@@ -545,29 +739,60 @@ class World:
         keep = redeemed > 0
         redeem_rows, redeemed = redeem_rows[keep], redeemed[keep]
         _spend_oldest_first(s["miles"], buyers[redeem_rows], redeemed)
+        grant_rows = np.zeros(0, np.int64)
+        grant_points = np.zeros(0, np.int64)
         if holding is not None and holding.any():
             grant_rows, grant_points = self._redeem_grants(day, buyers, amounts, holding)
-            order = np.argsort(np.concatenate([redeem_rows, grant_rows]), kind="stable")
-            redeem_rows = np.concatenate([redeem_rows, grant_rows])[order]
-            redeemed = np.concatenate([redeemed, grant_points])[order]
-        mileage_rows = np.concatenate([np.arange(buyers.size), redeem_rows])
-        out["mileage_events"] = pa.table(
-            {
-                "event_id": _ids(f"M{day:05d}-", np.arange(mileage_rows.size), 7),
-                "customer_id": self._customer_ids(buyers[mileage_rows]),
-                "occurred_at": self._timestamps(day, seconds[mileage_rows] + 60),
-                "kind": pa.array(np.repeat(["earn", "redeem"], [buyers.size, redeem_rows.size])),
-                "points": pa.array(np.concatenate([earned, redeemed])),
-                "transaction_id": _ids(f"T{day:05d}-", mileage_rows, 7),
-            }
-        )
+        if self._tally is not None:
+            self._count(buyers, amounts, buyers[redeem_rows], redeemed, buyers[grant_rows], grant_points)
+        if tables:
+            if grant_rows.size:
+                order = np.argsort(np.concatenate([redeem_rows, grant_rows]), kind="stable")
+                redeem_rows = np.concatenate([redeem_rows, grant_rows])[order]
+                redeemed = np.concatenate([redeemed, grant_points])[order]
+            mileage_rows = np.concatenate([np.arange(buyers.size), redeem_rows])
+            out["mileage_events"] = pa.table(
+                {
+                    "event_id": _ids(f"M{day:05d}-", np.arange(mileage_rows.size), 7),
+                    "customer_id": self._customer_ids(buyers[mileage_rows]),
+                    "occurred_at": self._timestamps(day, seconds[mileage_rows] + 60),
+                    "kind": pa.array(np.repeat(["earn", "redeem"], [buyers.size, redeem_rows.size])),
+                    "points": pa.array(np.concatenate([earned, redeemed])),
+                    "transaction_id": _ids(f"T{day:05d}-", mileage_rows, 7),
+                }
+            )
 
         # Messages, opens, clicks, visits and calls.
-        out["interactions"] = self._interactions(rng, day, alive, buyers, channels)
+        interactions = self._interactions(draw, day, alive, buyers, channels)
+        if tables:
+            out["interactions"] = interactions
 
         # Complaints: opened on some purchases, resolved days (or weeks) later.
-        out["complaints"] = self._complaints(rng, day, alive, buyers)
+        complaints = self._complaints(draw, day, buyers)
+        if tables:
+            out["complaints"] = complaints
         return out
+
+    def _count(
+        self,
+        buyers: np.ndarray,
+        amounts: np.ndarray,
+        redeemers: np.ndarray,
+        miles: np.ndarray,
+        grant_redeemers: np.ndarray,
+        grant_points: np.ndarray,
+    ) -> None:
+        """Add a day's purchases and redemptions to :meth:`run`'s per-customer tally (each buyer
+        buys once a day, so plain fancy-index adds are exact)."""
+        tally = self._tally
+        assert tally is not None
+        if tally["purchases"].size < self.size:  # customers joined today
+            for name, values in tally.items():
+                tally[name] = np.concatenate([values, np.zeros(self.size - values.size, values.dtype)])
+        tally["purchases"][buyers] += 1
+        tally["revenue"][buyers] += amounts
+        tally["miles_redeemed"][redeemers] += miles
+        tally["grant_points_redeemed"][grant_redeemers] += grant_points
 
     def _redeem_grants(
         self, day: int, buyers: np.ndarray, amounts: np.ndarray, holding: np.ndarray
@@ -575,9 +800,11 @@ class World:
         """Purchases (rows of ``buyers``) that spend the buyer's grant, and the points each spends."""
         b = self.behaviour
         s = self.state
-        grant_rng = np.random.default_rng([self.meta["seed"], day, GRANT_STREAM])
-        share = np.array(b.grant_redeem_share)[s["persuadability"][buyers]]
-        rows = np.flatnonzero(holding & (grant_rng.random(buyers.size) < share))
+        grant_draw = _Draws(
+            np.random.default_rng([*self._streams(day), GRANT_STREAM]), self.size, self.coupled
+        )
+        share = np.array(b.grant_redeem_share)[s["grant_reaction"][buyers]]
+        rows = np.flatnonzero(holding & (grant_draw.random(buyers) < share))
         wanted = np.maximum(
             b.grant_redeem_min_points, np.floor(amounts[rows] * b.grant_redeem_points_per_unit / 100) * 100
         ).astype(np.int64)
@@ -587,15 +814,17 @@ class World:
 
     def _interactions(
         self,
-        rng: np.random.Generator,
+        draw: _Draws,
         day: int,
         alive: np.ndarray,
         buyers: np.ndarray,
         purchase_channels: np.ndarray,
-    ) -> pa.Table:
+    ) -> pa.Table | None:
+        """The day's interactions (None in :meth:`run`, which draws the same numbers but keeps no rows)."""
         b = self.behaviour
         s = self.state
         n = self.size
+        rng = draw.rng
         signed_up = s["signup_day"] <= day
         interest = np.where(alive, 1 - s["disengagement"], 0.1 * (1 - s["disengagement"]))
         parts: list[tuple[np.ndarray, str, str, np.ndarray]] = []  # customers, channel, kind, seconds
@@ -606,26 +835,26 @@ class World:
             ("push", b.push_per_day, s["consent"] & s["has_app"]),
         ):
             sent = np.flatnonzero(signed_up & reachable & (rng.random(n) < per_day))
-            at = SECONDS_OPEN + rng.integers(0, 3600, sent.size)
+            at = SECONDS_OPEN + draw.integers(0, 3600, sent)
             parts.append((sent, channel, "sent", at))
             p_open = s[f"affinity_{channel}"][sent] * interest[sent]
-            opened = rng.random(sent.size) < p_open
-            open_at = at[opened] + rng.integers(60, 6 * 3600, opened.sum())
+            opened = draw.random(sent) < p_open
+            open_at = at[opened] + draw.integers(60, 6 * 3600, sent[opened])
             parts.append((sent[opened], channel, "opened", open_at))
-            clicked = rng.random(opened.sum()) < 0.3 * interest[sent[opened]]
+            clicked = draw.random(sent[opened]) < 0.3 * interest[sent[opened]]
             parts.append((sent[opened][clicked], channel, "clicked", open_at[clicked] + 30))
         # App and web visits, more often for engaged customers; store purchases are visits too.
         for channel, affinity in (("app", s["affinity_push"]), ("web", s["affinity_email"] * 0.5)):
             visiting = np.flatnonzero(alive & (rng.random(n) < 0.05 * affinity * interest))
             parts.append(
-                (visiting, channel, "visit", SECONDS_OPEN + rng.integers(0, SECONDS_SPAN, visiting.size))
+                (visiting, channel, "visit", SECONDS_OPEN + draw.integers(0, SECONDS_SPAN, visiting))
             )
         in_store = buyers[purchase_channels == 0]
         parts.append((in_store, "store", "visit", np.full(in_store.size, SECONDS_OPEN + 600)))
         callers = np.flatnonzero(s["complaint_open"] & alive & (rng.random(n) < 0.05))
-        parts.append(
-            (callers, "call_center", "call", SECONDS_OPEN + rng.integers(0, SECONDS_SPAN, callers.size))
-        )
+        parts.append((callers, "call_center", "call", SECONDS_OPEN + draw.integers(0, SECONDS_SPAN, callers)))
+        if self._tally is not None:
+            return None
 
         customers = np.concatenate([p[0] for p in parts])
         sizes = [p[0].size for p in parts]
@@ -649,35 +878,36 @@ class World:
             }
         )
 
-    def _complaints(
-        self, rng: np.random.Generator, day: int, alive: np.ndarray, buyers: np.ndarray
-    ) -> pa.Table:
+    def _complaints(self, draw: _Draws, day: int, buyers: np.ndarray) -> pa.Table | None:
+        """Open complaints on some of the day's purchases, resolve those due (None in :meth:`run`)."""
         s = self.state
         candidates = buyers[~s["complaint_open"][buyers]]
-        opening = candidates[rng.random(candidates.size) < self.behaviour.complaint_per_purchase]
+        opening = candidates[draw.random(candidates) < self.behaviour.complaint_per_purchase]
         # Resolution takes days, sometimes weeks.
-        resolve_in = np.minimum(np.round(rng.lognormal(1.4, 0.9, opening.size)), 90).astype(np.int32)
+        resolve_in = np.minimum(np.round(draw.lognormal(1.4, 0.9, opening)), 90).astype(np.int32)
         first_id = self.meta["next_complaint"]
         self.meta["next_complaint"] += opening.size
         s["complaint_open"][opening] = True
         s["complaint_number"][opening] = np.arange(first_id, first_id + opening.size)
         s["complaint_opened_second"][opening] = (
-            day * 86400 + SECONDS_OPEN + rng.integers(0, SECONDS_SPAN - 3600, opening.size)
+            day * 86400 + SECONDS_OPEN + draw.integers(0, SECONDS_SPAN - 3600, opening)
         )
         s["complaint_resolve_day"][opening] = day + resolve_in
-        s["complaint_category"][opening] = rng.integers(0, COMPLAINT_CATEGORIES.size, opening.size)
+        s["complaint_category"][opening] = draw.integers(0, COMPLAINT_CATEGORIES.size, opening)
 
         resolving = np.flatnonzero(s["complaint_open"] & (s["complaint_resolve_day"] <= day))
         opened_second = s["complaint_opened_second"][resolving]
         resolved_second = np.maximum(
-            day * 86400 + SECONDS_OPEN + rng.integers(0, SECONDS_SPAN, resolving.size), opened_second + 600
+            day * 86400 + SECONDS_OPEN + draw.integers(0, SECONDS_SPAN, resolving), opened_second + 600
         )
         took_days = (resolved_second - opened_second) / 86400
-        satisfaction = np.clip(np.round(5.2 - took_days / 6 + rng.normal(0, 0.8, resolving.size)), 1, 5)
-        answered = rng.random(resolving.size) < 0.7  # not everyone rates the resolution
+        satisfaction = np.clip(np.round(5.2 - took_days / 6 + draw.normal(0, 0.8, resolving)), 1, 5)
+        answered = draw.random(resolving) < 0.7  # not everyone rates the resolution
         bad = (took_days > 14) | (answered & (satisfaction <= 2))
         s["bad_resolution_until"][resolving[bad]] = day + 90
         s["complaint_open"][resolving] = False
+        if self._tally is not None:
+            return None
 
         rows = np.concatenate([opening, resolving])
         start_seconds = _day_seconds(self.start)
@@ -707,16 +937,20 @@ class World:
     def _timestamps(self, day: int, seconds: np.ndarray) -> pa.Array:
         return _timestamp_array(_day_seconds(self.start) + day * 86400 + seconds.astype(np.int64))
 
-    def _customer_rows(self, index: np.ndarray, day: int, rng: np.random.Generator | None = None) -> pa.Table:
+    def _customer_rows(
+        self, index: np.ndarray, day: int, updated_seconds: np.ndarray | None = None
+    ) -> pa.Table:
+        """Customers rows for ``index``: as of their sign-up (the initial customers) or updated
+        ``updated_seconds`` after the day's opening time."""
         s = self.state
         numbers = s["number"][index]
         first = FIRST_NAMES[numbers % FIRST_NAMES.size]
         last = LAST_NAMES[(numbers // FIRST_NAMES.size) % LAST_NAMES.size]
         signup_seconds = _day_seconds(self.start) + s["signup_day"][index].astype(np.int64) * 86400
-        if rng is None:  # the initial customers: as of their signup
+        if updated_seconds is None:  # the initial customers: as of their signup
             updated = signup_seconds + 9 * 3600
         else:
-            updated = self._day_start(day) + SECONDS_OPEN + rng.integers(0, SECONDS_SPAN, index.size)
+            updated = self._day_start(day) + SECONDS_OPEN + updated_seconds
         phone_digits = 1_000_000 + (numbers * 7919) % 9_000_000
         return pa.table(
             {
@@ -765,6 +999,46 @@ class World:
 # ---------------------------------------------------------------------- helpers
 
 
+class _Draws:
+    """A day's random numbers for some customers (``index``: rows of the state).
+
+    Not coupled (the landing files' stream, as it always was): as many numbers as there are rows,
+    so when a grant changes who buys on a day, every later draw of that day shifts. Coupled: one
+    number per customer of the world, taken at the customer's row, so a customer's numbers never
+    depend on who else is drawn for - twin futures differ only where the grants made a difference.
+    """
+
+    def __init__(self, rng: np.random.Generator, size: int, coupled: bool):
+        self.rng = rng
+        self.size = size
+        self.coupled = coupled
+
+    def random(self, index: np.ndarray) -> np.ndarray:
+        if self.coupled:
+            return self.rng.random(self.size)[index]
+        return self.rng.random(index.size)
+
+    def integers(self, low: int, high: int, index: np.ndarray) -> np.ndarray:
+        if self.coupled:
+            return self.rng.integers(low, high, self.size)[index]
+        return self.rng.integers(low, high, index.size)
+
+    def uniform(self, low: float, high: float, index: np.ndarray) -> np.ndarray:
+        if self.coupled:
+            return self.rng.uniform(low, high, self.size)[index]
+        return self.rng.uniform(low, high, index.size)
+
+    def normal(self, loc: float | np.ndarray, scale: float, index: np.ndarray) -> np.ndarray:
+        if self.coupled:
+            return loc + scale * self.rng.standard_normal(self.size)[index]
+        return self.rng.normal(loc, scale, index.size)
+
+    def lognormal(self, mean: float, sigma: float, index: np.ndarray) -> np.ndarray:
+        if self.coupled:
+            return np.exp(mean + sigma * self.rng.standard_normal(self.size)[index])
+        return self.rng.lognormal(mean, sigma, index.size)
+
+
 def _new_customers(
     rng: np.random.Generator, count: int, first_number: int, day: int, *, existing: bool
 ) -> dict[str, np.ndarray]:
@@ -773,7 +1047,7 @@ def _new_customers(
     signup = (-rng.integers(1, 6 * 365, count) if existing else np.full(count, day)).astype(np.int32)
     birth_year = rng.integers(1945, 2006, count).astype(np.int16)
     birth_year[rng.random(count) < 0.15] = -1  # not given
-    return {
+    customers = {
         "number": np.arange(first_number, first_number + count, dtype=np.int64),
         "signup_day": signup,
         "region": rng.integers(0, REGIONS.size, count).astype(np.int8),
@@ -792,8 +1066,6 @@ def _new_customers(
         "drift": np.where(
             rng.random(count) < 0.3, rng.uniform(0.001, 0.006, count), rng.normal(-0.0005, 0.0005, count)
         ).astype(np.float32),
-        # Hidden ground truth for later uplift measurement: how a grant would move this customer.
-        "persuadability": rng.choice(4, count, p=[0.45, 0.25, 0.25, 0.05]).astype(np.int8),
         "churn_day": np.full(count, -1, np.int32),
         "last_purchase_day": np.full(count, -1, np.int32),
         "miles": np.zeros((count, BUCKETS), np.int64),
@@ -805,6 +1077,10 @@ def _new_customers(
         "bad_resolution_until": np.full(count, -1, np.int32),
         **_grant_state(count),
     }
+    # The reaction type is decided when a grant arrives now (boomerang.world.reactions); the draw
+    # that once fixed it at sign-up is still taken, so every later draw stays as it was.
+    rng.choice(4, count, p=[0.45, 0.25, 0.25, 0.05])
+    return customers
 
 
 def _grant_state(count: int) -> dict[str, np.ndarray]:
@@ -816,12 +1092,14 @@ def _grant_state(count: int) -> dict[str, np.ndarray]:
         "grant_start_day": np.full(count, -1, np.int32),  # the grant's as-of day; -1: never granted
         "grant_expiry_day": np.full(count, -1, np.int32),  # first day it can no longer be spent
         "grant_strength": np.zeros(count, np.float64),  # how much the grant moves them, in [0, 1]
+        # the latest grant's reaction type (a PERSUADABILITY code), decided when it arrived
+        "grant_reaction": np.zeros(count, np.int8),
     }
 
 
 def _purchase_rate(behaviour: Behaviour, disengagement: np.ndarray, rhythm: np.ndarray) -> np.ndarray:
     """Each customer's chance of buying on a day: less as they disengage, by their own rhythm."""
-    return (1 - 0.8 * disengagement) / (behaviour.purchase_days_mean * rhythm)
+    return purchase_rate(disengagement, rhythm, behaviour.purchase_days_mean)
 
 
 def usual_earn(
@@ -867,6 +1145,8 @@ GRANT_TRUTH_SCHEMA = pa.schema(
         ("churned_before_grant", pa.bool_()),
         ("usual_earn", pa.float64()),  # miles the customer usually earns over the grant's window
         ("strength", pa.float64()),  # 1 - exp(-points / (grant_effect_scale x usual_earn))
+        ("channel", pa.string()),  # the channel the grant was announced on
+        ("reached", pa.bool_()),  # whether that channel reached the customer (else no reaction)
     ]
 )
 

@@ -362,18 +362,20 @@ def test_clawbacks_are_checked_against_what_the_world_had_left(tmp_path: Path, c
 
 
 def test_grants_keep_persuadable_customers(tmp_path: Path):
-    customers, seed = 2000, 21
-    hidden = World.create(tmp_path / "peek", customers=customers, seed=seed, start=START).state
-    persuadable = np.flatnonzero(hidden["persuadability"] == PERSUADABILITY.index("persuadable"))
+    customers, seed, day = 2000, 21, 60
+    peek = _simulate(tmp_path / "peek", seed, days=day, customers=customers)
+    persuadable = np.flatnonzero(peek.reaction_types(day, "email") == PERSUADABILITY.index("persuadable"))
     _write_outbox(
         tmp_path / "outbox",
-        0,
-        [_credit(int(hidden["number"][i]), 0, expiry_days=30) for i in persuadable],
+        day,
+        [_credit(int(peek.state["number"][i]), day, expiry_days=30) for i in persuadable],
     )
     with_grants = _simulate(
-        tmp_path / "granted", seed, days=30, customers=customers, outbox=tmp_path / "outbox"
+        tmp_path / "granted", seed, days=day + 30, customers=customers, outbox=tmp_path / "outbox"
     )
-    without = _simulate(tmp_path / "plain", seed, days=30, customers=customers)
+    without = _simulate(tmp_path / "plain", seed, days=day + 30, customers=customers)
+    truth = _grant_truth(tmp_path / "granted" / "world")
+    assert {row["persuadability"] for row in truth} == {"persuadable"}  # the world decides the same
     churned_with = int((with_grants.state["churn_day"][persuadable] >= 0).sum())
     churned_without = int((without.state["churn_day"][persuadable] >= 0).sum())
     assert churned_without >= 5, "the test needs some churn to prevent"
@@ -398,6 +400,8 @@ def test_grant_truth_stays_in_the_world_folder(tmp_path: Path):
         "churned_before_grant",
         "usual_earn",
         "strength",
+        "channel",
+        "reached",
     }
     assert {row["persuadability"] for row in truth} <= set(PERSUADABILITY)
     assert all(row["usual_earn"] > 0 and 0 < row["strength"] <= 1 for row in truth)
@@ -485,31 +489,48 @@ def test_the_usual_earn_is_what_customers_go_on_to_earn(tmp_path: Path):
     assert 0.8 < earned / expected < 1.05
 
 
-def _grant_persuadables(root: Path, share: float | None, customers: int, seed: int, days: int) -> World:
-    """A world where every persuadable customer gets, on day 0, ``share`` of what they usually earn
-    over the grant's ``days`` (None: no grant at all)."""
-    peek = World.create(root / "peek", customers=customers, seed=seed, start=START)
-    persuadable = np.flatnonzero(peek.state["persuadability"] == PERSUADABILITY.index("persuadable"))
+GRANT_DAY = 60  # grants in these tests arrive once the world has some history
+
+
+def _persuadables(root: Path, customers: int, seed: int) -> tuple[World, np.ndarray]:
+    """The world on GRANT_DAY and the rows of the customers a grant by email would persuade then."""
+    peek = _simulate(root, seed, days=GRANT_DAY, customers=customers)
+    return peek, np.flatnonzero(
+        peek.reaction_types(GRANT_DAY, "email") == PERSUADABILITY.index("persuadable")
+    )
+
+
+def _grant_persuadables(
+    root: Path, peek: World, persuadable: np.ndarray, share: float | None, seed: int, days: int
+) -> World:
+    """A world where every persuadable customer gets, on GRANT_DAY, ``share`` of what they usually
+    earn over the grant's ``days`` (None: no grant at all)."""
     usual = usual_earn(peek.state, peek.behaviour, persuadable, days)
     outbox = None
     if share is not None:
         outbox = root / "outbox"
         credits = [
-            _credit(int(peek.state["number"][i]), 0, points=max(1, round(share * miles)), expiry_days=days)
+            _credit(
+                int(peek.state["number"][i]), GRANT_DAY, points=max(1, round(share * miles)), expiry_days=days
+            )
             for i, miles in zip(persuadable, usual, strict=True)
         ]
-        _write_outbox(outbox, 0, credits)
-    return _simulate(root, seed, days=days, customers=customers, outbox=outbox)
+        _write_outbox(outbox, GRANT_DAY, credits)
+    return _simulate(root, seed, days=GRANT_DAY + days, customers=peek.meta["customers"], outbox=outbox)
 
 
 def test_a_grant_far_below_the_usual_earn_moves_a_persuadable_customer_much_less(tmp_path: Path):
     customers, seed, days = 8000, 21, 45
+    peek, rows = _persuadables(tmp_path / "peek", customers, seed)
     worlds = {
-        share: _grant_persuadables(tmp_path / str(share), share, customers, seed, days)
+        share: _grant_persuadables(tmp_path / str(share), peek, rows, share, seed, days)
         for share in (None, 0.1, 1.0)
     }
-    persuadable = worlds[None].state["persuadability"] == PERSUADABILITY.index("persuadable")
-    churned = {share: int((w.state["churn_day"][persuadable] >= 0).sum()) for share, w in worlds.items()}
+    persuadable = np.zeros(worlds[None].size, bool)
+    persuadable[rows] = True
+    churned = {
+        share: int(((w.state["churn_day"] >= GRANT_DAY) & persuadable).sum()) for share, w in worlds.items()
+    }
     assert churned[None] >= 30, "the test needs churn to prevent"
     kept_by_tenth, kept_by_whole = churned[None] - churned[0.1], churned[None] - churned[1.0]
     assert kept_by_whole >= 0.8 * churned[None]  # the usual earn keeps nearly all of them
