@@ -67,6 +67,11 @@ def _date(env: Mapping[str, str], name: str, default: date) -> date:
         ) from None
 
 
+def _optional_date(env: Mapping[str, str], name: str) -> date | None:
+    """A date, or None when the variable is unset or empty."""
+    return _date(env, name, date(2025, 1, 1)) if env.get(ENV_PREFIX + name) else None
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     value = env.get(ENV_PREFIX + name)
     if value is None or value == "":
@@ -152,7 +157,10 @@ def _check_ranges(
 
 
 # Bump when the policy's rules change in code (boomerang/policy.py); knob changes are hashed in.
-POLICY_RULES_VERSION = "2"  # 2: the amount is the predicted mileage (flat only without a prediction)
+# 2: the amount is the predicted mileage (flat only without a prediction)
+# 3: ranked by expected incremental profit when an uplift model scored the day (risk ranking as the
+#    fallback), a share of the budget explored at random, the redemption rate learned from closed lots
+POLICY_RULES_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -186,7 +194,14 @@ class Policy:
     value_per_mile: float = 0.01  # what a redeemed mile costs us, in currency
     margin_rate: float = 0.3  # share of a customer's yearly spend we keep as profit
     expected_save_rate: float = 0.15  # chance a grant keeps a customer who would otherwise leave
-    expected_redeem_rate: float = 0.6  # share of a grant we expect to be spent (the rest comes back)
+    expected_redeem_rate: float = 0.6  # share of a grant we expect to be spent (the rest comes back) ...
+    # ... until the campaign has closed (expired) this many pre-grant lots: then the share of their
+    # granted miles actually redeemed is used instead (boomerang.rewards.steps.learned_redeem_rate)
+    redeem_rate_min_lots: int = 200
+    # Share of budget_points spent first on grants picked at random among the customers the hard
+    # rules allow (consent, cooldown, open pre-grant, contact cap, complaints), whatever their risk or
+    # expected value, so the uplift model learns from the whole eligible range; 0 turns it off.
+    explore_share: float = 0.1
     make_good: bool = True  # an open complaint, slow to resolve, gets a make-good grant instead
     make_good_after_days: int = 7  # how long a complaint must have been open for a make-good
     make_good_points: int = 500  # a make-good's amount (plus the flat tenure bonus): an apology
@@ -212,6 +227,8 @@ class Policy:
         "margin_rate": "MARGIN_RATE",
         "expected_save_rate": "EXPECTED_SAVE_RATE",
         "expected_redeem_rate": "EXPECTED_REDEEM_RATE",
+        "redeem_rate_min_lots": "REDEEM_RATE_MIN_LOTS",
+        "explore_share": "EXPLORE_SHARE",
         "make_good": "MAKE_GOOD",
         "make_good_after_days": "MAKE_GOOD_AFTER_DAYS",
         "make_good_points": "MAKE_GOOD_POINTS",
@@ -241,6 +258,11 @@ class Policy:
         "margin_rate": Range(0, 1, "a share of a customer's yearly spend"),
         "expected_save_rate": PROBABILITY,
         "expected_redeem_rate": Range(0, 1, "a share of the granted miles"),
+        "redeem_rate_min_lots": Range(
+            1, what="closed pre-grant lots before their redemption rate is trusted"
+        ),
+        # 1 would leave nothing to the ranking: every grant random
+        "explore_share": Range(0, 1, "a share of the budget spent on random picks", high_open=True),
         "make_good_after_days": Range(0, what="days a complaint is open; 0: any open complaint"),
         "make_good_points": Range(1, what="miles per make-good"),
     }
@@ -344,6 +366,14 @@ class Settings:
     policy: Policy
     # Most memory DuckDB may use inside dbt (dbt_project/profiles.yml); past it, it spills to disk.
     duckdb_memory_limit: str = "5GB"
+    # Campaign measurement (marts/campaigns): the smallest effect on retention worth finding (a share:
+    # 0.02 = 2 percentage points); a result that cannot tell says how many more customers and days
+    # it takes to find one this large, 80% of the time at 5% significance.
+    effect_of_interest: float = 0.02
+    # The cohorts fct_campaign_results pools as cohort 'period': decided from / to these dates
+    # (inclusive; None: no bound, so by default every cohort whose window is complete).
+    results_from: date | None = None
+    results_to: date | None = None
 
     # Each field's variable, BOOMERANG_<name> (the policy's are Policy.ENV).
     ENV = {
@@ -373,6 +403,9 @@ class Settings:
         "retention_window_days": "RETENTION_WINDOW_DAYS",
         "xgb_device": "XGB_DEVICE",
         "duckdb_memory_limit": "DUCKDB_MEMORY_LIMIT",
+        "effect_of_interest": "EFFECT_OF_INTEREST",
+        "results_from": "RESULTS_FROM",
+        "results_to": "RESULTS_TO",
     }
 
     RANGES = {
@@ -386,6 +419,7 @@ class Settings:
         # the out-of-time split needs one date each to train, validate and test
         "training_snapshots": Range(3, 1000, what="as-of dates: one each to train, validate and test"),
         "retention_window_days": DAYS,
+        "effect_of_interest": Range(0, 1, "a change in the retention rate, e.g. 0.02 = 2 pp", low_open=True),
     }
 
     @classmethod
@@ -426,10 +460,18 @@ class Settings:
             xgb_device=_choice(env, "XGB_DEVICE", "cpu", ("cpu", "cuda")),
             policy=Policy.from_env(env),
             duckdb_memory_limit=_memory(env, "DUCKDB_MEMORY_LIMIT", "5GB"),
+            effect_of_interest=_float(env, "EFFECT_OF_INTEREST", 0.02),
+            results_from=_optional_date(env, "RESULTS_FROM"),
+            results_to=_optional_date(env, "RESULTS_TO"),
         )
 
     def __post_init__(self) -> None:
         _check_ranges(self, self.RANGES, self.ENV, lambda: Settings.from_env({}))
+        if self.results_from and self.results_to and self.results_from > self.results_to:
+            raise ValueError(
+                f"BOOMERANG_RESULTS_FROM={self.results_from} is after BOOMERANG_RESULTS_TO={self.results_to}: "
+                "the period the campaign results pool would be empty; swap them, or unset one"
+            )
         # DuckDB names the database after the file's stem; one named like a schema makes every
         # reference to that schema ambiguous.
         if self.warehouse_path.stem in WAREHOUSE_SCHEMAS:
@@ -454,7 +496,9 @@ class Settings:
         """The ``BOOMERANG_*`` variables that rebuild these settings in another process."""
         env = {
             ENV_PREFIX + name: (
-                ("on" if value else "off") if isinstance(value := getattr(self, field), bool) else str(value)
+                ("on" if value else "off")
+                if isinstance(value := getattr(self, field), bool)
+                else ("" if value is None else str(value))
             )
             for field, name in self.ENV.items()
         }
@@ -498,6 +542,11 @@ class Settings:
             "contact_window_days": self.policy.contact_window_days,
             # the pre-grant window: the mileage labels (fct_mileage_labels) count earn over it
             "grant_expiry_days": self.policy.expiry_days,
+            # what the campaign results call worth finding, and the period cohort 'period' pools ('' for
+            # no bound)
+            "effect_of_interest": self.effect_of_interest,
+            "results_from": self.results_from.isoformat() if self.results_from else "",
+            "results_to": self.results_to.isoformat() if self.results_to else "",
         }
 
 

@@ -110,6 +110,12 @@ class Entry:
     # the amount the policy decided: a pre-grant's points, and what a holdout would have got (its
     # points are 0), so the campaign compares the arms by grant size
     decided_points: int | None = None
+    # how the customer was picked: 'ranked' (the ranking's walk) or 'explore' (a random pick of the
+    # explored share of the budget); and the uplift model's prediction the ranking used (null when
+    # the run ranked by churn risk, without uplift predictions)
+    selection: str | None = None
+    predicted_uplift: float | None = None
+    uplift_model_version: str | None = None
     message: str | None = field(default=None, compare=False)  # outbox text, not ledger payload
 
     def __post_init__(self) -> None:
@@ -119,6 +125,10 @@ class Entry:
             raise ValueError(f"{self.entry_key}: a holdout grants nothing, got {self.points} points")
         if self.kind != "holdout" and self.points <= 0:
             raise ValueError(f"{self.entry_key}: a {self.kind} needs points > 0, got {self.points}")
+        if self.selection is not None and self.selection not in SELECTIONS:
+            raise ValueError(
+                f"{self.entry_key}: selection {self.selection!r} is not one of {', '.join(SELECTIONS)}"
+            )
         if self.kind == "pregrant" and (self.expires_at is None or self.expires_at <= self.effective_at):
             raise ValueError(f"{self.entry_key}: a pre-grant needs an expiry after it starts")
 
@@ -145,7 +155,17 @@ class Entry:
 
 # Fields added after entries were first recorded: hashed only when set, so an entry written before
 # (or one that has no such fact) hashes as it always did.
-OPTIONAL_PAYLOAD = ("predicted_miles", "mileage_model_version", "amount_rule", "decided_points")
+OPTIONAL_PAYLOAD = (
+    "predicted_miles",
+    "mileage_model_version",
+    "amount_rule",
+    "decided_points",
+    "selection",
+    "predicted_uplift",
+    "uplift_model_version",
+)
+
+SELECTIONS = ("ranked", "explore")
 
 
 def json_default(value: object) -> str:
@@ -309,6 +329,7 @@ def _entry_schema():
         "tenure_days": pa.int32(),
         "predicted_miles": pa.float64(),
         "decided_points": pa.int64(),
+        "predicted_uplift": pa.float64(),
     }
     return pa.schema(
         [(name, types.get(name, pa.string())) for name in ENTRY_COLUMNS] + [("payload_hash", pa.string())]

@@ -3,12 +3,14 @@ and prove the ledger balances. Each step is keyed by the run's as-of date and sa
 
 The decisions are :mod:`boomerang.rewards.policy`'s; the writes are :mod:`boomerang.rewards.ledger`'s (one
 transaction per step, exactly once). This module reads the facts the policy needs from the
-warehouse, point in time: only ledger entries of earlier runs and events before the as-of date.
+warehouse, point in time: only ledger entries of earlier runs and events before the as-of date,
+among them the redemption rate it learns from the campaign's closed lots (:func:`learned_redeem_rate`).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 # the champion of the moment (a re-promotion re-scores the day), never a mix of two models.
 # A prediction over another window than the grant's (the expiry changed since it was scored) is
 # not used: miles over 30 days are not a 14-day grant.
+# The day's uplift predictions join the same way: the version that scored the day last, whole; with
+# none (no uplift champion yet) predicted_uplift is null for everyone and the policy ranks by risk.
 CANDIDATES_SQL = """
 with
 scores as (
@@ -53,6 +57,20 @@ predictions as (
         as_of_date = $as_of
         and window_days = $window_days
         and model_version in (select model_version from mileage_model)
+),
+uplift_versions as (
+    select model_version, max(scored_at) as scored_at
+    from staging.stg_ml__uplift_predictions
+    where as_of_date = $as_of
+    group by model_version
+),
+uplift_model as (
+    select model_version from uplift_versions order by scored_at desc, model_version desc limit 1
+),
+uplift as (
+    select customer_id, predicted_uplift, model_version as uplift_model_version
+    from staging.stg_ml__uplift_predictions
+    where as_of_date = $as_of and model_version in (select model_version from uplift_model)
 )
 select
     scores.customer_id,
@@ -71,29 +89,37 @@ select
     facts.has_open_pregrant,
     facts.messages_in_window,
     predictions.predicted_miles,
-    predictions.mileage_model_version
+    predictions.mileage_model_version,
+    uplift.predicted_uplift,
+    uplift.uplift_model_version
 from scores
 inner join marts.customer_policy_facts as facts on scores.customer_id = facts.customer_id
 left join predictions on scores.customer_id = predictions.customer_id
+left join uplift on scores.customer_id = uplift.customer_id
 order by scores.customer_id
 """
 
 
 def read_candidates(con: duckdb.DuckDBPyConnection, as_of: date, window_days: int) -> pd.DataFrame:
     """The facts behind the policy for every customer scored at ``as_of`` (empty without scores),
-    with the mileage predicted over ``window_days`` (the grant's expiry) where there is one.
+    with the mileage predicted over ``window_days`` (the grant's expiry) and the uplift predicted
+    for the day where there are.
 
     The contact window and the campaign the facts count messages for are the settings' (the dbt
     vars contact_window_days and campaign_id, from ``Settings.dbt_vars()``).
     """
     from boomerang.warehouse.db import table_exists
 
-    if not table_exists(con, "staging", "stg_ml__mileage_predictions"):
-        raise RuntimeError(
-            "staging.stg_ml__mileage_predictions does not exist in this warehouse: the policy reads the "
-            "day's mileage predictions through it. It is a dbt view: run the daily dbt build "
-            f"(boomerang dbt build --as-of {as_of}, or the dbt_build step), then re-run this step."
-        )
+    for view, what in (
+        ("stg_ml__mileage_predictions", "mileage predictions"),
+        ("stg_ml__uplift_predictions", "uplift predictions"),
+    ):
+        if not table_exists(con, "staging", view):
+            raise RuntimeError(
+                f"staging.{view} does not exist in this warehouse: the policy reads the day's {what} "
+                "through it. It is a dbt view: run the daily dbt build "
+                f"(boomerang dbt build --as-of {as_of}, or the dbt_build step), then re-run this step."
+            )
     candidates = con.execute(CANDIDATES_SQL, {"as_of": as_of, "window_days": window_days}).df()
     if not candidates.empty and candidates["predicted_miles"].isna().all():
         other = con.execute(
@@ -120,6 +146,50 @@ def read_candidates(con: duckdb.DuckDBPyConnection, as_of: date, window_days: in
                 f"(boomerang dbt build --as-of {as_of}, or the dbt_build step), then re-run this step."
             )
     return candidates
+
+
+# The campaign's closed pre-grant lots (expired by the as-of date, so every redemption they will ever
+# have happened before it) and the miles granted and redeemed in them: the ledger's own positions
+# (ledger.LOT_POSITIONS_SQL, which marts.fct_pregrant_lots equals), so the rate is point in time and
+# needs no dbt build: a re-run of the date learns the very same rate.
+CLOSED_LOTS_SQL = f"""
+select count(*) as lots, sum(granted_points) as granted, sum(used_points) as redeemed
+from ({ledger.LOT_POSITIONS_SQL})
+where campaign_id = $campaign_id and is_expired
+"""
+
+
+@dataclass(frozen=True)
+class RedeemRate:
+    """The share of granted miles the policy expects to be redeemed, and where it comes from."""
+
+    rate: float
+    source: str  # 'learned' (the campaign's closed lots) | 'setting' (expected_redeem_rate)
+    closed_lots: int
+    learned: float | None  # the closed lots' share, even when too few to use
+
+    def describe(self, policy: Policy) -> str:
+        if self.source == "learned":
+            return f"{self.rate:.3f}, learned from the campaign's {self.closed_lots:,} closed pre-grant lots"
+        seen = f" (their share so far: {self.learned:.3f})" if self.learned is not None else ""
+        return (
+            f"{self.rate:.3f}, BOOMERANG_EXPECTED_REDEEM_RATE: the campaign has {self.closed_lots:,} closed "
+            f"pre-grant lot(s){seen}, fewer than BOOMERANG_REDEEM_RATE_MIN_LOTS={policy.redeem_rate_min_lots}"
+        )
+
+
+def learned_redeem_rate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date) -> RedeemRate:
+    """The share of granted miles redeemed over the campaign's pre-grant lots closed by ``as_of``
+    (expired: used + clawed back = granted), once there are at least ``redeem_rate_min_lots``;
+    ``expected_redeem_rate`` before. Rounded to 4 places, so the decisions' expected values (in the
+    ledger's payload) do not hang on the last bits of a division."""
+    lots, granted, redeemed = con.execute(
+        CLOSED_LOTS_SQL, {"as_of": as_of, "campaign_id": policy.campaign_id}
+    ).fetchone()  # type: ignore[misc]
+    learned = round(float(redeemed) / float(granted), 4) if lots and granted else None
+    if learned is not None and lots >= policy.redeem_rate_min_lots:
+        return RedeemRate(learned, "learned", int(lots), learned)
+    return RedeemRate(policy.expected_redeem_rate, "setting", int(lots or 0), learned)
 
 
 def decision_entries(decisions: pd.DataFrame, policy: Policy, as_of: date) -> list[ledger.Entry]:
@@ -161,6 +231,10 @@ def decision_entries(decisions: pd.DataFrame, policy: Policy, as_of: date) -> li
                 mileage_model_version=_text(row["mileage_model_version"]),
                 amount_rule=row["amount_rule"],
                 decided_points=int(row["points"]),
+                # how the customer was picked, and the uplift the ranking used (null: ranked by risk)
+                selection=row["selection"],
+                predicted_uplift=_number(row.get("predicted_uplift"), 6),
+                uplift_model_version=_text(row.get("uplift_model_version")),
                 message=message(row, policy) if treated else None,
             )
         )
@@ -171,9 +245,9 @@ def _text(value: object) -> str | None:
     return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
 
-def _number(value: object) -> float | None:
+def _number(value: object, places: int = 3) -> float | None:
     """A prediction for the record, rounded so its hash does not hang on the last float bits."""
-    return None if value is None or pd.isna(value) else round(float(value), 3)
+    return None if value is None or pd.isna(value) else round(float(value), places)
 
 
 def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
@@ -195,7 +269,14 @@ def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
                 "Run boomerang_train, then re-run this date.",
                 as_of,
             )
-        decisions = decide(candidates, policy, as_of)
+        redeem = learned_redeem_rate(con, policy, as_of)
+        decisions = decide(candidates, policy, as_of, redeem.rate)
+        log.info(
+            "Pre-grants for %s: %s; redemption rate %s",
+            as_of,
+            _ranking_words(decisions),
+            redeem.describe(policy),
+        )
         entries = decision_entries(decisions, policy, as_of)
         result = ledger.record(con, entries, decision_scope=(policy.campaign_id, as_of), run_date=as_of)
         path = outbox.write_outbox_file(con, settings.outbox_dir, as_of)
@@ -208,6 +289,19 @@ def pregrant(settings: Settings, as_of: date) -> dict[str, int]:
         path or "(none: nothing to send)",
     )
     return counts
+
+
+def _ranking_words(decisions: pd.DataFrame) -> str:
+    """How the run ranked, in words for the log."""
+    if decisions.empty:
+        return "no candidates"
+    if decisions["ranking"].iloc[0] == "uplift":
+        versions = sorted(decisions["uplift_model_version"].dropna().unique())
+        return f"ranked by expected incremental profit (uplift model {', '.join(versions)})"
+    return (
+        "ranked by churn risk (fallback: no uplift predictions for the day, no uplift champion yet; "
+        "predicted_uplift is null on every decision)"
+    )
 
 
 def clawback_entries(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy) -> list[ledger.Entry]:

@@ -3,7 +3,7 @@ serving snapshot's ``meta``.
 
 dbt owns ``staging``/``intermediate``/``marts``; Python owns ``raw`` (what the loader wrote, in the
 contract's types), ``ops`` (load manifest, quality-gate results and failures, ledger invariants, the
-simulated world's truth check), ``ml`` (churn scores, mileage predictions) and ``ledger`` (grants, holdouts, clawbacks and
+simulated world's truth check), ``ml`` (churn scores, mileage and uplift predictions) and ``ledger`` (grants, holdouts, clawbacks and
 the outbox, written by :mod:`boomerang.rewards.ledger`). The modules that write these tables import
 nothing here but :func:`ensure_schemas`; a new Python-owned table gets its DDL here.
 """
@@ -140,6 +140,18 @@ create table if not exists ml.mileage_predictions (
     primary key (customer_id, as_of_date, model_version)
 )
 """,
+    # the uplift model (ml/uplift.py): how much a grant is predicted to change each active customer's
+    # chance of being retained; the policy ranks by the expected incremental profit it implies
+    """
+create table if not exists ml.uplift_predictions (
+    as_of_date       date      not null,  -- the run's as-of date: features from events before it
+    customer_id      varchar   not null,
+    predicted_uplift double    not null,  -- P(retained | granted) - P(retained | not granted); can be < 0
+    model_version    varchar   not null,  -- models/uplift/<version>
+    scored_at        timestamp not null,  -- wall clock, for operators
+    primary key (as_of_date, customer_id, model_version)
+)
+""",
 )
 
 # ---------------------------------------------------------------- ops.truth_check (simulated world only)
@@ -207,8 +219,12 @@ LEDGER_DDL = (
         amount_rule        varchar,                -- predicted | predicted (floor) | predicted (cap) |
                                                    -- flat (no prediction) | flat (no mileage model) | make_good
         decided_points     bigint,                 -- the amount decided: a pre-grant's points, a holdout's would-have-been
+        -- how the customer was picked (pregrant and holdout)
+        selection          varchar,                -- ranked (the ranking's walk) | explore (a random pick)
+        predicted_uplift   double,                 -- the uplift model's predicted change in retention if granted
+        uplift_model_version varchar,              -- the uplift model behind it; null: ranked by churn risk
         payload_hash       varchar   not null,     -- sha256 of every column above (canonical JSON;
-                                                   -- the four above left out while null)
+                                                   -- the amount's and the selection's seven left out while null)
         recorded_at        timestamp not null      -- wall clock, for operators only (not in the hash)
     )
     """,
@@ -318,6 +334,10 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ledger.entries", "mileage_model_version", "varchar"),
     ("ledger.entries", "amount_rule", "varchar"),
     ("ledger.entries", "decided_points", "bigint"),
+    # ... and how the customer was picked: ranked or explored, with the uplift the ranking used
+    ("ledger.entries", "selection", "varchar"),
+    ("ledger.entries", "predicted_uplift", "double"),
+    ("ledger.entries", "uplift_model_version", "varchar"),
     # each churn reason's feature beside its words (scores written before hold null codes)
     ("ml.churn_scores", "reason_1_code", "varchar"),
     ("ml.churn_scores", "reason_2_code", "varchar"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -318,3 +319,67 @@ def test_clawback_step_writes_its_outbox_file(tmp_path):
     assert json.loads(line)["operation"] == "debit"
     assert json.loads(line)["message"] == "500 unused gift miles expired after 30 March 2025."
     assert datetime.fromisoformat(json.loads(line)["as_of_date"]).date() == EXPIRY
+
+
+def test_the_selection_record_is_hashed_only_when_set():
+    assert _old_style_pregrant(selection=None, predicted_uplift=None).payload_hash == OLD_PREGRANT_HASH
+    explored = _old_style_pregrant(selection="explore", predicted_uplift=-0.0125, uplift_model_version="u1")
+    assert explored.payload_hash != OLD_PREGRANT_HASH
+    assert explored.payload()["selection"] == "explore" and explored.payload()["predicted_uplift"] == -0.0125
+    assert _old_style_pregrant(selection="ranked").payload_hash != explored.payload_hash
+    with pytest.raises(ValueError, match="selection 'random' is not one of ranked, explore"):
+        _old_style_pregrant(selection="random")
+
+
+def test_an_older_ledger_gains_the_selection_columns(tmp_path):
+    import re
+
+    from boomerang.warehouse.schema import LEDGER_DDL
+
+    path = tmp_path / "old.duckdb"
+    con = open_warehouse(path)
+    con.execute("drop view ledger.pregrant_allocations")
+    con.execute("drop table ledger.entries")
+    con.execute(re.sub(r"\n\s*(selection|predicted_uplift|uplift_model_version)\s[^\n]*", "", LEDGER_DDL[0]))
+    con.close()
+    con = open_warehouse(path)  # ensure_schemas migrates
+    try:
+        columns = {row[0] for row in con.execute("describe ledger.entries").fetchall()}
+        assert {"selection", "predicted_uplift", "uplift_model_version"} <= columns
+        new = pregrant("C5", D, selection="explore", predicted_uplift=0.04, uplift_model_version="u1")
+        assert ledger.record(con, [new], run_date=D).written == 1
+        assert con.execute(
+            "select selection, predicted_uplift, uplift_model_version from ledger.entries"
+        ).fetchall() == [("explore", 0.04, "u1")]
+    finally:
+        con.close()
+
+
+def test_the_redemption_rate_is_learned_from_the_campaigns_closed_lots(con):
+    """Expired lots (every redemption they will get is in) count; open lots, other campaigns' and
+    redemptions after the as-of date do not; fewer than redeem_rate_min_lots falls back to the setting."""
+    policy = Policy(campaign_id=CAMPAIGN, redeem_rate_min_lots=3, expected_redeem_rate=0.6)
+    day = D + timedelta(days=20)  # the first lots expire on D + 10
+    lots = [pregrant(f"C{i}", D, points=100, expiry_days=10) for i in range(3)]
+    lots.append(pregrant("OPEN", D, points=100, expiry_days=30))  # still open on `day`
+    ledger.record(con, lots, run_date=D)
+    other = pregrant("X0", D, points=400, expiry_days=10)
+    key = ledger.pregrant_key("another", "X0", D)
+    ledger.record(con, [replace(other, campaign_id="another", entry_key=key, lot_id=key)], run_date=D)
+    redeem(con, "R1", "X0", midnight(D) + timedelta(days=2), 400)  # another campaign's lot
+    redeem(con, "R2", "C1", midnight(D) + timedelta(days=3), 20)
+    redeem(con, "R3", "C2", midnight(D) + timedelta(days=4), 100)  # all of C2's lot
+    redeem(con, "R4", "OPEN", midnight(D) + timedelta(days=3), 100)  # an open lot: not counted yet
+    redeem(con, "R5", "C1", midnight(D) + timedelta(days=12), 50)  # after C1's lot expired
+    rate = rewards.learned_redeem_rate(con, policy, day)
+    assert (rate.rate, rate.source, rate.closed_lots) == (0.4, "learned", 3)  # (100 + 20) / 300
+    assert "learned from the campaign's 3 closed pre-grant lots" in rate.describe(policy)
+    # too few closed lots: the setting, and the log says how many there are and what they show
+    few = rewards.learned_redeem_rate(con, Policy(campaign_id=CAMPAIGN, redeem_rate_min_lots=4), day)
+    assert (few.rate, few.source, few.closed_lots, few.learned) == (0.6, "setting", 3, 0.4)
+    assert "fewer than BOOMERANG_REDEEM_RATE_MIN_LOTS=4" in few.describe(
+        policy.__class__(redeem_rate_min_lots=4)
+    )
+    # before any lot expired: nothing learned; and the same date always learns the same rate
+    assert rewards.learned_redeem_rate(con, policy, D + timedelta(days=5)).closed_lots == 0
+    assert rewards.learned_redeem_rate(con, policy, day) == rate

@@ -12,17 +12,21 @@ from hypothesis import strategies as st
 
 from boomerang.config import Policy
 from boomerang.rewards.policy import (
+    HARD_RULES,
     decide,
     grant_amounts,
     grant_points,
     is_holdout,
     message,
+    select,
     summarise,
     tenure_multiplier,
 )
 
 AS_OF = date(2025, 6, 1)
-POLICY = Policy()
+# The rules one by one, without exploration (which would pick an ineligible customer at random);
+# exploration has tests of its own below.
+POLICY = Policy(explore_share=0)
 
 
 def candidate(customer_id: str = "C1", **overrides) -> dict:
@@ -155,9 +159,13 @@ def test_the_budget_is_never_exceeded(budget, share, seed):
     treated = decisions[decisions["arm"] == "treatment"]
     assert treated["points"].sum() <= budget
     assert (decisions.loc[decisions["selected"], "budget_used_points"] <= budget).all()
-    # ranked by expected value, and every eligible customer left out was over budget
+    # the explore picks first, then ranked by expected value; every eligible customer left out was
+    # over budget
     eligible = decisions[decisions["decision_rank"].notna()]
-    assert eligible["expected_value"].is_monotonic_decreasing
+    assert eligible["decision_rank"].tolist() == list(range(1, len(eligible) + 1))
+    explored = (eligible["selection"] == "explore").to_numpy()
+    assert explored.tolist() == sorted(explored, reverse=True)
+    assert eligible.loc[~explored, "expected_value"].is_monotonic_decreasing
     assert set(eligible.loc[~eligible["selected"], "ineligible_reason"]) <= {"over budget"}
 
 
@@ -203,13 +211,15 @@ def test_policy_version_follows_the_knobs():
 
 
 def test_the_policy_version_names_the_predicted_amount_rules():
-    assert Policy().version.startswith("p2-")
+    assert Policy().version.startswith("p3-")
     for knob in (
         {"grant_round_points": 50},
         {"grant_floor_points": 100},
         {"tenure_bonus_rate": 0.2},
         {"max_tenure_bonus_rate": 0.3},
         {"make_good_points": 300},
+        {"explore_share": 0.2},
+        {"redeem_rate_min_lots": 50},
     ):
         assert Policy(**knob).version != Policy().version, knob
 
@@ -377,3 +387,212 @@ def test_the_log_counts_the_amount_rules():
         "amount: predicted": 1,
         "amount: predicted (floor)": 1,
     }
+
+
+# ---------------------------------------------------------------------- uplift ranking and exploration
+
+
+def _population(n: int, seed: int = 7, *, uplift: bool = True) -> pd.DataFrame:
+    """``n`` customers across the whole range: risk from 0 to 1, some spending little (no expected
+    gain), predicted uplift from -0.2 to +0.3 (with ``uplift``), small predicted grants (tens of
+    miles, as today's), and a few the hard rules exclude."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        rows.append(
+            candidate(
+                f"C{i:06d}",
+                churn_probability=float(rng.uniform(0, 1)),
+                tenure_days=int(rng.integers(0, 3000)),
+                spend_365d=float(rng.choice([20.0, rng.uniform(100, 3000)], p=[0.2, 0.8])),
+                predicted_miles=float(rng.uniform(20, 90)),
+                mileage_model_version="mm1",
+                has_marketing_consent=bool(rng.random() > 0.05),
+                messages_in_window=int(rng.random() < 0.05) * 9,
+                predicted_uplift=float(rng.uniform(-0.2, 0.3)) if uplift else None,
+                uplift_model_version="up1" if uplift else None,
+            )
+        )
+    return frame(*rows)
+
+
+def _explored(decisions: pd.DataFrame) -> pd.DataFrame:
+    return decisions[decisions["selection"] == "explore"]
+
+
+def test_with_uplift_predictions_the_policy_ranks_by_expected_incremental_profit():
+    crowd = frame(
+        # low risk, but a grant moves them: ranked first, with no risk threshold in the way
+        candidate("LOW-RISK-MOVED", churn_probability=0.05, predicted_uplift=0.2, uplift_model_version="u1"),
+        # at risk, but leaves (or stays) whatever we do: no expected gain
+        candidate(
+            "HIGH-RISK-UNMOVED", churn_probability=0.9, predicted_uplift=0.0, uplift_model_version="u1"
+        ),
+        candidate("PUT-OFF", churn_probability=0.9, predicted_uplift=-0.05, uplift_model_version="u1"),
+        candidate("NOT-SCORED", churn_probability=0.9),
+    )
+    decisions = decide(crowd, POLICY, AS_OF).set_index("customer_id")
+    assert set(decisions["ranking"]) == {"uplift"}
+    moved = decisions.loc["LOW-RISK-MOVED"]
+    assert moved["selected"] and moved["selection"] == "ranked" and moved["decision_rank"] == 1
+    assert moved["expected_value"] == pytest.approx(0.2 * 0.3 * 900 - 0.6 * 600 * 0.01)
+    assert decisions.loc["HIGH-RISK-UNMOVED", "ineligible_reason"] == "no expected gain"
+    assert decisions.loc["PUT-OFF", "ineligible_reason"] == "a grant is predicted to put them off"
+    assert decisions.loc["NOT-SCORED", "ineligible_reason"] == "no uplift prediction"
+    # without any prediction: today's risk ranking, and the decisions say so
+    fallback = decide(crowd.assign(predicted_uplift=None, uplift_model_version=None), POLICY, AS_OF)
+    assert set(fallback["ranking"]) == {"risk"}
+    fallback = fallback.set_index("customer_id")
+    assert fallback.loc["LOW-RISK-MOVED", "ineligible_reason"] == "churn risk below threshold"
+    assert fallback.loc["HIGH-RISK-UNMOVED", "selected"]
+    # candidates without the uplift columns at all are ranked by risk too
+    assert set(decide(frame(candidate()), POLICY, AS_OF)["ranking"]) == {"risk"}
+
+
+def test_the_learned_redemption_rate_prices_the_miles():
+    row = verdict(predicted_miles=500.0, tenure_days=100)
+    learned = decide(frame(candidate(predicted_miles=500.0, tenure_days=100)), POLICY, AS_OF, 0.2).iloc[0]
+    assert learned["redeem_rate"] == 0.2 and row["redeem_rate"] == POLICY.expected_redeem_rate
+    assert learned["expected_value"] - row["expected_value"] == pytest.approx((0.6 - 0.2) * 500 * 0.01)
+    with pytest.raises(ValueError, match="redeem_rate=1.5"):
+        decide(frame(candidate()), POLICY, AS_OF, 1.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 200_000),
+    st.floats(0, 0.5),
+    st.floats(0, 0.9),
+    st.integers(0, 1000),
+    st.booleans(),
+)
+def test_a_negative_predicted_uplift_is_never_granted(budget, holdout, explore, seed, partial):
+    crowd = _population(150, seed)
+    if partial:  # the uplift model scored only some customers
+        crowd.loc[crowd.index % 5 == 0, ["predicted_uplift", "uplift_model_version"]] = None
+    policy = Policy(budget_points=budget, holdout_share=holdout, explore_share=explore)
+    decisions = decide(crowd, policy, AS_OF)
+    negative = decisions["predicted_uplift"] < 0
+    assert negative.any()
+    # neither granted nor held out (a holdout is a decision too), by the ranking or by exploration
+    assert not decisions.loc[negative, "selected"].any()
+    assert set(decisions.loc[negative, "ineligible_reason"]) <= {
+        *HARD_RULES,
+        "a grant is predicted to put them off",
+    }
+    treated = decisions[decisions["arm"] == "treatment"]
+    assert treated["points"].sum() <= budget
+
+
+def _explore_points(decisions: pd.DataFrame) -> int:
+    explored = _explored(decisions)
+    return int(explored.loc[explored["arm"] == "treatment", "points"].sum())
+
+
+@pytest.mark.parametrize("budget", [150_000, 20_000, 3_000])
+def test_exploration_takes_its_share_of_the_budget_within_one_grant_and_reruns_pick_the_same(budget):
+    crowd = _population(3000)
+    policy = Policy(budget_points=budget, explore_share=0.1)
+    decisions = decide(crowd, policy, AS_OF)
+    share = 0.1 * budget
+    largest = decisions["points"].max()
+    # at most the explored share, even when the budget does not bind (150,000 here: the ranking would
+    # take every eligible customer), and short of it by less than one grant
+    assert share - largest < _explore_points(decisions) <= share
+    assert decisions.loc[decisions["arm"] == "treatment", "points"].sum() <= budget
+    # the ranking spent the rest
+    ranked = decisions[decisions["selection"] == "ranked"]
+    assert len(ranked) > 0
+    assert decisions.loc[decisions["selected"], "budget_used_points"].max() == (
+        decisions.loc[decisions["arm"] == "treatment", "points"].sum()
+    )
+    # the same picks on a re-run, whatever order the candidates come in
+    again = decide(crowd.sample(frac=1, random_state=11), policy, AS_OF)
+    columns = ["customer_id", "selection", "arm", "points", "decision_rank", "budget_used_points"]
+    pd.testing.assert_frame_equal(decisions[columns], again[columns])
+    # another day explores other customers
+    other_day = decide(crowd, policy, date(2025, 6, 2))
+    assert set(_explored(other_day)["customer_id"]) != set(_explored(decisions)["customer_id"])
+
+
+def test_without_exploration_nothing_is_explored():
+    decisions = decide(_population(500), Policy(explore_share=0), AS_OF)
+    assert set(decisions["selection"].dropna()) == {"ranked"}
+
+
+def test_explore_picks_span_the_eligible_range_and_have_their_own_control():
+    crowd = _population(6000, uplift=False)  # the fallback: risk ranking, with its threshold
+    policy = Policy(budget_points=60_000, explore_share=0.5, holdout_share=0.2)
+    decisions = decide(crowd, policy, AS_OF)
+    explored = _explored(decisions)
+    assert len(explored) > 300
+    # every explore pick passes the hard rules ...
+    picked = crowd.set_index("customer_id").loc[explored["customer_id"]]
+    assert picked["has_marketing_consent"].all() and (picked["messages_in_window"] < policy.contact_cap).all()
+    # ... and they come from the whole range, not only the top of the ranking: risk under the
+    # threshold and no expected gain included, in about the population's shares
+    allowed = crowd[crowd["has_marketing_consent"] & (crowd["messages_in_window"] < policy.contact_cap)]
+    below = (allowed["churn_probability"] < policy.min_churn_probability).mean()
+    assert abs((explored["churn_probability"] < policy.min_churn_probability).mean() - below) < 0.06
+    passing = decisions[~decisions["ineligible_reason"].isin(HARD_RULES)]
+    negative = (passing["expected_value"] <= 0).mean()
+    assert negative > 0.1 and abs((explored["expected_value"] <= 0).mean() - negative) < 0.05
+    assert explored["churn_probability"].quantile([0.1, 0.9]).tolist() == pytest.approx([0.1, 0.9], abs=0.06)
+    ranked = decisions[decisions["selection"] == "ranked"]
+    assert (ranked["churn_probability"] >= policy.min_churn_probability).all()
+    # the holdout hash splits explore picks too: a randomised control of their own
+    assert abs((explored["arm"] == "control").mean() - 0.2) < 0.05
+    assert explored.loc[explored["arm"] == "control", "budget_used_points"].notna().all()
+
+
+def test_the_log_counts_the_selection_and_the_ranking():
+    decisions = decide(_population(400), Policy(budget_points=5_000), AS_OF)
+    counts = summarise(decisions)
+    assert counts["ranking: uplift"] == 400
+    assert counts["explore: treatment"] + counts["explore: control"] == len(_explored(decisions)) > 0
+    assert counts["ranked: treatment"] + counts["explore: treatment"] == counts["treatment"]
+    assert 0 < counts["explore: points"] <= 500
+    assert counts["not: a grant is predicted to put them off"] > 0
+
+
+def test_an_empty_day_decides_nothing():
+    decisions = decide(frame(candidate()).iloc[:0], Policy(), AS_OF)
+    assert decisions.empty and summarise(decisions)["candidates"] == 0
+
+
+# ---------------------------------------------------------------------- the harness's entry point
+
+
+def test_select_ranks_the_same_candidates_by_risk_uplift_or_any_score_without_exploring():
+    crowd = _population(800)
+    policy = Policy(budget_points=4_000)
+    by_risk = select(crowd, policy, AS_OF, "risk")
+    by_uplift = select(crowd, policy, AS_OF, "uplift")
+    assert set(by_risk["ranking"]) == {"risk"} and set(by_uplift["ranking"]) == {"uplift"}
+    for decisions in (by_risk, by_uplift):
+        assert set(decisions["selection"].dropna()) == {"ranked"}
+        assert decisions.loc[decisions["arm"] == "treatment", "points"].sum() <= policy.budget_points
+    # risk ranking here is today's policy exactly, predictions or not
+    pd.testing.assert_frame_equal(
+        by_risk.drop(columns=["predicted_uplift", "uplift_model_version"]),
+        decide(
+            crowd.drop(columns=["predicted_uplift", "uplift_model_version"]), policy, AS_OF, explore_share=0
+        ).drop(columns=["predicted_uplift", "uplift_model_version"]),
+    )
+    # an oracle's (or random) score, by customer id: highest first, the same amounts and budget
+    oracle = pd.Series(np.linspace(1, 2, len(crowd)), index=crowd["customer_id"])
+    by_score = select(crowd, policy, AS_OF, "score", score=oracle)
+    ranked = by_score[by_score["decision_rank"].notna()]
+    assert ranked["expected_value"].is_monotonic_decreasing
+    points = by_risk.set_index("customer_id")["points"]
+    assert by_score.set_index("customer_id")["points"].equals(points.loc[by_score["customer_id"]])
+    # a score not above 0 is not granted; the hard rules hold whatever the score
+    zero = select(crowd, policy, AS_OF, "score", score=np.zeros(len(crowd)))
+    assert not zero["selected"].any()
+    blocked = ~crowd["has_marketing_consent"]
+    anyone = select(crowd, Policy(budget_points=10**7), AS_OF, "score", score=np.ones(len(crowd)))
+    assert not anyone.set_index("customer_id").loc[crowd.loc[blocked, "customer_id"], "selected"].any()
+    with pytest.raises(ValueError, match="one per candidate"):
+        select(crowd, policy, AS_OF, "score", score=[1.0, 2.0])
+    with pytest.raises(ValueError, match="ranking='best'"):
+        select(crowd, policy, AS_OF, "best")

@@ -202,12 +202,38 @@ def write_mileage_predictions(settings, seed: int) -> dict[str, float]:
     return champion
 
 
+UPLIFT_MODEL = "uplift-test-v2"
+
+
+def write_uplift_predictions(settings, seed: int) -> dict[str, float]:
+    """The day's uplift predictions as the uplift model's predict step writes them: an older version
+    for everyone, then the champion (``UPLIFT_MODEL``, scored last) for every scored customer but every
+    ninth, from -0.1 to +0.2 (some a grant puts off). Returns the champion's, by customer."""
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        customers = [
+            customer
+            for (customer,) in con.execute(
+                "select customer_id from ml.churn_scores where as_of_date = ? order by 1", [AS_OF]
+            ).fetchall()
+        ]
+        uplift = np.random.default_rng(seed).uniform(-0.1, 0.2, len(customers))
+        champion = {c: float(u) for i, (c, u) in enumerate(zip(customers, uplift, strict=True)) if i % 9 != 8}
+        rows = [(AS_OF, c, 0.5, "uplift-test-v1", "2025-03-17 01:00") for c in customers]
+        rows += [(AS_OF, c, u, UPLIFT_MODEL, "2025-03-17 02:00") for c, u in champion.items()]
+        con.executemany("insert into ml.uplift_predictions values (?, ?, ?, ?, ?)", rows)
+    finally:
+        con.close()
+    return champion
+
+
 @pytest.fixture(scope="module")
 def predicted_run(scored, tmp_path_factory):
-    """The pre-grant step on a day with mileage predictions (inserted, not predicted: the mileage
-    model has tests of its own), then the ledger step's dbt build."""
+    """The pre-grant step on a day with mileage and uplift predictions (inserted, not predicted: the
+    models have tests of their own), then the ledger step's dbt build."""
     settings = copy_of(scored, tmp_path_factory.mktemp("predicted") / "run")
     predictions = write_mileage_predictions(settings, seed=5)
+    write_uplift_predictions(settings, seed=6)
     counts = rewards.pregrant(settings, AS_OF)
     run_dbt(settings, "build", AS_OF, ["--select", "tag:ledger"])
     return settings, counts, predictions
@@ -298,3 +324,71 @@ def test_predictions_over_another_window_than_the_grants_are_not_used(scored, tm
             assert rewards.read_candidates(con, AS_OF, window_days=30)["predicted_miles"].eq(80.0).all()
     finally:
         con.close()
+
+
+# ---------------------------------------------------------------------- uplift ranking and exploration
+
+
+def test_without_uplift_predictions_the_run_ranks_by_risk_and_explores(clean_run):
+    settings, counts = clean_run
+    assert counts["ranking: risk"] == counts["candidates"] and "ranking: uplift" not in counts
+    rows = query(
+        settings,
+        "select selection, arm, count(*), count(predicted_uplift), count(uplift_model_version), "
+        "min(churn_probability) from ledger.entries group by all order by all",
+    )
+    picked = {(selection, arm) for selection, arm, *_ in rows}
+    assert {("explore", "treatment"), ("ranked", "treatment"), ("ranked", "control")} <= picked
+    assert picked <= {
+        (selection, arm) for selection in ("ranked", "explore") for arm in ("treatment", "control")
+    }
+    assert all(uplift == versions == 0 for *_, uplift, versions, _ in rows)  # null: ranked by risk
+    ranked_risk = [low for selection, _, _, _, _, low in rows if selection == "ranked"]
+    assert min(ranked_risk) >= settings.policy.min_churn_probability
+    [(explored,)] = query(
+        settings, "select sum(points) from ledger.entries where selection = 'explore' and kind = 'pregrant'"
+    )
+    assert 0 < explored <= settings.policy.explore_share * settings.policy.budget_points
+
+
+def test_with_uplift_predictions_the_run_ranks_by_them_and_never_grants_a_negative_one(predicted_run):
+    settings, counts, _ = predicted_run
+    assert counts["ranking: uplift"] == counts["candidates"]
+    rows = query(
+        settings,
+        "select entries.customer_id, selection, arm, entries.predicted_uplift, entries.uplift_model_version, "
+        "predictions.predicted_uplift from ledger.entries left join ml.uplift_predictions as predictions "
+        "on predictions.customer_id = entries.customer_id and predictions.as_of_date = entries.as_of_date "
+        f"and predictions.model_version = '{UPLIFT_MODEL}' where kind in ('pregrant', 'holdout')",
+    )
+    assert len(rows) == counts["treatment"] + counts["control"] > 20
+    assert {selection for _, selection, *_ in rows} == {"ranked", "explore"}
+    for _, selection, _, uplift, version, champion in rows:
+        # the latest scored version's prediction, rounded for the hash; never a negative one
+        if uplift is None:  # not scored by the champion: only exploration may pick them
+            assert selection == "explore" and version is None and champion is None
+        else:
+            assert version == UPLIFT_MODEL and uplift == round(champion, 6) and uplift >= 0
+    # re-running the day with exploration on writes nothing new
+    assert rewards.pregrant(settings, AS_OF)["written"] == 0
+
+
+def test_the_ledger_marts_show_how_each_customer_was_picked(predicted_run):
+    settings, _, _ = predicted_run
+    ledger_rows = query(
+        settings,
+        "select entry_key, coalesce(selection, 'ranked'), predicted_uplift, uplift_model_version "
+        "from ledger.entries where kind in ('pregrant', 'holdout') order by 1",
+    )
+    for model in ("staging.stg_ledger__entries", "marts.fct_pregrant_decisions"):
+        key = "entry_key" if model.startswith("staging") else "decision_id"
+        assert (
+            query(
+                settings,
+                f"select {key}, selection, predicted_uplift, uplift_model_version from {model} "
+                + ("where entry_kind <> 'clawback' " if model.startswith("staging") else "")
+                + "order by 1",
+            )
+            == ledger_rows
+        )
+    assert query(settings, "select count(*) from staging.stg_ml__uplift_predictions") != [(0,)]

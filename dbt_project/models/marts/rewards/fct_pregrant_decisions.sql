@@ -28,6 +28,7 @@ final as (
         ----------  the decision
         decisions.as_of_date as decision_date,
         decisions.arm,
+        decisions.selection,
         decisions.grant_rule,
         decisions.channel,
         decisions.points as granted_points,
@@ -44,6 +45,8 @@ final as (
         decisions.risk_reason_2,
         decisions.risk_reason_3,
         decisions.model_version,
+        decisions.predicted_uplift,
+        decisions.uplift_model_version,
         decisions.expected_value,
         decisions.decision_rank,
         decisions.budget_used_points,

@@ -33,6 +33,13 @@ renamed as (
         mileage_model_version,
         amount_rule,
         cast(decided_points as bigint) as decided_points,
+        ----------  how the customer was picked: ranked or explored (decisions recorded before
+        ----------  exploration existed were all ranked), and the uplift the ranking used
+        case
+            when kind in ('pregrant', 'holdout') then coalesce(selection, 'ranked')
+        end as selection,
+        predicted_uplift,
+        uplift_model_version,
         ----------  why this customer: the model's top risk reasons
         reason_1 as risk_reason_1,
         reason_2 as risk_reason_2,
