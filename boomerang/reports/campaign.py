@@ -12,6 +12,7 @@ CSV as a ``data:`` link: the page is one file that needs no network. The page is
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
 import re
@@ -29,6 +30,9 @@ from boomerang.warehouse.db import table_exists
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "campaign"
+# The policy evaluation against the oracle (devtools/evaluate_policy.py, `make evaluate-policy`) writes
+# this file in the reports folder; the page shows it when it is there.
+POLICY_EVALUATION = "policy_evaluation.json"
 
 # The slices of marts.fct_campaign_results beside 'overall', in the order the page shows them, with
 # the order of their values where it is not alphabetical.
@@ -158,11 +162,22 @@ def gather(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, object]:
             [as_of],
         )
     if table_exists(con, "ops", "truth_check"):
+        from boomerang.world.truth import coverage
+
         data["truth"] = _frame(
             con,
             "select * from ops.truth_check where as_of_date = (select max(as_of_date) from ops.truth_check "
             "where as_of_date <= ?) and cohort = 'all'",
             [as_of],
+        )
+        # every cohort's latest check up to the as-of date
+        data["coverage"] = coverage(
+            _frame(
+                con,
+                "select * from ops.truth_check where as_of_date <= ? and cohort not in ('all', 'period') "
+                "qualify row_number() over (partition by campaign_id, cohort order by as_of_date desc) = 1",
+                [as_of],
+            ).to_dict("records")
         )
     if table_exists(con, "ops", "ledger_invariants"):
         data["invariants"] = _frame(
@@ -402,11 +417,24 @@ def _overall_cohorts(results: pd.DataFrame | None) -> pd.DataFrame | None:
     return rows.sort_values("decision_date")
 
 
+def _pooled(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the headline pool, every dimension: cohort 'period' (the cohorts decided in the
+    chosen period, BOOMERANG_RESULTS_FROM / _TO; every complete one by default) when the results have
+    it, else 'all'."""
+    pooled = results[results["decision_date"].isna()]
+    if "cohort" in pooled and (pooled["cohort"] == "period").any():
+        return pooled[pooled["cohort"] == "period"]
+    if "cohort" in pooled:
+        return pooled[pooled["cohort"] != "period"]
+    return pooled
+
+
 def overall(results: pd.DataFrame | None) -> dict | None:
-    """The all-cohorts, all-customers row of the campaign results, as a dict."""
+    """The pooled, all-customers row of the campaign results (cohort 'period', else 'all'), as a dict."""
     if results is None or results.empty or "dimension" not in results:
         return None
-    rows = results[(results["dimension"] == "overall") & results["decision_date"].isna()]
+    pooled = _pooled(results)
+    rows = pooled[pooled["dimension"] == "overall"]
     return None if rows.empty else rows.iloc[0].to_dict()
 
 
@@ -461,7 +489,7 @@ def verdict(results: pd.DataFrame | None, value_per_mile: float, counts: Decided
         return (
             f"Too early to tell: {everyone}. The {measured_t:,} granted and {measured_c:,} held out whose "
             f"{window} is over are still too small a group for an honest comparison. The report says more as "
-            "the cohorts mature."
+            f"the cohorts mature.{_power_words(row)}"
         )
     if (measured_t, measured_c) == (counts.treated, counts.control):
         opening = f"Of {counts.treated:,} customers granted miles against {counts.control:,} held out, retention was "
@@ -482,6 +510,7 @@ def verdict(results: pd.DataFrame | None, value_per_mile: float, counts: Decided
         "no detectable effect": "The interval includes zero: we cannot yet tell the effect apart from chance.",
         "harmful": "The interval is below zero: the grants did worse than doing nothing.",
     }.get(str(row.get("verdict")), "")
+    certain += _power_words(row)
     profit_range = (
         f" (95% interval {profit_low:,.0f} to {profit_high:,.0f})"
         if profit_low is not None and not pd.isna(profit_low)
@@ -495,17 +524,64 @@ def verdict(results: pd.DataFrame | None, value_per_mile: float, counts: Decided
     )
 
 
-def truth_sentence(row: dict) -> str:
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value is not pd.NA
+
+
+def _power_words(row: dict) -> str:
+    """What the measurement can see: the adjustment's gain, the minimum detectable effect, and,
+    while it cannot tell, how many more customers and days it takes (empty without those columns)."""
+    words = ""
+    reduction, mde, effect = (
+        row.get("retention_variance_reduction"),
+        row.get("retention_mde"),
+        row.get("effect_of_interest"),
+    )
+    if _present(reduction) and 0 < reduction < 1:
+        words += (
+            f" Adjusting for each customer's purchases in the 90 days before removed {reduction:.0%} of the "
+            f"noise (worth {1 / (1 - reduction) - 1:.0%} more customers)."
+        )
+    if _present(mde):
+        words += f" It can detect an effect of {100 * mde:.1f} pp or more (80% of the time)."
+    more_t, more_c = row.get("more_treated_needed"), row.get("more_control_needed")
+    if _present(more_t) and _present(more_c) and _present(effect):
+        if more_t + more_c == 0:
+            words += f" An effect of {100 * effect:.1f} pp would have shown: if there is one, it is smaller."
+        else:
+            days = row.get("more_days_needed")
+            pace = (
+                f", about {int(days):,} more days of decisions at the recent pace" if _present(days) else ""
+            )
+            words += (
+                f" To detect {100 * effect:.1f} pp it takes about {int(more_t):,} more granted and "
+                f"{int(more_c):,} more held-out customers{pace}, then the retention window."
+            )
+    return words
+
+
+def truth_sentence(row: dict, covered: dict | None = None) -> str:
     """The simulated world's check of the measurement, in words."""
     measured, truth = row.get("measured_incremental_retention"), row.get("true_incremental_retention")
     if measured is None or truth is None or pd.isna(measured) or pd.isna(truth):
         return "No cohort's retention window is over yet: nothing to check the measurement against."
+    cohorts = covered
     covered = "covers" if row.get("is_covered") else "does NOT cover"
     return (
         f"Measured incremental retention {100 * measured:+.1f} pp (95% interval "
         f"{100 * row['measured_ci_low']:+.1f} to {100 * row['measured_ci_high']:+.1f}); the simulator's true "
         f"effect on the treated is {100 * truth:+.1f} pp, off by {100 * (measured - truth):+.1f} pp: the interval "
         f"{covered} the truth ({int(row['treated_customers']):,} treated, {int(row['control_customers']):,} control)."
+    ) + _coverage_words(cohorts)
+
+
+def _coverage_words(found: dict | None) -> str:
+    """The cohorts' coverage (boomerang.world.truth.coverage) as a sentence."""
+    if not found or not found.get("cohorts"):
+        return ""
+    return (
+        f" Cohort by cohort, {found['covered']} of {found['cohorts']} intervals cover their cohort's true "
+        f"effect ({found['coverage']:.0%}; honest 95% intervals cover about 95%)."
     )
 
 
@@ -598,13 +674,23 @@ def _results_table(frame: pd.DataFrame, first: str, header: str, name: str) -> T
 def results_section(results: pd.DataFrame, trend: pd.DataFrame | None) -> dict:
     """The tables and charts of 'Did it work?': per cohort, pooled over time, and by slice."""
     cohorts = results[results["dimension"] == "overall"].copy()
-    cohorts["cohort"] = [
-        "all complete cohorts" if pd.isna(day) else f"{pd.Timestamp(day):%Y-%m-%d}"
-        for day in cohorts["decision_date"]
-    ]
-    cohorts["order"] = cohorts["decision_date"].isna()  # the pooled 'all' last
+    if "cohort" in cohorts:
+        # the chosen period only where it is not every complete cohort again
+        everything = cohorts[cohorts["cohort"] == "all"]
+        period = cohorts[cohorts["cohort"] == "period"]
+        same = (
+            not period.empty
+            and not everything.empty
+            and period[["treated_customers", "control_customers"]].to_numpy().tolist()
+            == everything[["treated_customers", "control_customers"]].to_numpy().tolist()
+        )
+        if same:
+            cohorts = cohorts[cohorts["cohort"] != "period"]
+    cohorts["cohort"] = [_cohort_label(row) for row in cohorts.to_dict("records")]
+    cohorts["order"] = cohorts["decision_date"].isna()  # the pooled 'all' (and 'period') last
     cohorts = cohorts.sort_values(["order", "decision_date"])
-    pooled = results[results["decision_date"].isna() & (results["dimension"] != "overall")]
+    pooled = _pooled(results)
+    pooled = pooled[pooled["dimension"] != "overall"]
     has_pooled = (
         bool(len(pooled)) and int(pooled["treated_customers"].sum() + pooled["control_customers"].sum()) > 0
     )
@@ -638,8 +724,157 @@ def results_section(results: pd.DataFrame, trend: pd.DataFrame | None) -> dict:
         else None,
         "slices": slices,
         "window_open": not has_pooled,
+        "certainty": certainty_table(results),
         "everything": _table(results, "campaign-results-all"),
     }
+
+
+def _methods(results: pd.DataFrame | None) -> dict:
+    """The settings the methods section quotes, from the results themselves."""
+    row = overall(results) or {}
+    effect = row.get("effect_of_interest")
+    window = row.get("retention_window_days")
+    return {
+        "effect": f"{100 * effect:.1f} pp" if _present(effect) else "the effect of interest",
+        "window": f"{int(window)}-day" if _present(window) else "retention",
+        "period": _cohort_label({**row, "cohort": "period"}) if row.get("cohort") == "period" else None,
+    }
+
+
+def _cohort_label(row: dict) -> str:
+    day = row.get("decision_date")
+    if day is not None and not pd.isna(day):
+        return f"{pd.Timestamp(day):%Y-%m-%d}"
+    if row.get("cohort") == "period":
+        first, last = row.get("first_cohort"), row.get("last_cohort")
+        if first is None or pd.isna(first):
+            return "chosen period (no complete cohort in it)"
+        return f"period {pd.Timestamp(first):%Y-%m-%d} to {pd.Timestamp(last):%Y-%m-%d}"
+    return "all complete cohorts"
+
+
+# The pooled row's certainty: the adjusted figures against the raw ones, and what it takes to see more.
+# (label, column, its 95% interval's columns or None, format)
+CERTAINTY_ROWS = (
+    (
+        "incremental retention, adjusted (the headline)",
+        "incremental_retention",
+        ("incremental_retention_ci_low", "incremental_retention_ci_high"),
+        "pp",
+    ),
+    (
+        "incremental retention, raw difference",
+        "incremental_retention_unadjusted",
+        ("incremental_retention_unadjusted_ci_low", "incremental_retention_unadjusted_ci_high"),
+        "pp",
+    ),
+    ("share of the variance the pre-period adjustment removed", "retention_variance_reduction", None, "pct"),
+    ("smallest effect it can detect (80% power, 5% two-sided)", "retention_mde", None, "pp"),
+    ("effect of interest", "effect_of_interest", None, "pp"),
+    ("more granted customers needed to detect it", "more_treated_needed", None, None),
+    ("more held-out customers needed to detect it", "more_control_needed", None, None),
+    ("decisions per day (last 28 days)", "decisions_per_day", None, None),
+    ("more days of decisions needed", "more_days_needed", None, None),
+    (
+        "incremental revenue per customer, adjusted",
+        "incremental_revenue_per_customer",
+        ("incremental_revenue_per_customer_ci_low", "incremental_revenue_per_customer_ci_high"),
+        None,
+    ),
+    (
+        "incremental revenue per customer, raw",
+        "incremental_revenue_per_customer_unadjusted",
+        (
+            "incremental_revenue_per_customer_unadjusted_ci_low",
+            "incremental_revenue_per_customer_unadjusted_ci_high",
+        ),
+        None,
+    ),
+    ("share of revenue's variance the adjustment removed", "revenue_variance_reduction", None, "pct"),
+    (
+        "incremental profit, adjusted",
+        "incremental_profit",
+        ("incremental_profit_ci_low", "incremental_profit_ci_high"),
+        "money",
+    ),
+    ("incremental profit, raw", "incremental_profit_unadjusted", None, "money"),
+    ("in words", "verdict_words", None, None),
+)
+
+
+def certainty_table(results: pd.DataFrame) -> Table | None:
+    """How sure the pooled result is: adjusted against raw, the variance the adjustment removed, the
+    minimum detectable effect, and what it takes to detect the effect of interest (empty cells: not
+    asked, e.g. the answer is already in). Each row its own format; the CSV keeps the raw values."""
+    row = overall(results)
+    if row is None or "retention_mde" not in row:
+        return None
+    raw, shown = [], []
+    for label, column, interval, spec in CERTAINTY_ROWS:
+        low, high = (row.get(name) for name in interval) if interval else (None, None)
+        values = [row.get(column), low, high]
+        raw.append([label, *(None if not _present(v) else v for v in values)])
+        shown.append([label, *(_format(v, spec) for v in values)])
+    columns = ["figure", "value", "95% low", "95% high"]
+    return Table(
+        columns=columns,
+        rows=shown,
+        text=(0,),
+        csv_text=pd.DataFrame(raw, columns=columns).to_csv(index=False),
+        csv_name="boomerang-how-sure.csv",
+    )
+
+
+def policy_evaluation(path: Path) -> dict | None:
+    """The policy evaluation against the oracle (``policy_evaluation.json``, written by
+    ``make evaluate-policy``) as the page shows it, or None when there is none (or it cannot be read:
+    logged, the page goes on without it)."""
+    if not path.exists():
+        return None
+    try:
+        found = json.loads(path.read_text())
+        rows = [
+            {
+                "policy": row["policy"],
+                "grants": int(row["grants"]),
+                "miles": int(row["points"]),
+                **{
+                    name: _interval(row[key])
+                    for name, key in (
+                        ("incremental customers kept", "incremental_retained"),
+                        ("incremental revenue", "revenue"),
+                        ("redeemed cost", "redeemed_cost"),
+                        ("incremental profit", "profit"),
+                    )
+                },
+            }
+            for row in found["rows"]
+        ]
+        paired = [
+            {"comparison": f"{pair['a']} - {pair['b']}", "incremental profit": _interval(pair["profit"])}
+            for pair in found.get("paired", [])
+        ]
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        log.warning(
+            "Campaign report: %s could not be read (%s); the oracle comparison is left out", path, error
+        )
+        return None
+    return {
+        "table": _table(pd.DataFrame(rows), "policy-evaluation", text=("policy",)),
+        "paired": _table(pd.DataFrame(paired), "policy-evaluation-paired", text=("comparison",))
+        if paired
+        else None,
+        "customers": found.get("customers"),
+        "decision_date": found.get("decision_date"),
+        "futures": found.get("futures"),
+        "command": found.get("command"),
+    }
+
+
+def _interval(values: list) -> str:
+    """[mean, low, high] as 'mean [low, high]'."""
+    mean, low, high = (float(value) for value in values)
+    return f"{mean:,.0f} [{low:,.0f}, {high:,.0f}]"
 
 
 def tiles(data: dict, counts: Decided | None = None) -> list[dict[str, str]]:
@@ -778,7 +1013,9 @@ def render(data: dict, as_of: date, value_per_mile: float, budget_points: int | 
         if daily is not None
         else None,
         results=results_section(results, _frame_or_none(data.get("trend"))) if results is not None else None,
-        truth=truth_sentence(truth.iloc[0].to_dict()) if truth is not None else None,
+        truth=truth_sentence(truth.iloc[0].to_dict(), data.get("coverage")) if truth is not None else None,  # type: ignore[arg-type]
+        oracle=data.get("oracle"),
+        methods=_methods(results),
         risk={
             "chart": Markup(chart_risk(data["risk"], data["risk_dates"])),
             "title": risk_title(data["risk_dates"]),
@@ -822,6 +1059,7 @@ def write_report(
 
     with connect(warehouse_path, read_only=True) as con:
         data = gather(con, as_of)
+    data["oracle"] = policy_evaluation(reports_dir / POLICY_EVALUATION)
     page = render(data, as_of, value_per_mile, budget_points)
     folder = reports_dir / REPORT_DIR
     folder.mkdir(parents=True, exist_ok=True)

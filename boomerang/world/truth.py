@@ -8,18 +8,25 @@ customer, drawn with the same random numbers wherever the grants did not change 
 shift; the next day starts in step again. The twin is still an honest draw of the world without
 grants, only not a perfectly coupled one.)
 
-The **measured** effect is the mart's own: ``marts.fct_campaign_results``' row of cohort 'all',
-dimension 'overall' (treated minus control over every decision whose retention window is complete,
-with its 95% interval), read as the run built it. This module keeps only the twin-world side: for
-each of those decisions (``marts.fct_campaign_outcomes``: its window and real outcome) the outcome
-in the twin's landing files, and from them the **true** incremental retention, the mean of real
-minus counterfactual over the treated (the effect on the treated, ATT). The result goes to
+The **measured** effect is the mart's own: ``marts.fct_campaign_results``' overall rows of cohort
+'all' (treated minus control over every decision whose retention window is complete) and of each
+complete cohort, with their 95% intervals (the headline, regression-adjusted ones), read as the run
+built them. This module keeps only the twin-world side: for each of those decisions
+(``marts.fct_campaign_outcomes``: its window and real outcome) the outcome in the twin's landing
+files, and from them the **true** incremental retention, the mean of real minus counterfactual over
+the treated (the effect on the treated, ATT), for 'all' and for each cohort. The rows go to
 ``ops.truth_check`` (aggregates only: no hidden trait ever reaches the warehouse).
+
+Over many cohorts, the cohort rows say whether the intervals are honest: a 95% interval should
+cover the true effect of its own decisions about 95% of the time. :func:`coverage` counts it, from
+rows of ``ops.truth_check`` (:func:`cohort_rows` reads them), for this check's log, the demo and
+the policy evaluation alike.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 
@@ -62,9 +69,10 @@ def truth_check(settings: Settings, as_of: date) -> dict | None:
 
     Advances the twin world to ``as_of``, reads the measurement of the campaign
     ``settings.policy.campaign_id`` from the marts built for ``as_of`` (cohort 'all': every decision
-    whose retention window ended by then), computes the true effect of the same decisions from the
-    twin, and writes one row to ``ops.truth_check`` (replacing that date's row). Returns the row as
-    a dict, or None when the simulated world is off (there is no truth to check).
+    whose retention window ended by then; and each of those cohorts alone), computes the true effect
+    of the same decisions from the twin, and writes a row per cohort and one for 'all' to
+    ``ops.truth_check`` (replacing that date's rows). Returns the 'all' row as a dict, or None when
+    the simulated world is off (there is no truth to check).
     """
     if not settings.world_enabled:
         log.info("Simulated world is off (BOOMERANG_WORLD=off): no truth to check the measurement against")
@@ -76,26 +84,33 @@ def truth_check(settings: Settings, as_of: date) -> dict | None:
     campaign_id = settings.policy.campaign_id
     with connect(settings.warehouse_path) as con:
         ensure_schemas(con)
-        measured = measured_effect(con, campaign_id, as_of)
+        measured = measured_effects(con, campaign_id, as_of)
         rows = _outcomes(con, landing, settings.world_file_format, campaign_id)
-        window_days = measured["retention_window_days"] if measured else settings.retention_window_days
-        result = {
-            "as_of_date": as_of,
-            "campaign_id": campaign_id,
-            "cohort": "all",
-            "retention_window_days": window_days,
-            **summarise(measured, rows),
-        }
+        window_days = (
+            measured["all"]["retention_window_days"] if "all" in measured else settings.retention_window_days
+        )
+        checked = [
+            {
+                "as_of_date": as_of,
+                "campaign_id": campaign_id,
+                "cohort": cohort,
+                "retention_window_days": window_days,
+                **summarise(
+                    measured.get(cohort), [row for row in rows if cohort == "all" or _day(row[1]) == cohort]
+                ),
+            }
+            for cohort in ["all", *sorted({_day(row[1]) for row in rows})]
+        ]
+        result = checked[0]
         con.execute("begin transaction")
         try:
             con.execute(
-                "delete from ops.truth_check where as_of_date = ? and campaign_id = ? and cohort = 'all'",
-                [as_of, campaign_id],
+                "delete from ops.truth_check where as_of_date = ? and campaign_id = ?", [as_of, campaign_id]
             )
             columns = list(result)
-            con.execute(
+            con.executemany(
                 f"insert into ops.truth_check ({', '.join(columns)}) values ({', '.join('?' for _ in columns)})",
-                [result[name] for name in columns],
+                [[row[name] for name in columns] for row in checked],
             )
             con.execute("commit")
         except BaseException:
@@ -110,7 +125,61 @@ def truth_check(settings: Settings, as_of: date) -> dict | None:
         _fmt(result["true_incremental_retention"]),
         result["is_covered"],
     )
+    covered = coverage(checked)
+    log.info(
+        "Truth check %s: the 95%% intervals of %d of %d complete cohorts cover their true effect (%s)",
+        as_of,
+        covered["covered"],
+        covered["cohorts"],
+        "n/a" if covered["coverage"] is None else f"{covered['coverage']:.0%}",
+    )
     return result
+
+
+def coverage(rows: Iterable[Mapping]) -> dict:
+    """How often the measured 95% intervals cover the true effect, over cohort rows of
+    ``ops.truth_check`` (as dicts; pooled rows, cohort 'all' or 'period', are left out, and so are
+    cohorts that could not conclude: too small, no interval).
+
+    Returns ``cohorts`` (intervals checked), ``covered`` (of those, covering the true incremental
+    retention), ``coverage`` (covered / cohorts, None without any), and the same for revenue per
+    customer (``revenue_cohorts``, ``revenue_covered``, ``revenue_coverage``). Honest intervals cover
+    about 95% of the time; over n cohorts, within about 0.44 / (square root of n) of it.
+    """
+    cohorts = [row for row in rows if row.get("cohort") not in ("all", "period")]
+    retention = [bool(row["is_covered"]) for row in cohorts if row.get("is_covered") is not None]
+    revenue = [
+        bool(row["is_revenue_covered"]) for row in cohorts if row.get("is_revenue_covered") is not None
+    ]
+    return {
+        "cohorts": len(retention),
+        "covered": sum(retention),
+        "coverage": sum(retention) / len(retention) if retention else None,
+        "revenue_cohorts": len(revenue),
+        "revenue_covered": sum(revenue),
+        "revenue_coverage": sum(revenue) / len(revenue) if revenue else None,
+    }
+
+
+def cohort_rows(con: duckdb.DuckDBPyConnection, campaign_id: str | None = None) -> list[dict]:
+    """Every cohort's latest row of ``ops.truth_check`` (the one checked at the latest as-of date,
+    when its window long closed and its figures stopped moving), as dicts for :func:`coverage`."""
+    if not table_exists(con, "ops", "truth_check"):
+        return []
+    cursor = con.execute(
+        "select * from ops.truth_check where cohort not in ('all', 'period') "
+        "and (? is null or campaign_id = ?) "
+        "qualify row_number() over (partition by campaign_id, cohort order by as_of_date desc) = 1 "
+        "order by campaign_id, cohort",
+        [campaign_id, campaign_id],
+    )
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _day(value: object) -> str:
+    """A decision date as the mart's cohort label (YYYY-MM-DD)."""
+    return value.isoformat() if isinstance(value, date) else str(value)[:10]
 
 
 # The mart's columns the truth check reports as the measurement, by the name ops.truth_check gives them.
@@ -132,29 +201,38 @@ def measured_effect(con: duckdb.DuckDBPyConnection, campaign_id: str, as_of: dat
     """The campaign's overall row of cohort 'all' in ``marts.fct_campaign_results``, as of ``as_of``,
     under the names of ``ops.truth_check`` (plus ``retention_window_days``); None when the campaign
     decided nothing yet. Raises when the marts were not built for ``as_of``."""
+    return measured_effects(con, campaign_id, as_of).get("all")
+
+
+def measured_effects(con: duckdb.DuckDBPyConnection, campaign_id: str, as_of: date) -> dict[str, dict]:
+    """The campaign's overall rows in ``marts.fct_campaign_results`` as of ``as_of`` by cohort ('all'
+    and each decision date, YYYY-MM-DD; not 'period'), under the names of ``ops.truth_check`` (plus
+    ``retention_window_days``); empty when the campaign decided nothing yet. Raises when the marts
+    were not built for ``as_of``."""
     if not table_exists(con, "marts", "fct_campaign_results"):
         raise RuntimeError(
             "marts.fct_campaign_results does not exist: the truth check reads the campaign's measurement "
             "from it. Build the marts first (the daily run's dbt steps, or boomerang dbt build)."
         )
-    columns = ["as_of_date", "retention_window_days", *MEASURED_COLUMNS.values()]
+    columns = ["cohort", "as_of_date", "retention_window_days", *MEASURED_COLUMNS.values()]
     rows = con.execute(
         f"select {', '.join(columns)} from marts.fct_campaign_results "
-        "where campaign_id = ? and cohort = 'all' and dimension = 'overall'",
+        "where campaign_id = ? and cohort <> 'period' and dimension = 'overall'",
         [campaign_id],
     ).fetchall()
-    if not rows:
-        return None
-    row = dict(zip(columns, rows[0], strict=True))
-    if row["as_of_date"] != as_of:
-        raise RuntimeError(
-            f"marts.fct_campaign_results was built for {row['as_of_date']}, not {as_of}: rebuild the marts "
-            f"for {as_of} (the daily run's build_ledger_marts step) before its truth check."
-        )
-    return {
-        "retention_window_days": row["retention_window_days"],
-        **{name: row[column] for name, column in MEASURED_COLUMNS.items()},
-    }
+    found = {}
+    for values in rows:
+        row = dict(zip(columns, values, strict=True))
+        if row["as_of_date"] != as_of:
+            raise RuntimeError(
+                f"marts.fct_campaign_results was built for {row['as_of_date']}, not {as_of}: rebuild the "
+                f"marts for {as_of} (the daily run's build_ledger_marts step) before its truth check."
+            )
+        found[row["cohort"]] = {
+            "retention_window_days": row["retention_window_days"],
+            **{name: row[column] for name, column in MEASURED_COLUMNS.items()},
+        }
+    return found
 
 
 def _outcomes(

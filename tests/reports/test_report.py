@@ -20,10 +20,14 @@ import pandas as pd
 import pytest
 
 from boomerang.reports.campaign import (
+    POLICY_EVALUATION,
+    certainty_table,
     chart_grants,
     chart_mileage,
+    policy_evaluation,
     reason_label,
     render,
+    results_section,
     risk_dates,
     risk_title,
     verdict,
@@ -374,6 +378,121 @@ def test_the_verdict_gives_the_effect_its_interval_and_the_profit():
 def test_an_inconclusive_campaign_says_so_instead_of_a_confident_number(rule, words):
     text = verdict(results(verdict=rule, incremental_retention=None), 0.01)
     assert text.startswith("Too early to tell") and words in text and "percentage points" not in text
+
+
+def test_the_verdict_says_what_it_can_detect_and_what_it_takes():
+    """A result that cannot tell gives its minimum detectable effect and the customers and days it
+    takes to detect the effect of interest; the adjustment's gain is said in words."""
+    text = verdict(
+        results(
+            verdict="no detectable effect",
+            incremental_retention=0.01,
+            incremental_retention_ci_low=-0.03,
+            incremental_retention_ci_high=0.05,
+            retention_variance_reduction=0.2,
+            retention_mde=0.056,
+            effect_of_interest=0.02,
+            more_treated_needed=12_600,
+            more_control_needed=1_400,
+            more_days_needed=35,
+        ),
+        0.01,
+    )
+    assert "cannot yet tell the effect apart from chance" in text
+    assert "removed 20% of the noise (worth 25% more customers)" in text
+    assert "detect an effect of 5.6 pp or more" in text
+    assert "To detect 2.0 pp it takes about 12,600 more granted and 1,400 more held-out customers" in text
+    assert "about 35 more days of decisions" in text
+    enough = verdict(
+        results(verdict="no detectable effect", retention_mde=0.015, effect_of_interest=0.02,
+                more_treated_needed=0, more_control_needed=0),
+        0.01,
+    )  # fmt: skip
+    assert "An effect of 2.0 pp would have shown: if there is one, it is smaller." in enough
+    small = verdict(
+        results(verdict="too small", incremental_retention=None, effect_of_interest=0.02,
+                more_treated_needed=300, more_control_needed=40, more_days_needed=3),
+        0.01,
+    )  # fmt: skip
+    assert small.startswith("Too early to tell") and "300 more granted and 40 more held-out" in small
+
+
+def test_the_headline_is_the_chosen_period_and_the_cohorts_table_names_it():
+    frame = results(cohort="all", first_cohort=date(2025, 10, 1), last_cohort=date(2025, 11, 1))
+    period = {
+        **frame.iloc[0].to_dict(),
+        "cohort": "period",
+        "treated_customers": 900,
+        "control_customers": 100,
+        "incremental_retention": 0.03,
+        "first_cohort": date(2025, 11, 1),
+        "last_cohort": date(2025, 11, 1),
+    }
+    frame = pd.concat([frame.assign(cohort=["all", "2025-11-01"]), pd.DataFrame([period])], ignore_index=True)
+    assert "+3.0 percentage points" in verdict(frame, 0.01)
+    section = results_section(frame, None)
+    assert section["cohorts"].rows[-2][0] == "all complete cohorts"
+    assert section["cohorts"].rows[-1][0] == "period 2025-11-01 to 2025-11-01"
+    # no period chosen: 'period' is 'all' again, shown once
+    same = pd.concat(
+        [frame.iloc[:2], pd.DataFrame([{**period, "treated_customers": 1800, "control_customers": 200}])]
+    )
+    assert [row[0] for row in results_section(same, None)["cohorts"].rows].count("all complete cohorts") == 1
+    assert len(results_section(same, None)["cohorts"].rows) == 2
+
+
+def test_how_sure_shows_adjusted_against_raw_and_the_mde():
+    frame = results(
+        incremental_retention_unadjusted=0.08,
+        incremental_retention_unadjusted_ci_low=-0.005,
+        incremental_retention_unadjusted_ci_high=0.165,
+        retention_variance_reduction=0.31,
+        retention_mde=0.049,
+        effect_of_interest=0.02,
+        verdict_words="the grants kept customers",
+    )
+    table = certainty_table(frame)
+    shown = {row[0]: row[1:] for row in table.rows}
+    assert shown["incremental retention, adjusted (the headline)"] == ["+7.0 pp", "+0.0 pp", "+14.0 pp"]
+    assert shown["incremental retention, raw difference"] == ["+8.0 pp", "-0.5 pp", "+16.5 pp"]
+    assert shown["share of the variance the pre-period adjustment removed"][0] == "31.0%"
+    assert shown["smallest effect it can detect (80% power, 5% two-sided)"][0] == "+4.9 pp"
+    assert shown["more granted customers needed to detect it"][0] == "–"  # not asked: the answer is in
+    assert shown["in words"][0] == "the grants kept customers"
+    assert certainty_table(results()) is None  # results from before the adjustment: nothing to show
+
+
+EVALUATION = {
+    "rows": [
+        {"policy": "random", "grants": 900, "points": 90_000, "incremental_retained": [3.0, -5.0, 11.0],
+         "revenue": [100.0, -50.0, 250.0], "redeemed_cost": [600.0, 550.0, 650.0], "profit": [-36.0, -80.0, 8.0]},
+        {"policy": "oracle", "grants": 900, "points": 90_000, "incremental_retained": [60.0, 52.0, 68.0],
+         "revenue": [3000.0, 2800.0, 3200.0], "redeemed_cost": [500.0, 450.0, 550.0], "profit": [857.0, 814.0, 900.0]},
+    ],
+    "paired": [{"a": "oracle", "b": "random", "profit": [893.0, 850.0, 936.0]}],
+    "customers": 50_000,
+    "decision_date": "2025-12-01",
+    "futures": 15,
+    "command": "make evaluate-policy",
+}  # fmt: skip
+
+
+def test_the_oracle_comparison_shows_when_the_evaluation_file_is_there(tmp_path, caplog):
+    warehouse = campaign_warehouse(tmp_path / "w.duckdb")
+    reports = tmp_path / "reports"
+    page = write_report(warehouse, reports, AS_OF, 0.01, BUDGET).read_text()
+    assert "against an oracle" not in page  # no evaluation yet: no block
+    (reports / POLICY_EVALUATION).write_text(json.dumps(EVALUATION))
+    page = Page(write_report(warehouse, reports, AS_OF, 0.01, BUDGET).read_text())
+    [table] = [t for t in page.tables if t["columns"][0] == "policy"]
+    assert [row[0] for row in table["rows"]] == ["random", "oracle"]
+    assert table["rows"][1][-1] == "857 [814, 900]"
+    [paired] = [t for t in page.tables if t["columns"][0] == "comparison"]
+    assert paired["rows"] == [["oracle - random", "893 [850, 936]"]]
+    (reports / POLICY_EVALUATION).write_text("{not json")
+    assert policy_evaluation(reports / POLICY_EVALUATION) is None
+    assert "could not be read" in caplog.text
+    assert "against an oracle" not in write_report(warehouse, reports, AS_OF, 0.01, BUDGET).read_text()
 
 
 def test_no_results_yet():

@@ -20,7 +20,7 @@ from boomerang.rewards import ledger, outbox
 from boomerang.warehouse.db import connect
 from boomerang.warehouse.schema import ensure_schemas
 from boomerang.world.simulator import advance_world
-from boomerang.world.truth import MEASURED_COLUMNS, summarise, truth_check
+from boomerang.world.truth import MEASURED_COLUMNS, cohort_rows, coverage, summarise, truth_check
 
 START = date(2025, 1, 1)
 CUSTOMERS = 10_000
@@ -212,8 +212,8 @@ def test_the_truth_checks_measured_figures_are_the_marts_row(campaign):
     assert result["cohorts"] == cohorts == 2
     # written once per as-of date: a re-run replaces the row
     assert truth_check(settings, AS_OF) == result
-    rows = query(settings, "select as_of_date, cohort, is_covered from ops.truth_check")
-    assert rows == [(AS_OF, "all", True)]
+    rows = query(settings, "select as_of_date, cohort, cohorts from ops.truth_check order by cohort")
+    assert rows == [(AS_OF, str(COHORTS[0]), 1), (AS_OF, str(COHORTS[1]), 1), (AS_OF, "all", 2)]
     marts_columns = {
         name
         for (name,) in query(
@@ -221,6 +221,64 @@ def test_the_truth_checks_measured_figures_are_the_marts_row(campaign):
         )
     }
     assert not {name for name in marts_columns if "persuad" in name or "truth" in name}
+
+
+@pytest.mark.slow
+def test_each_cohort_is_checked_against_its_own_truth(campaign):
+    """Beside 'all', a row per complete cohort: the mart's measurement of that cohort (its own row of
+    marts.fct_campaign_results) against the true effect on that cohort's treated; the cohorts'
+    true effects, weighted by their treated, make up the pooled one; coverage counts the cohorts."""
+    settings, result = campaign
+    columns = ["cohort", *MEASURED_COLUMNS]
+    checked = {
+        row[0]: dict(zip(columns, row, strict=True))
+        for row in query(settings, f"select {', '.join(columns)} from ops.truth_check where cohort <> 'all'")
+    }
+    assert set(checked) == {str(day) for day in COHORTS}
+    for cohort, row in checked.items():
+        [mart] = query(
+            settings,
+            f"select {', '.join(MEASURED_COLUMNS.values())} from marts.fct_campaign_results "
+            "where cohort = ? and dimension = 'overall' and campaign_id = ?",
+            [cohort, settings.policy.campaign_id],
+        )
+        assert {name: row[name] for name in MEASURED_COLUMNS} == dict(
+            zip(MEASURED_COLUMNS, mart, strict=True)
+        )
+    truths = query(
+        settings,
+        "select treated_customers, true_incremental_retention from ops.truth_check where cohort <> 'all'",
+    )
+    pooled = sum(n * truth for n, truth in truths) / sum(n for n, _ in truths)
+    assert pooled == pytest.approx(result["true_incremental_retention"])
+    with connect(settings.warehouse_path, read_only=True) as con:
+        rows = cohort_rows(con, settings.policy.campaign_id)
+    assert [row["cohort"] for row in rows] == [str(day) for day in COHORTS]
+    found = coverage(rows)
+    assert found["cohorts"] == 2 and 0 <= found["covered"] <= 2
+    assert found["coverage"] == found["covered"] / 2
+
+
+def test_coverage_by_hand():
+    """Coverage counts the cohorts whose interval could conclude, never the pooled rows."""
+    rows = [
+        {"cohort": "all", "is_covered": False, "is_revenue_covered": False},
+        {"cohort": "period", "is_covered": False, "is_revenue_covered": None},
+        {"cohort": "2025-03-01", "is_covered": True, "is_revenue_covered": True},
+        {"cohort": "2025-03-02", "is_covered": True, "is_revenue_covered": False},
+        {"cohort": "2025-03-03", "is_covered": False, "is_revenue_covered": True},
+        {"cohort": "2025-03-04", "is_covered": True, "is_revenue_covered": True},
+        {"cohort": "2025-03-05", "is_covered": None, "is_revenue_covered": None},  # too small
+    ]
+    assert coverage(rows) == {
+        "cohorts": 4,
+        "covered": 3,
+        "coverage": 0.75,
+        "revenue_cohorts": 4,
+        "revenue_covered": 3,
+        "revenue_coverage": 0.75,
+    }
+    assert coverage([])["coverage"] is None
 
 
 def test_nothing_to_check_when_the_world_is_off(tmp_path):

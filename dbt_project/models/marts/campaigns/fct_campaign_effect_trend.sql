@@ -26,18 +26,9 @@ arms as (
         decision_date,
         count(*) over running as cohorts,
         true as is_window_complete,
-        cast(sum(treated_customers) over running as bigint) as treated_customers,
-        cast(sum(treated_retained) over running as bigint) as treated_retained,
-        cast(sum(treated_revenue) over running as double) as treated_revenue,
-        cast(sum(treated_revenue_squares) over running as double) as treated_revenue_squares,
-        cast(sum(control_customers) over running as bigint) as control_customers,
-        cast(sum(control_retained) over running as bigint) as control_retained,
-        cast(sum(control_revenue) over running as double) as control_revenue,
-        cast(sum(control_revenue_squares) over running as double) as control_revenue_squares,
-        cast(sum(points_granted) over running as bigint) as points_granted,
-        cast(sum(points_redeemed) over running as bigint) as points_redeemed,
-        cast(sum(points_clawed_back) over running as bigint) as points_clawed_back,
-        cast(sum(redeemed_cost) over running as double) as redeemed_cost
+        -- the pace of new decisions is today's question (fct_campaign_results), not the trend's
+        null::double as decisions_per_day,
+        {{ campaign_running_sums('running') }}
     from cohort_sums
     window running as (
         partition by campaign_id

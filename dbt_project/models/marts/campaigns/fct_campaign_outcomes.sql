@@ -5,7 +5,10 @@
 -- Only purchases strictly before the as-of date count, so a young cohort's window is still open.
 -- The slices of fct_campaign_results are attributes of the decision, the same for both arms: segment,
 -- risk band, tenure band, and the channel and grant size the customer got (control: would have got).
+-- The pre-period covariates (purchases and revenue in the 90 days before the decision) are what the
+-- regression adjustment of macros/campaign_measures.sql nets out of the outcomes.
 {%- set window_days = setting('retention_window_days') %}
+{%- set pre_period_days = 90 %}
 with
 
 decisions as (
@@ -67,6 +70,22 @@ purchases_in_window as (
     group by windows.decision_id
 ),
 
+purchases_before as (
+    -- the pre-period: the pre_period_days before the decision's midnight (known at the decision,
+    -- so the same in both arms in expectation)
+    select
+        windows.decision_id,
+        count(*) as purchase_count,
+        sum(cast(transactions.amount as double)) as revenue
+    from windows
+    inner join transactions
+        on windows.customer_id = transactions.customer_id
+            and windows.window_starts_at - to_days({{ pre_period_days }}) <= transactions.occurred_at
+            and windows.window_starts_at > transactions.occurred_at
+    where transactions.transaction_kind = 'purchase'
+    group by windows.decision_id
+),
+
 outcomes as (
     select
         ----------  ids
@@ -77,6 +96,9 @@ outcomes as (
         windows.decision_date,
         windows.arm,
         windows.grant_rule,
+        -- how the customer was picked: by the policy's ranking, or at random to explore (decisions
+        -- recorded before the ledger kept it were all ranked)
+        coalesce(windows.selection, 'ranked') as selection,
         ----------  who, before the grant: risk band and segment on the decision date
         windows.churn_probability,
         -- the band the model stored with the decision's own score (thresholds: ml/params.yaml)
@@ -104,6 +126,9 @@ outcomes as (
             when coalesce(windows.decided_points, grant_sizes.grant_points) is null then 'unknown'
             else {{ grant_size_band('coalesce(windows.decided_points, grant_sizes.grant_points)') }}
         end as grant_size_band,
+        ----------  before the decision: the pre-period covariates (regression adjustment)
+        coalesce(purchases_before.purchase_count, 0) as pre_purchase_count,
+        coalesce(purchases_before.revenue, 0.0) as pre_revenue,
         ----------  the retention window
         cast(windows.window_ends_at as date) as window_end_date,
         cast(windows.window_ends_at as date) <= {{ as_of_date() }} as is_window_complete,
@@ -120,6 +145,8 @@ outcomes as (
     from windows
     left join purchases_in_window
         on windows.decision_id = purchases_in_window.decision_id
+    left join purchases_before
+        on windows.decision_id = purchases_before.decision_id
     left join churn_scores
         on windows.customer_id = churn_scores.customer_id
             and windows.decision_date = churn_scores.as_of_date
