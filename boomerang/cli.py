@@ -172,9 +172,10 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         "train, evaluate and (if it earns it) promote a churn model",
         """
-        The steps of boomerang_train: the training snapshots (dbt), a candidate model, its
-        out-of-time evaluation against the baselines, and the promotion gate. A rejected candidate
-        is not an error: the champion stays.
+        The steps of boomerang_train: the training snapshots (dbt), the mileage and uplift models
+        (each with its own gate; the uplift model waits for enough cohorts with a complete retention
+        window), a candidate churn model, its out-of-time evaluation against the baselines, and the
+        promotion gate. A rejected candidate is not an error: the champion stays.
 
         example: boomerang train --as-of 2026-01-01
         """,
@@ -185,8 +186,9 @@ def _parser() -> argparse.ArgumentParser:
         "score active customers with the champion model",
         """
         Writes the churn probability, risk band and reasons of every active customer at the date
-        to ml.churn_scores, and the miles each is predicted to earn over the grant's window to
-        ml.mileage_predictions. Needs the marts built for the date (boomerang dbt build) and a
+        to ml.churn_scores, the miles each is predicted to earn over the grant's window to
+        ml.mileage_predictions, and how much a grant is predicted to change each one's chance of
+        being retained to ml.uplift_predictions. Needs the marts built for the date (boomerang dbt build) and a
         champion model (boomerang train); exits 1 saying which is missing when nothing could be scored.
 
         example: boomerang score --as-of 2026-01-01
@@ -475,6 +477,16 @@ def score(settings: Settings, as_of: date) -> int:
             "the flat amount. boomerang train --as-of <date> trains one.",
             file=sys.stderr,
         )
+    uplifted = pipeline.run_step("predict_uplift", settings, as_of)
+    if uplifted:
+        print(f"Predicted the uplift of {uplifted:,} active customers at {as_of} into ml.uplift_predictions.")
+    else:
+        print(
+            f"No uplift champion in {settings.models_dir / 'uplift'}: no uplift predicted, so the policy ranks "
+            "by churn risk. boomerang train --as-of <date> trains one once enough cohorts have a complete "
+            "retention window.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -614,6 +626,7 @@ def campaign_summary(settings: Settings) -> str:
 
     from boomerang.reports.campaign import truth_sentence, verdict
     from boomerang.warehouse.db import connect, table_exists
+    from boomerang.world.truth import cohort_rows, coverage
 
     with connect(settings.warehouse_path, read_only=True) as con:
         results = (
@@ -628,13 +641,14 @@ def campaign_summary(settings: Settings) -> str:
             if table_exists(con, "ops", "truth_check")
             else None
         )
+        covered = coverage(cohort_rows(con, settings.policy.campaign_id))
     lines = ["", "Did it work?"]
     lines += textwrap.wrap(
         verdict(results, settings.policy.value_per_mile), 100, initial_indent="  ", subsequent_indent="  "
     )
     if truth is not None and not truth.empty:
         lines += textwrap.wrap(
-            "Simulated world's check: " + truth_sentence(truth.iloc[0].to_dict()),
+            "Simulated world's check: " + truth_sentence(truth.iloc[0].to_dict(), covered),
             100,
             initial_indent="  ",
             subsequent_indent="  ",

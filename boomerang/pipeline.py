@@ -291,6 +291,38 @@ def predict_mileage(settings: Settings, as_of: date) -> int:
     )
 
 
+def _uplift_params(settings: Settings):
+    from ml.uplift import UpliftParams
+
+    return UpliftParams.load(xgboost={"device": settings.xgb_device})
+
+
+def train_uplift(settings: Settings, as_of: date) -> dict[str, Any]:
+    """Train the uplift model (whom a grant moves) on the campaign's decisions whose retention window
+    is complete, judge it on the latest cohorts against the churn-risk ranking and promote it past
+    its gate. Too few mature cohorts is not a failure: nothing is trained and the result says how many
+    more are needed. Its own gate: the churn steps after it neither need nor skip it."""
+    from ml import uplift_registry
+
+    result = uplift_registry.train(
+        settings.warehouse_path,
+        settings.models_dir,
+        as_of,
+        _uplift_params(settings),
+        treatment_share=1 - settings.policy.holdout_share,
+    )
+    return result.as_dict()
+
+
+def predict_uplift(settings: Settings, as_of: date) -> int:
+    """Predict each active customer's uplift (the change a grant makes to their chance of being
+    retained) with the uplift champion into ml.uplift_predictions; without a champion it writes
+    nothing and says why (the policy then ranks by churn risk)."""
+    from ml import uplift_registry
+
+    return uplift_registry.predict_uplift(settings.warehouse_path, settings.models_dir, as_of)
+
+
 # ---------------------------------------------------------------------------------- the step lists
 
 
@@ -325,6 +357,7 @@ DAILY_STEPS: tuple[Step, ...] = (
     Step("dbt_build", dbt_build),
     Step("score_customers", score_customers),
     Step("predict_mileage", predict_mileage),
+    Step("predict_uplift", predict_uplift),
     Step("clawback_expired", clawback_expired),
     Step("pregrant", pregrant),
     Step("build_ledger_marts", build_ledger_marts),
@@ -340,8 +373,10 @@ CHAMPION_ASSET = "boomerang_churn_champion"
 
 TRAINING_STEPS: tuple[Step, ...] = (
     Step("build_training_set", build_training_set),
-    # Before the churn model's steps: its gate may end the run, and the mileage model has its own.
+    # Before the churn model's steps: its gate may end the run, and the mileage and uplift models have
+    # their own.
     Step("train_mileage", train_mileage),
+    Step("train_uplift", train_uplift),
     Step("train", train, returns_version=True),
     Step("evaluate", evaluate, takes_version=True, returns_version=True),
     # A rejected challenger is the gate doing its job: the run succeeds, nothing after it runs.

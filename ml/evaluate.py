@@ -4,7 +4,7 @@ differences, plots, one HTML page."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -361,3 +361,183 @@ def _table_html(table: Table):
 def _cell(value: float | None) -> str:
     """A metric for the table; a baseline that is not a probability has no Brier or ECE."""
     return "\u2014" if value is None or value != value else f"{value:.3f}"
+
+
+# ---------------------------------------------------------------------------------- uplift rankings
+#
+# A ranking (a score per decision, highest first) judged on a randomised experiment: ``y`` the
+# outcome (retained 0/1, or profit), ``treated`` the arm (True: granted, False: held out). Equal
+# scores form one group: the curves step from group end to group end, straight in between, so a
+# constant score is exactly the random ranking (it ranks nobody above anybody).
+
+
+@dataclass(frozen=True)
+class _Cumulative:
+    """Counts and outcome sums of each arm over the top ``k`` rows, at 0 and at each tie group's end."""
+
+    k: np.ndarray
+    n_treated: np.ndarray
+    n_control: np.ndarray
+    y_treated: np.ndarray
+    y_control: np.ndarray
+
+    @property
+    def share(self) -> np.ndarray:
+        return self.k / self.k[-1]
+
+
+def _cumulative(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> _Cumulative:
+    y, treated, score = np.asarray(y, float), np.asarray(treated).astype(bool), np.asarray(score, float)
+    if not len(y) == len(treated) == len(score):
+        raise ValueError(
+            f"uplift metrics need the same rows: {len(y)} outcomes, {len(treated)} arms, {len(score)} scores"
+        )
+    if len(y) == 0:
+        raise ValueError("uplift metrics need at least one row")
+    order = np.argsort(-score, kind="stable")
+    t, outcome = treated[order], y[order]
+    ends = np.r_[np.flatnonzero(np.diff(score[order])), len(y) - 1]  # the last row of each tie group
+
+    def at_ends(values: np.ndarray) -> np.ndarray:
+        return np.r_[0.0, np.cumsum(values)[ends]]
+
+    return _Cumulative(
+        k=np.r_[0, ends + 1].astype(float),
+        n_treated=at_ends(t),
+        n_control=at_ends(~t),
+        y_treated=at_ends(np.where(t, outcome, 0.0)),
+        y_control=at_ends(np.where(t, 0.0, outcome)),
+    )
+
+
+def qini_curve(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Qini curve: (share of decisions targeted, highest scores first; incremental outcome among
+    the treated of that top share, per treated decision overall). At share 1 it is the average effect
+    (treated mean - control mean). Qini(k) = Y_t(k) - Y_c(k) * N_t(k) / N_c(k), divided by N_t."""
+    c = _cumulative(y, treated, score)
+    total_treated = c.n_treated[-1]
+    if total_treated == 0 or c.n_control[-1] == 0:
+        raise ValueError("the Qini curve needs both treated and control rows")
+    scaled_control = np.divide(
+        c.y_control * c.n_treated, c.n_control, out=np.zeros_like(c.y_control), where=c.n_control > 0
+    )
+    return c.share, (c.y_treated - scaled_control) / total_treated
+
+
+def qini_coefficient(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> float:
+    """The area between the Qini curve and the random ranking's straight line from (0, 0) to
+    (1, average effect): 0 for random (or a constant score), higher when the ranking puts the
+    customers a grant moves first. Same units as the curve."""
+    share, gain = qini_curve(y, treated, score)
+    return float(np.trapezoid(gain, share) - gain[-1] / 2)
+
+
+def uplift_curve(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The uplift (cumulative gain) curve: (share targeted; (treated mean - control mean) of the top
+    share x that share), the incremental outcome per decision if the top share were granted; 0 while
+    the top share lacks one of the arms."""
+    c = _cumulative(y, treated, score)
+    both = (c.n_treated > 0) & (c.n_control > 0)
+    treated_mean = np.divide(c.y_treated, c.n_treated, out=np.zeros_like(c.y_treated), where=both)
+    control_mean = np.divide(c.y_control, c.n_control, out=np.zeros_like(c.y_control), where=both)
+    return c.share, (treated_mean - control_mean) * c.share
+
+
+def auuc(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> float:
+    """Area under the uplift curve (share targeted from 0 to 1); a random ranking's is about half the
+    average effect."""
+    share, gain = uplift_curve(y, treated, score)
+    return float(np.trapezoid(gain, share))
+
+
+def uplift_at_k(y: np.ndarray, treated: np.ndarray, score: np.ndarray, share: float) -> float:
+    """Treated mean - control mean of the outcome among the top ``share`` of decisions by score (the
+    first ceil(share x n) rows, highest first, ties in row order). ValueError when that top lacks an arm."""
+    y, treated, score = np.asarray(y, float), np.asarray(treated).astype(bool), np.asarray(score, float)
+    top = np.argsort(-score, kind="stable")[: max(1, int(np.ceil(share * len(y))))]
+    t = treated[top]
+    if t.all() or not t.any():
+        raise ValueError(f"the top {share:.0%} holds only one arm")
+    return float(y[top][t].mean() - y[top][~t].mean())
+
+
+def uplift_metrics(
+    y: np.ndarray, treated: np.ndarray, score: np.ndarray, shares: Sequence[float] = (0.1, 0.2, 0.3)
+) -> dict[str, float | None]:
+    """Qini coefficient, AUUC and the uplift at each top share (None where a top lacks an arm)."""
+    # sorted once, highest score first: each metric's own stable sort is then a linear pass
+    order = np.argsort(-np.asarray(score, float), kind="stable")
+    y, treated, score = (
+        np.asarray(y, float)[order],
+        np.asarray(treated)[order],
+        np.asarray(score, float)[order],
+    )
+    values: dict[str, float | None] = {
+        "qini": qini_coefficient(y, treated, score),
+        "auuc": auuc(y, treated, score),
+    }
+    for share in shares:
+        try:
+            values[f"uplift_at_{round(share * 100)}"] = uplift_at_k(y, treated, score, share)
+        except ValueError:
+            values[f"uplift_at_{round(share * 100)}"] = None
+    return values
+
+
+def paired_uplift_bootstrap(
+    y: np.ndarray,
+    treated: np.ndarray,
+    scores: dict[str, np.ndarray],
+    pairs: Sequence[tuple[str, str]],
+    *,
+    shares: Sequence[float] = (0.1, 0.2, 0.3),
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, PairedDifference]]:
+    """Every uplift metric's difference ``a - b`` for each pair of rankings in ``pairs``, with a
+    paired bootstrap interval: each resample draws the same decisions for every ranking (and so keeps
+    each decision's arm and outcome), and each ranking is sorted once a resample. Returns
+    ``{"a_vs_b": {metric: PairedDifference}}``; resamples where a metric is undefined (a top share
+    with one arm) are dropped for that metric. Seeded: the same inputs give the same intervals."""
+    y, treated = np.asarray(y, float), np.asarray(treated).astype(bool)
+    names = sorted({name for pair in pairs for name in pair})
+    full = {name: uplift_metrics(y, treated, scores[name], shares) for name in names}
+    metric_names = list(next(iter(full.values())))
+    rng = np.random.default_rng(seed)
+    draws: dict[tuple[str, str, str], list[float]] = {
+        (a, b, metric): [] for a, b in pairs for metric in metric_names
+    }
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y), len(y))
+        if treated[rows].all() or not treated[rows].any():
+            continue
+        values = {name: uplift_metrics(y[rows], treated[rows], scores[name][rows], shares) for name in names}
+        for a, b in pairs:
+            for metric in metric_names:
+                if values[a][metric] is not None and values[b][metric] is not None:
+                    draws[(a, b, metric)].append(values[a][metric] - values[b][metric])
+    tail = (1 - level) / 2
+    result: dict[str, dict[str, PairedDifference]] = {}
+    for a, b in pairs:
+        by_metric = {}
+        for metric in metric_names:
+            differences = draws[(a, b, metric)]
+            a_value, b_value = full[a][metric], full[b][metric]
+            if not differences or a_value is None or b_value is None:
+                continue
+            low, high = np.quantile(differences, [tail, 1 - tail])
+            by_metric[metric] = PairedDifference(
+                a=a,
+                b=b,
+                metric=metric,
+                a_value=float(a_value),
+                b_value=float(b_value),
+                difference=float(a_value - b_value),
+                low=float(low),
+                high=float(high),
+                level=level,
+                resamples=len(differences),
+            )
+        result[f"{a}_vs_{b}"] = by_metric
+    return result

@@ -64,6 +64,7 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "dbt_build",
         "score_customers",
         "predict_mileage",
+        "predict_uplift",
         "clawback_expired",
         "pregrant",
         "build_ledger_marts",
@@ -111,6 +112,7 @@ def test_train_dag_publishes_the_champion_asset_only_after_the_gate(dagbag):
     assert [task.task_id for task in dag.topological_sort()] == [
         "build_training_set",
         "train_mileage",
+        "train_uplift",
         "train",
         "evaluate",
         "promote",
@@ -172,6 +174,7 @@ def test_a_rejected_challenger_ends_the_training_run(tmp_path, monkeypatch):
     results = {
         "build_training_set": None,
         "train_mileage": "m1",
+        "train_uplift": {"version": None, "promoted": False, "reason": "too few cohorts"},
         "train": "v1",
         "evaluate": "v1",
         "promote": False,
@@ -190,10 +193,11 @@ def test_a_rejected_challenger_ends_the_training_run(tmp_path, monkeypatch):
     ]
     monkeypatch.setattr(pipeline, "STEPS", {step.name: step for step in steps})
     out = pipeline.run_steps(steps, Settings.from_env({"BOOMERANG_HOME": str(tmp_path)}), date(2026, 1, 1))
-    # the mileage model's version is its own: the churn steps get the churn model's
+    # the mileage and uplift models' versions are their own: the churn steps get the churn model's
     assert seen == [
         ("build_training_set",),
         ("train_mileage",),
+        ("train_uplift",),
         ("train",),
         ("evaluate", "v1"),
         ("promote", "v1"),

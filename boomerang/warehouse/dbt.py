@@ -46,6 +46,7 @@ TRAINING_SET = "fct_training_snapshots"
 TRAINING_SET_SELECTION = (
     "--select",
     f"+{TRAINING_SET}",
+    "+fct_uplift_training",  # the uplift model's rows: past decisions, features as of each decision
     "--indirect-selection",
     "cautious",
     "--exclude-resource-type",
