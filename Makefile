@@ -12,10 +12,10 @@ export UV_PYTHON_DOWNLOADS := never
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup browser demo test bench lint format docs clean
+.PHONY: help setup browser demo test bench evaluate-policy lint format docs clean
 
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@if [ -z "$(UV)" ] && ! $(PYTHON) -m uv --version >/dev/null 2>&1; then \
@@ -51,6 +51,12 @@ test: setup browser ## run the test suite (what CI runs)
 bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (about 2 hours; see README)
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
+# Not part of `make test`: a world of its own under state/evaluate/ (50k customers by default), a year of
+# history, eight weekly cohorts for the uplift model to learn from, then random, risk, uplift and an
+# oracle spending the same budget, scored on twin futures. Smaller: EVALUATE_ARGS="--customers 20000"
+evaluate-policy: setup ## score the rewards policy against an oracle in the simulated world (see README)
+	$(BIN)/python -m devtools.evaluate_policy $(EVALUATE_ARGS)
+
 lint: setup ## ruff + sqlfluff
 	$(BIN)/ruff check boomerang ml dags devtools tests
 	$(BIN)/ruff format --check boomerang ml dags devtools tests
@@ -71,5 +77,5 @@ docs: setup ## dbt docs (catalog + lineage) of the demo warehouse as one page; p
 	$(BIN)/boomerang dbt docs --as-of $$($(BIN)/python -c "from boomerang.config import Settings; from datetime import timedelta; s = Settings.from_env(); print(s.world_start + timedelta(days=s.world_days))")
 
 clean: ## remove local state (state/: warehouse, landing, world, quarantine, reports, outbox, Airflow home) and trained models (not the venv)
-	rm -rf state models/churn models/mileage
+	rm -rf state models/churn models/mileage models/uplift
 	@echo "(bench/ keeps the benchmark's cached worlds; remove it by hand to free the space)"
