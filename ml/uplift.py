@@ -229,7 +229,8 @@ class UpliftSplit:
 
 
 def _cohorts(frame: pd.DataFrame) -> list[str]:
-    return iso_dates(frame.rename(columns={COHORT: "as_of_date"})[["as_of_date"]]) if len(frame) else []
+    # the decision date alone: the training rows also carry the features' as_of_date (the same day)
+    return iso_dates(pd.DataFrame({"as_of_date": frame[COHORT]})) if len(frame) else []
 
 
 def _arm_counts(frame: pd.DataFrame) -> dict[str, int]:

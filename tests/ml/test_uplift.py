@@ -44,13 +44,14 @@ def synthetic(
     retained = rng.uniform(size=n) < np.clip(stays + treated * tau, 0, 1)
     revenue = retained * spend * 0.3
     redeemed_cost = treated * retained * 5.0
+    dates = np.repeat([AS_OF - timedelta(days=7 * (cohorts - i)) for i in range(cohorts)], per_cohort)
     return pd.DataFrame(
         {
             "decision_id": [f"d{i:06d}" for i in range(n)],
             "customer_id": [f"c{i:06d}" for i in range(n)],
-            "decision_date": np.repeat(
-                [AS_OF - timedelta(days=7 * (cohorts - i)) for i in range(cohorts)], per_cohort
-            ),
+            "decision_date": dates,
+            # as marts.fct_uplift_training has it: the features' date, the decision's
+            "as_of_date": dates,
             "arm": np.where(treated, "treatment", "control"),
             "selection": "ranked",
             "is_retained": retained,
