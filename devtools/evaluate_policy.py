@@ -410,10 +410,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11, help="the world's seed (default 11)")
     parser.add_argument("--start", default="2024-01-01", help="the world's first day (default 2024-01-01)")
     parser.add_argument("--history-days", type=int, default=365, help="history before the first cohort")
-    parser.add_argument("--cohorts", type=int, default=8, help="weekly decision days before the comparison")
+    parser.add_argument("--cohorts", type=int, default=10, help="weekly decision days before the comparison")
     parser.add_argument("--every", type=int, default=7, help="days between decision days (default 7)")
     parser.add_argument("--explore-share", type=float, default=0.5, help="explore share while learning")
-    parser.add_argument("--holdout-share", type=float, default=0.2, help="holdout share while learning")
+    parser.add_argument(
+        "--holdout-share",
+        type=float,
+        default=0.5,
+        help="holdout share while learning (balanced arms learn fastest)",
+    )
     parser.add_argument("--campaign-budget", type=int, default=150_000, help="miles per decision day")
     parser.add_argument(
         "--budget-share", type=float, default=0.2, help="comparison budget, share of eligible"

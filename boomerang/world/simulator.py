@@ -131,7 +131,11 @@ class Behaviour:
     # Reactions to an open pre-grant (day in [grant day, expiry)), one value per reaction
     # type code in PERSUADABILITY order: sure thing, persuadable, lost cause, sleeping dog.
     grant_churn_logit: tuple[float, ...] = (0.0, -3.0, 0.0, 0.5)  # added to the churn logit
-    grant_purchase_factor: tuple[float, ...] = (1.0, 1.3, 1.0, 1.0)  # multiplies the purchase rate
+    # Multiplies the purchase rate. A persuadable customer buys twice as often while a full-strength
+    # grant is open: at x1.3 their 14-day retention rose about 9 pp (2-4 pp on average over a day's
+    # grants), and on 28,000 decisions of a 50k world no uplift learner (X, T, DR) told whom a grant
+    # moves from chance (held-out Qini within noise of 0): a benchmark no policy can learn from.
+    grant_purchase_factor: tuple[float, ...] = (1.0, 2.0, 1.0, 1.0)
     # Taken off disengagement once, when the grant arrives: the lasting effect that keeps
     # persuadable customers better retained after the campaign too.
     grant_disengagement_drop: tuple[float, ...] = (0.0, 0.15, 0.0, 0.0)
