@@ -162,3 +162,31 @@ def iso_dates(frame: pd.DataFrame) -> list[str]:
 
 def as_of_dates(frame: pd.DataFrame) -> set[date]:
     return set(pd.to_datetime(frame["as_of_date"]).dt.date)
+
+
+def active_features(con, as_of: date) -> pd.DataFrame:
+    """The point-in-time features of every customer active at ``as_of`` (dbt's rule,
+    ``marts.fct_customer_features.is_active``), in customer order: what each model scores."""
+    return con.execute(
+        "select * from marts.fct_customer_features where as_of_date = ? and is_active order by customer_id",
+        [as_of],
+    ).df()
+
+
+def replace_predictions(con, table: str, as_of: date, version: str, rows: pd.DataFrame) -> None:
+    """Write ``rows`` into ``table`` (by column name) in one transaction, replacing that table's rows of
+    (``as_of``, ``version``): a re-run of a day writes the same rows once."""
+    from boomerang.warehouse.schema import ensure_schemas
+
+    ensure_schemas(con)
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from {table} where as_of_date = ? and model_version = ?", [as_of, version])
+        con.register("new_predictions", rows)
+        con.execute(f"insert into {table} by name select * from new_predictions")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("new_predictions")

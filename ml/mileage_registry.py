@@ -42,10 +42,9 @@ from ml.mileage import (
     run_rate_miles,
     split_out_of_time,
 )
+from ml.model import CHAMPION_FILE, point_champion, write_status
 
 log = logging.getLogger(__name__)
-
-CHAMPION_FILE = "champion.json"
 
 
 def mileage_dir(models_dir: Path) -> Path:
@@ -231,7 +230,7 @@ def _write(
             }
         )
     )
-    _status(folder, "candidate", "trained, not yet judged")
+    write_status(folder, "candidate", "trained, not yet judged")
     folder.rename(final)
     log.info(
         "Trained mileage model %s: BG/NBD %s, XGBoost %d trees on %d features",
@@ -311,25 +310,18 @@ def _promote(
     images = _plots(folder / "plots", actual, predictions, decision.candidate)
     (folder / "report.html").write_text(_report(version, summary, images))
     if not decision.promoted:
-        _status(folder, "rejected", decision.reason)
+        write_status(folder, "rejected", decision.reason)
         log.warning("Mileage model %s not promoted: %s", version, decision.reason)
         return decision
     if current is None or current[0] != version:
-        pointer = mileage_dir(models_dir) / CHAMPION_FILE
-        tmp = pointer.with_suffix(".tmp")
-        tmp.write_text(
-            _json(
-                {
-                    "version": version,
-                    "candidate": decision.candidate,
-                    "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "previous": None if current is None else current[0],
-                    "reason": decision.reason,
-                }
-            )
+        point_champion(
+            mileage_dir(models_dir),
+            version,
+            None if current is None else current[0],
+            candidate=decision.candidate,
+            reason=decision.reason,
         )
-        tmp.replace(pointer)
-    _status(folder, "champion", decision.reason)
+    write_status(folder, "champion", decision.reason)
     log.info("Mileage champion: %s (%s): %s", version, decision.candidate, decision.reason)
     return decision
 
@@ -343,7 +335,7 @@ def predict_mileage(warehouse_path: Path, models_dir: Path, as_of: date, window_
     written: 0, with a warning, when there is no mileage champion yet (the policy then grants the
     flat amount)."""
     from boomerang.warehouse.db import connect
-    from boomerang.warehouse.schema import ensure_schemas
+    from ml.data import active_features, replace_predictions
 
     model = load_champion(models_dir)
     if model is None:
@@ -354,10 +346,7 @@ def predict_mileage(warehouse_path: Path, models_dir: Path, as_of: date, window_
         )
         return 0
     with connect(warehouse_path) as con:
-        features = con.execute(
-            "select * from marts.fct_customer_features where as_of_date = ? and is_active order by customer_id",
-            [as_of],
-        ).df()
+        features = active_features(con, as_of)
         predicted = model.predict(features, window_days)
         rows = pd.DataFrame(
             {
@@ -369,15 +358,7 @@ def predict_mileage(warehouse_path: Path, models_dir: Path, as_of: date, window_
                 "scored_at": datetime.now(UTC).replace(tzinfo=None),
             }
         )
-        ensure_schemas(con)
-        con.execute("begin transaction")
-        con.execute(
-            "delete from ml.mileage_predictions where as_of_date = ? and model_version = ?",
-            [as_of, model.version],
-        )
-        con.register("new_predictions", rows)
-        con.execute("insert into ml.mileage_predictions by name select * from new_predictions")
-        con.execute("commit")
+        replace_predictions(con, "ml.mileage_predictions", as_of, model.version, rows)
     log.info(
         "Predicted the %d-day mileage of %d active customers at %s with %s (%s): %.0f miles in all",
         window_days,
@@ -408,12 +389,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
-
-
-def _status(folder: Path, status: str, reason: str) -> None:
-    (folder / "status.json").write_text(
-        _json({"status": status, "reason": reason, "at": datetime.now(UTC).isoformat(timespec="seconds")})
-    )
 
 
 @dataclass(frozen=True)

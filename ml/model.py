@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,33 @@ def clean_json(value: Any) -> Any:
 def write_json(path: Path, value: Any, *, indent: int | None = 2) -> None:
     """Write ``value`` as strict JSON (NaN as null; never a bare NaN or Infinity), one trailing newline."""
     path.write_text(json.dumps(clean_json(value), indent=indent, allow_nan=False) + "\n")
+
+
+# Every model family (models/churn, models/mileage, models/uplift) names its champion the same way.
+CHAMPION_FILE = "champion.json"
+
+
+def write_status(folder: Path, status: str, reason: str) -> None:
+    """A trained version's ``status.json``: ``champion`` or ``rejected``, why, and when."""
+    write_json(
+        folder / "status.json",
+        {"status": status, "reason": reason, "at": datetime.now(UTC).isoformat(timespec="seconds")},
+        indent=None,
+    )
+
+
+def point_champion(family_dir: Path, version: str, previous: str | None, **extra: Any) -> None:
+    """Make ``version`` its family's champion: ``champion.json`` (the version, ``extra``, when, the
+    previous champion) written beside and renamed in, so a reader never sees half a pointer."""
+    pointer = family_dir / CHAMPION_FILE
+    tmp = pointer.with_suffix(".tmp")
+    write_json(
+        tmp,
+        {
+            "version": version,
+            **extra,
+            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "previous": previous,
+        },
+    )
+    tmp.replace(pointer)

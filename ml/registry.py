@@ -25,11 +25,19 @@ from ml.data import (
     usable_features,
 )
 from ml.features import CUSTOMER_BASE_FEATURES, LABEL
-from ml.model import Calibrator, Params, fit, raw_scores, write_json
+from ml.model import (
+    CHAMPION_FILE,
+    Calibrator,
+    Params,
+    fit,
+    point_champion,
+    raw_scores,
+    write_json,
+    write_status,
+)
 
 log = logging.getLogger(__name__)
 
-CHAMPION_FILE = "champion.json"
 CUSTOMER_BASE_FILE = "clv.json"
 # The report's plots, in the order the page shows them (ml.evaluate.plots writes them).
 PLOTS = ("roc", "precision_recall", "calibration", "gains", "importance")
@@ -186,7 +194,7 @@ def train(warehouse_path: Path, models_dir: Path, as_of: date, params: Params | 
             "features_left_out": "features without data in the training slice (missing optional sources)",
         },
     )
-    _status(folder, "candidate", "trained, not yet evaluated")
+    write_status(folder, "candidate", "trained, not yet evaluated")
     folder.rename(final)
     log.info(
         "Trained %s: %d features, %d trees, rows %s",
@@ -321,25 +329,15 @@ def promote(
     write_json(folder / "metrics.json", summary)
     _write_report(load(models_dir, version), summary)
     if reasons:
-        _status(folder, "rejected", "; ".join(reasons))
+        write_status(folder, "rejected", "; ".join(reasons))
         log.warning("Rejected %s as champion: %s", version, "; ".join(reasons))
         return False, "; ".join(reasons)
     if current == version:  # trained again on the same data: it is the champion already
-        _status(folder, "champion", "already the champion; passed the gate again")
+        write_status(folder, "champion", "already the champion; passed the gate again")
         log.info("%s is already the champion and passed the gate again", version)
         return True, "promoted"
-    pointer = churn_dir(models_dir) / CHAMPION_FILE
-    tmp = pointer.with_suffix(".tmp")
-    write_json(
-        tmp,
-        {
-            "version": version,
-            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "previous": current,
-        },
-    )
-    tmp.replace(pointer)
-    _status(folder, "champion", f"promoted over {current}" if current else "first champion")
+    point_champion(churn_dir(models_dir), version, current)
+    write_status(folder, "champion", f"promoted over {current}" if current else "first champion")
     log.info("Promoted %s to champion (previous: %s)", version, current)
     return True, "promoted"
 
@@ -475,14 +473,6 @@ def _same_split(warehouse_path: Path, model: TrainedModel) -> Split:
             f"trained for ({trained['test_as_of_dates']}): train a new version instead."
         )
     return split
-
-
-def _status(folder: Path, status: str, reason: str) -> None:
-    write_json(
-        folder / "status.json",
-        {"status": status, "reason": reason, "at": datetime.now(UTC).isoformat(timespec="seconds")},
-        indent=None,
-    )
 
 
 def _model_card(model: TrainedModel, summary: dict) -> str:

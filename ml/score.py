@@ -11,12 +11,28 @@ import numpy as np
 import pandas as pd
 
 from boomerang.warehouse.db import connect
-from boomerang.warehouse.schema import ensure_schemas
+from ml.data import active_features, replace_predictions
 from ml.features import describe
 from ml.model import Params, contributions, raw_scores, risk_band
 from ml.registry import TrainedModel, load_champion
 
 log = logging.getLogger(__name__)
+
+# What ml.churn_scores holds of a score (boomerang/warehouse/schema.py).
+SCORE_COLUMNS = (
+    "customer_id",
+    "as_of_date",
+    "churn_probability",
+    "risk_band",
+    "model_version",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "reason_1_code",
+    "reason_2_code",
+    "reason_3_code",
+    "scored_at",
+)
 
 
 def score_frame(model: TrainedModel, features: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -96,23 +112,9 @@ def score_customers(
         log.warning("No champion model in %s yet: nothing scored. Run boomerang_train first.", models_dir)
         return 0
     with connect(warehouse_path) as con:
-        features = con.execute(
-            "select * from marts.fct_customer_features where as_of_date = ? and is_active", [as_of]
-        ).df()
-        scores = score_frame(model, features, params)
+        scores = score_frame(model, active_features(con, as_of), params)
         scores["scored_at"] = datetime.now(UTC).replace(tzinfo=None)
-        ensure_schemas(con)
-        con.execute("begin transaction")
-        con.execute(
-            "delete from ml.churn_scores where as_of_date = ? and model_version = ?", [as_of, model.version]
-        )
-        con.register("new_scores", scores)
-        con.execute(
-            "insert into ml.churn_scores by name select customer_id, as_of_date, churn_probability, "
-            "risk_band, model_version, reason_1, reason_2, reason_3, reason_1_code, reason_2_code, "
-            "reason_3_code, scored_at from new_scores"
-        )
-        con.execute("commit")
+        replace_predictions(con, "ml.churn_scores", as_of, model.version, scores[list(SCORE_COLUMNS)])
     bands = scores["risk_band"].value_counts().to_dict()
     log.info("Scored %d active customers at %s with %s: %s", len(scores), as_of, model.version, bands)
     return len(scores)

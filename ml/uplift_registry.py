@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ml.model import write_json
+from ml.model import CHAMPION_FILE, point_champion, write_json, write_status
 from ml.uplift import (
     COHORT,
     LEARNERS,
@@ -47,7 +47,6 @@ from ml.uplift import (
 
 log = logging.getLogger(__name__)
 
-CHAMPION_FILE = "champion.json"
 TRAINING_TABLE = "marts.fct_uplift_training"
 
 
@@ -223,7 +222,7 @@ def _write(
             "data": split.window(),
         },
     )
-    _status(folder, "candidate", "trained, not yet judged")
+    write_status(folder, "candidate", "trained, not yet judged")
     folder.rename(final)
     log.info(
         "Trained uplift model %s (%s) on %d decisions of %d cohorts, %d features",
@@ -275,32 +274,14 @@ def _promote(
     images = _plots(folder / "plots", test, all_scores, predicted)
     (folder / "report.html").write_text(_report(version, summary, images))
     if not decision.promoted:
-        _status(folder, "rejected", decision.reason)
+        write_status(folder, "rejected", decision.reason)
         log.warning("Uplift model %s not promoted: %s", version, decision.reason)
         return decision
     if current != version:
-        pointer = uplift_dir(models_dir) / CHAMPION_FILE
-        tmp = pointer.with_suffix(".tmp")
-        write_json(
-            tmp,
-            {
-                "version": version,
-                "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "previous": current,
-                "reason": decision.reason,
-            },
-        )
-        tmp.replace(pointer)
-    _status(folder, "champion", decision.reason)
+        point_champion(uplift_dir(models_dir), version, current, reason=decision.reason)
+    write_status(folder, "champion", decision.reason)
     log.info("Uplift champion: %s: %s", version, decision.reason)
     return decision
-
-
-def _status(folder: Path, status: str, reason: str) -> None:
-    write_json(
-        folder / "status.json",
-        {"status": status, "reason": reason, "at": datetime.now(UTC).isoformat(timespec="seconds")},
-    )
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -325,7 +306,7 @@ def predict_uplift(warehouse_path: Path, models_dir: Path, as_of: date) -> int:
     Returns the rows written: 0, with a warning saying why, when there is no uplift champion yet
     (the policy then ranks by churn risk)."""
     from boomerang.warehouse.db import connect
-    from boomerang.warehouse.schema import ensure_schemas
+    from ml.data import active_features, replace_predictions
 
     model = load_champion(models_dir)
     if model is None:
@@ -336,20 +317,8 @@ def predict_uplift(warehouse_path: Path, models_dir: Path, as_of: date) -> int:
         )
         return 0
     with connect(warehouse_path) as con:
-        features = con.execute(
-            "select * from marts.fct_customer_features where as_of_date = ? and is_active order by customer_id",
-            [as_of],
-        ).df()
-        rows = predict_frame(model, features, as_of)
-        ensure_schemas(con)
-        con.execute("begin transaction")
-        con.execute(
-            "delete from ml.uplift_predictions where as_of_date = ? and model_version = ?",
-            [as_of, model.version],
-        )
-        con.register("new_uplift_predictions", rows)
-        con.execute("insert into ml.uplift_predictions by name select * from new_uplift_predictions")
-        con.execute("commit")
+        rows = predict_frame(model, active_features(con, as_of), as_of)
+        replace_predictions(con, "ml.uplift_predictions", as_of, model.version, rows)
     log.info(
         "Predicted the uplift of %d active customers at %s with %s: mean %+.4f, %d negative",
         len(rows),
