@@ -774,6 +774,49 @@ def model_summary(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def uplift_summary(settings: Settings) -> str:
+    """The uplift model's latest judgement (Qini against the churn-risk ranking and random, paired
+    intervals, promoted or not), or why none was trained yet and how much more it needs."""
+    import json
+
+    from ml.uplift import UpliftDataError, UpliftParams, split_out_of_time
+    from ml.uplift_registry import champion, load_training_rows, uplift_dir
+
+    folder = uplift_dir(settings.models_dir)
+    judged = sorted(folder.glob("*/metrics.json"), key=lambda path: path.stat().st_mtime)
+    if not judged:
+        try:
+            split_out_of_time(load_training_rows(settings.warehouse_path), UpliftParams.load())
+            reason = "not trained yet: run `boomerang train --as-of <date>` or the boomerang_train DAG."
+        except UpliftDataError as refusal:
+            reason = f"not trained yet. {refusal}"
+        return "\n".join(
+            textwrap.wrap(
+                f"Uplift model (whom a grant moves): {reason} Until then the policy ranks by churn risk and "
+                "explores.",
+                100,
+                subsequent_indent="  ",
+            )
+        )
+    metrics = json.loads(judged[-1].read_text())
+    promotion = metrics["promotion"]
+    model = metrics["metrics"]["model"]
+    lines = [
+        f"Uplift model {metrics['version']} ({metrics['learner']}; test cohorts "
+        f"{', '.join(metrics['test_cohorts'])}, {metrics['test_rows']:,} decisions held out): "
+        f"{'promoted' if promotion['promoted'] else 'not promoted'}; champion: {champion(settings.models_dir) or 'none'}",
+        f"  Qini (retention): model {_qini(model)}, churn-risk ranking {_qini(metrics['metrics']['risk'])}, "
+        f"random {_qini(metrics['metrics']['random'])}",
+    ]
+    lines += [f"  {reason}" for reason in promotion["reasons"]]
+    lines.append(f"  report: {judged[-1].parent / 'report.html'}")
+    return "\n".join(lines)
+
+
+def _qini(metrics: dict) -> str:
+    return "n/a" if metrics.get("qini") is None else f"{metrics['qini']:+.4f}"
+
+
 def summary(settings: Settings) -> str:
     """What was loaded, rows per table, and how to open the warehouse."""
     from boomerang.warehouse.db import connect, table_row_counts

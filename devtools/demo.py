@@ -15,7 +15,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from boomerang.cli import campaign_summary, model_summary, rewards_summary, summary
+from boomerang.cli import campaign_summary, model_summary, rewards_summary, summary, uplift_summary
 from boomerang.config import Settings
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def demo(settings: Settings, days: int) -> int:
     print(f"Done in {time.monotonic() - started:.0f}s\n", flush=True)
     print(summary(settings))
     print(model_summary(settings))
+    print(uplift_summary(settings))
     print(rewards_summary(settings))
     print(amounts_summary(settings))
     print(campaign_summary(settings))

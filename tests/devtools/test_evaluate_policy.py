@@ -86,3 +86,35 @@ def test_the_demo_shows_the_last_evaluation_or_says_how_to_run_one(tmp_path):
     (settings.reports_dir / RESULT_FILE).write_text(json.dumps(_result()))
     shown = policy_evaluation_summary(settings)
     assert "2025-03-02T10:00:00" in shown and "| risk - random |" in shown
+
+
+def test_the_uplift_summary_says_why_there_is_no_model_or_how_it_was_judged(tmp_path):
+    import duckdb
+
+    from boomerang.cli import uplift_summary
+
+    settings = make_settings(tmp_path)
+    settings.warehouse_path.parent.mkdir(parents=True)
+    duckdb.connect(str(settings.warehouse_path)).close()
+    waiting = uplift_summary(settings)
+    assert "not trained yet" in waiting and "fct_uplift_training is missing" in waiting
+    assert "ranks by churn risk" in waiting
+
+    folder = settings.models_dir / "uplift" / "u1"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "version": "u1",
+                "learner": "X-learner",
+                "test_cohorts": ["2025-03-01", "2025-03-08"],
+                "test_rows": 1200,
+                "metrics": {"model": {"qini": 0.012}, "risk": {"qini": -0.004}, "random": {"qini": None}},
+                "promotion": {"promoted": True, "reasons": ["beats the churn-risk ranking: ..."]},
+            }
+        )
+    )
+    judged = uplift_summary(settings)
+    assert "Uplift model u1 (X-learner" in judged and "promoted" in judged
+    assert "model +0.0120, churn-risk ranking -0.0040, random n/a" in judged
+    assert "beats the churn-risk ranking" in judged
