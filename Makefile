@@ -52,7 +52,7 @@ bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (ab
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
 # Not part of `make test`: a world of its own under state/evaluate/ (50k customers by default), a year of
-# history, eight weekly cohorts for the uplift model to learn from, then random, risk, uplift and an
+# history, ten weekly cohorts for the uplift model to learn from, then random, risk, uplift and an
 # oracle spending the same budget, scored on twin futures. Smaller: EVALUATE_ARGS="--customers 20000"
 evaluate-policy: setup ## score the rewards policy against an oracle in the simulated world (see README)
 	$(BIN)/python -m devtools.evaluate_policy $(EVALUATE_ARGS)

@@ -1,6 +1,6 @@
 """``make evaluate-policy``: the rewards policy scored against an oracle in the simulated world.
 
-python -m devtools.evaluate_policy [--customers 50000] [--cohorts 8] [--futures 10] ...
+python -m devtools.evaluate_policy [--customers 50000] [--cohorts 10] [--futures 10] ...
 
 A benchmark, not a test. It runs the pipeline (``run_steps``, the daily run's own steps) on a world
 of its own under ``state/evaluate/`` (or ``--home``): a year of history, the models trained, then one
@@ -11,7 +11,8 @@ candidates** with **the same amount rule** (exploration off, no holdout: every p
 
 - ``random``: eligible customers in a random order;
 - ``risk``: today's ranking, churn risk x an assumed save rate (the fallback of the policy);
-- ``uplift``: the uplift model's ranking by expected incremental profit (when it was promoted);
+- ``uplift``: the uplift model's ranking by expected incremental profit (the model trained that day;
+  when its gate refused it, the refused challenger's, marked as such in the notes);
 - ``oracle``: knows every customer's hidden reaction (the world's, on that day) and grants the
   customers a grant moves, best value first.
 
@@ -124,7 +125,40 @@ def score_day(settings: Settings, day: date) -> pd.DataFrame:
     run_steps(TRAINING_STEPS, settings, day)
     run_steps([by_name[name] for name in SCORING_STEPS[4:] if name in by_name], settings, day)
     with connect(settings.warehouse_path, read_only=True) as con:
-        return read_candidates(con, day, settings.policy.expiry_days)
+        candidates = read_candidates(con, day, settings.policy.expiry_days)
+        if candidates["predicted_uplift"].isna().all():
+            candidates = with_challenger_uplift(settings, con, day, candidates)
+    return candidates
+
+
+def with_challenger_uplift(settings: Settings, con: Any, day: date, candidates: pd.DataFrame) -> pd.DataFrame:
+    """``candidates`` with the predictions of the uplift model trained last, when its gate refused it
+    (no champion scored the day): the evaluation still shows what its ranking would have earned, marked
+    as a challenger (``uplift_model_status``); the pipeline never grants by it."""
+    from ml.data import active_features
+    from ml.uplift_registry import load, predict_frame, uplift_dir
+
+    trained = sorted(
+        uplift_dir(settings.models_dir).glob("*/model.json"), key=lambda path: path.stat().st_mtime
+    )
+    if not trained:
+        return candidates
+    model = load(settings.models_dir, trained[-1].parent.name)
+    predicted = predict_frame(model, active_features(con, day), day).set_index("customer_id")[
+        "predicted_uplift"
+    ]
+    status = (
+        json.loads((trained[-1].parent / "status.json").read_text())
+        if (trained[-1].parent / "status.json").exists()
+        else {}
+    )
+    out = candidates.copy()
+    out["predicted_uplift"] = out["customer_id"].map(predicted)
+    out["uplift_model_version"] = model.version
+    out.attrs["uplift_model_status"] = (
+        f"{model.version}: {status.get('status', 'trained')} ({status.get('reason', '')})"
+    )
+    return out
 
 
 def _decided_dates(settings: Settings) -> set[date]:
@@ -368,9 +402,13 @@ def evaluate(args: argparse.Namespace, command: str) -> dict[str, Any]:
     picks = selections(candidates, settings.policy, day, types, budget, redeem.rate)
     notes = []
     if "uplift" not in picks:
+        notes.append("No uplift model was trained (too few matured cohorts): the uplift policy is not shown.")
+    elif "uplift_model_status" in candidates.attrs:
         notes.append(
-            "No uplift champion scored the day (its gate refused it: see models/uplift/ under the "
-            "evaluation home), so the uplift policy is the risk ranking and is not shown."
+            "The uplift model's gate refused it on the held-out cohorts, so the pipeline would still rank by "
+            "churn risk; the uplift row shows what its ranking would have earned (challenger "
+            + candidates.attrs["uplift_model_status"]
+            + ")."
         )
     print(
         "  grants: "
@@ -380,6 +418,12 @@ def evaluate(args: argparse.Namespace, command: str) -> dict[str, Any]:
         flush=True,
     )
     outcomes = true_outcomes(world, picks, args.futures, args.horizon, settings.policy)
+    covered = interval_coverage(settings)
+    if covered.get("cohorts"):
+        notes.append(
+            f"The holdout measurement's 95% intervals covered the twin world's true effect in {covered['covered']} "
+            f"of {covered['cohorts']} matured cohorts ({covered['coverage']:.0%}; ops.truth_check, one row per cohort)."
+        )
     result = summarise(
         outcomes,
         picks,
@@ -397,9 +441,20 @@ def evaluate(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "generated_at": datetime.now().isoformat(timespec="seconds"),
             "seconds": round(time.monotonic() - began),
             "notes": notes,
+            "interval_coverage": covered,
         },
     )
     return result
+
+
+def interval_coverage(settings: Settings) -> dict[str, Any]:
+    """How often the campaign's per-cohort 95% intervals covered the true effect (the truth check's
+    rows of every matured cohort of the evaluation's run)."""
+    from boomerang.warehouse.db import connect
+    from boomerang.world.truth import cohort_rows, coverage
+
+    with connect(settings.warehouse_path, read_only=True) as con:
+        return coverage(cohort_rows(con, settings.policy.campaign_id))
 
 
 def main(argv: list[str] | None = None) -> int:
