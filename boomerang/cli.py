@@ -790,13 +790,10 @@ def uplift_summary(settings: Settings) -> str:
             reason = "not trained yet: run `boomerang train --as-of <date>` or the boomerang_train DAG."
         except UpliftDataError as refusal:
             reason = f"not trained yet. {refusal}"
+        if "ranks by churn risk" not in reason:
+            reason += " Until then the policy ranks by churn risk and explores."
         return "\n".join(
-            textwrap.wrap(
-                f"Uplift model (whom a grant moves): {reason} Until then the policy ranks by churn risk and "
-                "explores.",
-                100,
-                subsequent_indent="  ",
-            )
+            textwrap.wrap(f"Uplift model (whom a grant moves): {reason}", 100, subsequent_indent="  ")
         )
     metrics = json.loads(judged[-1].read_text())
     promotion = metrics["promotion"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -72,12 +73,16 @@ def policy_evaluation_summary(settings: Settings) -> str:
 
     path = settings.reports_dir / RESULT_FILE
     if not path.exists():
-        return (
-            "\nWhom should a grant go to? The demo is too short for the uplift model to learn whom a grant "
-            "moves (it needs matured holdout cohorts; see the uplift model's refusal above). "
-            "`make evaluate-policy` runs the longer campaign on its own world and scores random, risk, "
-            "uplift and an oracle on the same budget against the world's hidden truth (about 30 minutes at "
-            '50k customers; EVALUATE_ARGS="--customers 20000" for a quicker look).'
+        return "\n" + "\n".join(
+            textwrap.wrap(
+                "Whom should a grant go to? The demo is too short for the uplift model to learn whom a grant "
+                "moves (it needs matured holdout cohorts; see the uplift model's refusal above). "
+                "`make evaluate-policy` runs the longer campaign on its own world and scores random, risk, "
+                "uplift and an oracle on the same budget against the world's hidden truth (about 20 minutes "
+                'at 50k customers; EVALUATE_ARGS="--customers 20000" for a quicker look).',
+                100,
+                subsequent_indent="  ",
+            )
         )
     from devtools.evaluate_policy import table
 
