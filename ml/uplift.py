@@ -51,6 +51,7 @@ class UpliftParams:
     learner: str
     xgboost: dict[str, Any]
     test_cohorts: int
+    test_share: float
     min_cohorts: int
     min_treated: int
     min_control: int
@@ -74,6 +75,7 @@ class UpliftParams:
             "learner": raw["learner"],
             "xgboost": xgb_params,
             "test_cohorts": int(raw["test_cohorts"]),
+            "test_share": float(raw.get("test_share", 0.0)),
             "min_cohorts": int(data["min_cohorts"]),
             "min_treated": int(data["min_treated"]),
             "min_control": int(data["min_control"]),
@@ -89,6 +91,10 @@ class UpliftParams:
         values.update(overrides)
         if values["learner"] not in LEARNERS:
             raise ValueError(f"{path}: learner is {values['learner']!r}; use one of {', '.join(LEARNERS)}")
+        if not 0 <= values["test_share"] < 1:
+            raise ValueError(
+                f"{path}: test_share is {values['test_share']}; use a share of the decisions in [0, 1)"
+            )
         if values["test_cohorts"] < 1 or values["min_cohorts"] <= values["test_cohorts"]:
             raise ValueError(
                 f"{path}: test_cohorts must be at least 1 and below data.min_cohorts "
@@ -252,18 +258,33 @@ def shortfalls(rows: pd.DataFrame, params: UpliftParams) -> list[str]:
         if have < need:
             missing.append(f"{have:,} {what}, needs {need:,} ({need - have:,} more)")
     if len(cohorts) >= params.min_cohorts:
-        test = rows[pd.to_datetime(rows[COHORT]).dt.date.isin(cohorts[-params.test_cohorts :])]
+        held = test_dates(pd.to_datetime(rows[COHORT]).dt.date, params)
+        test = rows[pd.to_datetime(rows[COHORT]).dt.date.isin(held)]
         have = _arm_counts(test)["control"]
         if have < params.min_test_control:
             missing.append(
-                f"{have:,} held-out decisions in the {params.test_cohorts} latest cohorts (the test), needs "
+                f"{have:,} held-out decisions in the {len(held)} latest cohorts (the test), needs "
                 f"{params.min_test_control:,} ({params.min_test_control - have:,} more)"
             )
     return missing
 
 
+def test_dates(dates: pd.Series, params: UpliftParams) -> list:
+    """The decision dates held out for judging: the latest ``test_cohorts``, and earlier ones until they
+    hold ``test_share`` of the decisions (later cohorts are small: the cooldown keeps those decided
+    recently out), always leaving the earlier half of the cohorts to train on."""
+    sizes = dates.value_counts().sort_index(ascending=False)  # latest first
+    held: list = []
+    for day in sizes.index:
+        enough = len(held) >= params.test_cohorts and sizes[held].sum() >= params.test_share * len(dates)
+        if enough or len(held) >= max(params.test_cohorts, len(sizes) // 2):
+            break
+        held.append(day)
+    return sorted(held)
+
+
 def split_out_of_time(rows: pd.DataFrame, params: UpliftParams) -> UpliftSplit:
-    """The latest ``params.test_cohorts`` cohorts held out for judging, the earlier ones for training;
+    """The latest cohorts held out for judging (:func:`test_dates`), the earlier ones for training;
     UpliftDataError (saying how much more is needed) when there is not enough."""
     missing = shortfalls(rows, params)
     if missing:
@@ -275,12 +296,12 @@ def split_out_of_time(rows: pd.DataFrame, params: UpliftParams) -> UpliftSplit:
             "(thresholds: ml/uplift.yaml, data)."
         )
     dates = pd.to_datetime(rows[COHORT]).dt.date
-    test_dates = sorted(dates.unique())[-params.test_cohorts :]
+    held = test_dates(dates, params)
 
     def part(mask: pd.Series) -> pd.DataFrame:
         return rows[mask].sort_values([COHORT, "customer_id", "decision_id"]).reset_index(drop=True)
 
-    split = UpliftSplit(train=part(~dates.isin(test_dates)), test=part(dates.isin(test_dates)))
+    split = UpliftSplit(train=part(~dates.isin(held)), test=part(dates.isin(held)))
     for name in ("train", "test"):
         if getattr(split, name)[OUTCOME].astype(int).nunique() < 2:
             raise UpliftDataError(

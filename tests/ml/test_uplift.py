@@ -262,3 +262,18 @@ def _has_table(settings) -> bool:
             "select 1 from information_schema.tables where table_schema = 'ml' and table_name = 'uplift_predictions'",
         )
     )
+
+
+def test_the_test_holds_a_share_of_the_decisions_not_just_the_two_smallest_cohorts():
+    # oldest to latest: the cooldown leaves the latest cohorts small
+    sizes = [5000, 5000, 3000, 2000, 400, 300, 200, 100]
+    dates = pd.Series(
+        np.repeat([AS_OF - timedelta(days=7 * (len(sizes) - i)) for i in range(len(sizes))], sizes)
+    )
+    held = uplift.test_dates(dates, uplift.UpliftParams.load(test_share=0.25))
+    # the two latest hold 2% of the decisions, under the 25% asked: earlier cohorts join until the
+    # cap, half the cohorts (4), stops them (the earlier half always trains)
+    assert held == sorted(dates.unique())[-4:]
+    even = pd.Series(np.repeat([AS_OF - timedelta(days=7 * i) for i in range(8)], 1000))
+    assert len(uplift.test_dates(even, uplift.UpliftParams.load(test_share=0.25))) == 2
+    assert len(uplift.test_dates(dates, uplift.UpliftParams.load(test_share=0.0))) == 2
