@@ -45,7 +45,8 @@ training_rows as (
         outcomes.redeemed_cost,
         cast({{ margin_rate }} * outcomes.revenue - outcomes.redeemed_cost as double) as profit,
         ----------  the features as of the decision date
-        decision_features.* exclude (customer_id, as_of_date),
+        -- sqlfluff reads the names DuckDB's EXCLUDE leaves out as unqualified column references
+        decision_features.* exclude (customer_id, as_of_date),  -- noqa: RF02
         {{ as_of_date() }} as as_of_date
     from outcomes
     left join decision_features
