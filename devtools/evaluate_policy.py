@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from boomerang.config import Policy, Settings
+from boomerang.world.reactions import PERSUADABLE
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ SCORING_STEPS = (
     "predict_uplift",
     "clawback_expired",
 )
-PERSUADABLE = 1  # simulator.PERSUADABILITY's code of a customer a grant keeps
 
 
 # ------------------------------------------------------------------------------ the pipeline
