@@ -15,7 +15,7 @@ system). Finally build the marts that show scores and the ledger
 (`customer_360`, `fct_pregrant_lots`, `fct_pregrant_decisions`,
 `rewards_daily`), check the ledger's invariants in SQL, and publish the
 serving snapshot BI tools read (`BOOMERANG_SERVING`: every `marts` table and
-`ml.churn_scores`, no PII, renamed into place so readers never see half of it)
+`ml.churn_scores`, no PII, a new version behind a link so readers never see half of it)
 and the campaign report for marketers (`state/reports/campaign/index.html`). In the
 simulated world, `truth_check` also compares the holdout measurement with the
 world's hidden truth (`ops.truth_check`); on your own data it does nothing.

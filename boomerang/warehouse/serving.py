@@ -1,10 +1,18 @@
 """The serving snapshot: a read-only, PII-free copy of the marts that BI tools open instead of the warehouse.
 
 DuckDB allows one writer and no reader beside it, so BI never opens the working warehouse. After each
-run, :func:`publish` copies every table in ``marts`` and ``ml.churn_scores`` into a new DuckDB file
-beside the snapshot and renames it into place: a reader sees the old snapshot or the new one, never a
-half-written one, and a reader that holds the old file open keeps reading it (POSIX keeps a replaced
-file alive while it is open). The file is written in an older storage format, so BI drivers that
+run, :func:`publish` copies every table in ``marts`` and ``ml.churn_scores`` into a new, versioned DuckDB
+file (``<name>.versions/<name>.<as_of>.<published_at>.duckdb`` beside the snapshot's path) and swaps the
+snapshot's path, a symbolic link, over to it: a reader sees the old snapshot or the new one, never a
+half-written one, and a reader that holds the old file open keeps reading it (POSIX keeps a removed
+file alive while it is open).
+
+Why versioned files behind a link, not one file renamed over: DuckDB keeps one database instance per
+file per process, and a process that still holds any connection to the snapshot gets that instance, the
+old snapshot, from every new connection to the same file (a BI tool's connection pool, a notebook).
+DuckDB resolves the link when it opens the path, so a new connection opens the new version's file, a
+different file, and sees the new snapshot; only connections opened before the publish keep the old one
+until they close. The newest :data:`KEEP_VERSIONS` versions are kept. The file is written in an older storage format, so BI drivers that
 embed DuckDB 1.x open it too; its tables and columns carry dbt's descriptions as comments, and its
 numbers come in types BI drivers read (no HUGEINT, no DECIMAL wider than 18 digits).
 """
@@ -45,6 +53,9 @@ CONTRACT_PII_COLUMNS = frozenset({"email", "phone"})
 BI_MAX_DECIMAL_WIDTH = 18
 _WIDE_INTEGERS = ("HUGEINT", "UHUGEINT")
 _BIGINT_RANGE = (-(2**63), 2**63 - 1)
+# Published versions kept in <name>.versions/ (the newest, which the link points at, included); older
+# ones are removed, which a reader that still has one open does not notice (POSIX).
+KEEP_VERSIONS = 3
 # meta.snapshot's columns, described where BI tools show it (the DDL is in warehouse/schema.py).
 META_DESCRIPTIONS = {
     "": "One row per published table: which run published this snapshot, when, and how many rows each table holds.",
@@ -142,8 +153,9 @@ def publish(
 ) -> dict[str, int]:
     """Copy the marts and churn scores of ``warehouse_path`` into a new snapshot at ``serving_path``.
 
-    Written to a temporary file beside ``serving_path`` and renamed over it, so readers see the old
-    snapshot or the new one. Tables and columns keep their comments (dbt's descriptions; see
+    Written to a temporary file, renamed to a new version in :func:`versions_dir` and pointed at by the
+    link ``serving_path`` (swapped in one rename), so readers see the old snapshot or the new one, and a
+    new connection sees the new one even in a process that holds a connection to the old. Tables and columns keep their comments (dbt's descriptions; see
     :func:`_comment`), and HUGEINT / DECIMAL wider than 18 digits become BIGINT / DECIMAL(18, s) once
     every value is checked to fit. Raises :class:`ServingError`, leaving the old snapshot as it was,
     when a table to publish has a PII column (tagged ``pii`` in dbt, see :func:`pii_columns`) or a
@@ -155,8 +167,9 @@ def publish(
             f"No warehouse at {warehouse_path} to publish from. Run `make demo` or boomerang_daily first."
         )
     pii = pii_columns(dbt_target_dir)
-    serving_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = serving_path.with_name(f".{serving_path.name}.{os.getpid()}.tmp")
+    versions = versions_dir(serving_path)
+    versions.mkdir(parents=True, exist_ok=True)
+    temporary = versions / f".{serving_path.name}.{os.getpid()}.tmp"
     _remove(temporary)
     source = warehouse_path.stem  # DuckDB's own name for the file: views inside it refer to it so
     con = duckdb.connect()
@@ -231,19 +244,57 @@ def publish(
     con.close()
 
     _fsync(temporary)
-    # A snapshot is only ever opened read-only, which writes no WAL; a stale one left by a client that
-    # opened it read-write would be replayed onto the new file.
-    serving_path.with_name(serving_path.name + ".wal").unlink(missing_ok=True)
-    os.replace(temporary, serving_path)  # atomic on POSIX: readers see the old file or the new one
-    _fsync(serving_path.parent)
+    # Named like the snapshot up to its first dot, so DuckDB calls the database the same ('serving')
+    # whether a client opens the link or the version's file.
+    version = versions / f"{serving_path.stem}.{as_of.isoformat()}.{published_at:%Y%m%dT%H%M%S%f}.duckdb"
+    os.replace(temporary, version)
+    _fsync(versions)
+    _point(serving_path, version)
+    _prune(versions, keep=version)
     log.info(
-        "Published the serving snapshot for %s to %s: %d table(s), %d row(s)",
+        "Published the serving snapshot for %s to %s (-> %s): %d table(s), %d row(s)",
         as_of,
         serving_path,
+        version.name,
         len(counts),
         sum(counts.values()),
     )
     return counts
+
+
+def versions_dir(serving_path: Path) -> Path:
+    """Where the snapshot's versions live: ``<name>.versions/`` beside the snapshot's path."""
+    return serving_path.with_name(serving_path.name + ".versions")
+
+
+def current_version(serving_path: Path) -> Path | None:
+    """The version file the snapshot's link points at (None before the first publish)."""
+    if not serving_path.is_symlink():
+        return serving_path if serving_path.exists() else None
+    return serving_path.parent / os.readlink(serving_path)
+
+
+def _point(serving_path: Path, version: Path) -> None:
+    """Swap the snapshot's link to ``version`` in one rename (readers see the old target or the new).
+
+    The link is relative, so the folder can be mounted elsewhere (docker compose mounts it into the BI
+    containers). A snapshot published before versions existed (a plain file) is replaced by the link."""
+    link = serving_path.with_name(f".{serving_path.name}.{os.getpid()}.link")
+    link.unlink(missing_ok=True)
+    os.symlink(version.relative_to(serving_path.parent), link)
+    # A snapshot is only ever opened read-only, which writes no WAL; a stale one left beside the path
+    # by a client that opened it read-write would be replayed onto the new version.
+    serving_path.with_name(serving_path.name + ".wal").unlink(missing_ok=True)
+    os.replace(link, serving_path)  # atomic on POSIX
+    _fsync(serving_path.parent)
+
+
+def _prune(versions: Path, *, keep: Path) -> None:
+    """Remove all but the newest :data:`KEEP_VERSIONS` versions (never ``keep``, the current one)."""
+    published = sorted(versions.glob("*.duckdb"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    for old in published[KEEP_VERSIONS:]:
+        if old != keep:
+            _remove(old)
 
 
 def _tables_to_publish(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str]]:

@@ -157,8 +157,10 @@ def test_the_snapshot_holds_the_marts_and_churn_scores_and_nothing_else(warehous
     assert snapshot_rows(
         target, "select lifetime_spend, recent_days from marts.dim_customers where customer_id = 'C3'"
     ) == [(pytest.approx(37.5), [3, 4])]
-    # Nothing is left beside it but the snapshot.
-    assert sorted(p.name for p in target.parent.iterdir()) == ["serving.duckdb"]
+    # Nothing is left beside it but the snapshot: a link to its one version.
+    assert sorted(p.name for p in target.parent.iterdir()) == ["serving.duckdb", "serving.duckdb.versions"]
+    assert target.is_symlink()
+    assert [p.name for p in serving.versions_dir(target).iterdir()] == [serving.current_version(target).name]
 
 
 def test_republishing_the_same_date_gives_the_same_contents(warehouse, tmp_path):
@@ -184,7 +186,11 @@ def test_a_pii_column_in_a_mart_is_refused_and_the_old_snapshot_stays(warehouse,
     assert "marts.contact_list.email is PII" in message
     assert "Drop the column from the mart" in message and "previous snapshot is left as it was" in message
     assert (target.stat().st_ino, table_checksums(target, ("marts", "ml", "meta"))) == before
-    assert sorted(p.name for p in tmp_path.iterdir() if "serving" in p.name) == ["serving.duckdb"]
+    assert sorted(p.name for p in tmp_path.iterdir() if "serving" in p.name) == [
+        "serving.duckdb",
+        "serving.duckdb.versions",
+    ]
+    assert [p.name for p in serving.versions_dir(target).iterdir()] == [serving.current_version(target).name]
 
 
 def test_columns_tagged_pii_in_the_dbt_manifest_are_refused(warehouse, tmp_path):
@@ -269,6 +275,41 @@ def test_replacing_the_snapshot_works_while_a_reader_holds_the_old_one(warehouse
     assert snapshot_rows(target, "select count(*) from marts.fct_pregrant_decisions") == [(8,)]
 
 
+def test_a_new_connection_in_a_process_that_holds_an_old_one_sees_the_new_snapshot(warehouse, tmp_path):
+    """DuckDB keeps one database instance per file per process: with one file renamed over, a process
+    that still held a connection (a BI tool's pool) got yesterday's snapshot from every new connection.
+    Each publish is a new file behind the link, so a new connection opens the new one; the held
+    connection keeps its own snapshot, whole, until it closes."""
+    target = tmp_path / "serving.duckdb"
+    serving.publish(warehouse, target, AS_OF)
+    pooled = duckdb.connect(str(target), read_only=True)
+    try:
+        for day in range(1, serving.KEEP_VERSIONS + 2):  # past the versions kept: pruning spares readers
+            serving.publish(warehouse, target, AS_OF + timedelta(days=day))
+            fresh = duckdb.connect(str(target), read_only=True)
+            try:
+                assert fresh.execute("select distinct as_of_date from meta.snapshot").fetchall() == [
+                    (AS_OF + timedelta(days=day),)
+                ]
+                assert fresh.execute("select current_database()").fetchone() == ("serving",)
+            finally:
+                fresh.close()
+        assert pooled.execute("select distinct as_of_date from meta.snapshot").fetchall() == [(AS_OF,)]
+        assert pooled.execute("select count(*) from marts.dim_customers").fetchone() == (50,)
+    finally:
+        pooled.close()
+    assert len(list(serving.versions_dir(target).glob("*.duckdb"))) == serving.KEEP_VERSIONS
+    assert serving.current_version(target).name.startswith(f"serving.{AS_OF + timedelta(days=4)}.")
+
+
+def test_a_snapshot_published_before_versions_is_replaced_by_the_link(warehouse, tmp_path):
+    target = tmp_path / "serving.duckdb"
+    target.write_bytes(b"an old, plain snapshot file")
+    serving.publish(warehouse, target, AS_OF)
+    assert target.is_symlink()
+    assert snapshot_rows(target, "select distinct as_of_date from meta.snapshot") == [(AS_OF,)]
+
+
 # ---------------------------------------------------------------- through Airflow, with readers
 
 # A BI user in another process (tests/serving_readers.py) opens the snapshot read-only and queries it
@@ -310,6 +351,7 @@ def test_readers_never_see_a_half_published_snapshot_and_never_block_a_run(campa
     # A reader opened afterwards saw the last run's snapshot.
     assert campaign.snapshot_after == [(last,)]
     assert not [p.name for p in settings.serving_path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert not [p.name for p in serving.versions_dir(settings.serving_path).iterdir() if p.name.endswith(".tmp")]
 
 
 @pytest.mark.slow
