@@ -351,7 +351,9 @@ def test_readers_never_see_a_half_published_snapshot_and_never_block_a_run(campa
     # A reader opened afterwards saw the last run's snapshot.
     assert campaign.snapshot_after == [(last,)]
     assert not [p.name for p in settings.serving_path.parent.iterdir() if p.name.endswith(".tmp")]
-    assert not [p.name for p in serving.versions_dir(settings.serving_path).iterdir() if p.name.endswith(".tmp")]
+    assert not [
+        p.name for p in serving.versions_dir(settings.serving_path).iterdir() if p.name.endswith(".tmp")
+    ]
 
 
 @pytest.mark.slow
