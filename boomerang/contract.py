@@ -31,10 +31,10 @@ class Column:
             "VARCHAR": "text",
             "DATE": "a date (YYYY-MM-DD)",
             "TIMESTAMPTZ": "an ISO-8601 timestamp",
-            "INTEGER": "a whole number",
-            "BIGINT": "a whole number",
+            "INTEGER": "a whole number (a fraction is never rounded)",
+            "BIGINT": "a whole number (a fraction is never rounded)",
             "BOOLEAN": "true/false",
-            "DECIMAL(18,2)": "a decimal number",
+            "DECIMAL(18,2)": "a decimal number with at most 2 decimal places (never rounded)",
         }[self.duckdb_type]
 
 

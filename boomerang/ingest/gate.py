@@ -32,7 +32,7 @@ from typing import Any
 
 import duckdb
 
-from boomerang.contract import SOURCES, Source
+from boomerang.contract import SOURCES, Column, Source
 from boomerang.ingest.files import BatchError, stage
 from boomerang.reports.quality import batch_page
 
@@ -153,10 +153,24 @@ def _context():
 
 
 def helper_columns(source: Source, present: set[str]) -> list[str]:
-    """The derived columns the gate adds for ``source``; each must be null on every row."""
-    helpers = [
-        f"{c.name}__unparsed" for c in source.columns if c.duckdb_type != "VARCHAR" and c.name in present
-    ]
+    """The derived columns the gate adds for ``source``; each must be null on every row.
+
+    Per column: ``__padded`` (leading/trailing whitespace: rejected, never trimmed), for text
+    ``__control`` (a control character such as NUL), for other types ``__unparsed`` (not in the
+    contract's format, including a fraction in a whole-number column, which is never rounded) and,
+    for numbers, ``__out_of_range`` (a number the column's type cannot hold).
+    """
+    helpers = []
+    for column in source.columns:
+        if column.name not in present:
+            continue
+        helpers.append(f"{column.name}__padded")
+        if column.duckdb_type == "VARCHAR":
+            helpers.append(f"{column.name}__control")
+        else:
+            helpers.append(f"{column.name}__unparsed")
+        if column.duckdb_type in NUMBER_LIMITS:
+            helpers.append(f"{column.name}__out_of_range")
     if set(source.row_key) <= present:
         helpers.append("_key_loaded_before")
     if source.references_customers and "customer_id" in present:
@@ -188,25 +202,58 @@ def build_suite(source: Source, limits: Limits, present: set[str]) -> list[tuple
         name = column.name
         if name not in present:
             continue
-        if column.duckdb_type != "VARCHAR":
+        checks.append(
+            (
+                gxe.ExpectColumnValuesToBeNull(column=f"{name}__padded"),
+                f"{name} with leading or trailing whitespace (rejected, not trimmed)",
+            )
+        )
+        if column.duckdb_type == "VARCHAR":
+            checks.append(
+                (
+                    gxe.ExpectColumnValuesToBeNull(column=f"{name}__control"),
+                    f"{name} with a control character (NUL, tab, line break, ...)",
+                )
+            )
+        else:
             checks.append(
                 (
                     gxe.ExpectColumnValuesToBeNull(column=f"{name}__unparsed"),
                     f"{name} that is not {column.type_words}",
                 )
             )
+        if column.duckdb_type in NUMBER_LIMITS:
+            checks.append(
+                (
+                    gxe.ExpectColumnValuesToBeNull(column=f"{name}__out_of_range"),
+                    f"{name} out of range (beyond ±{NUMBER_LIMITS[column.duckdb_type][1]}; "
+                    "nothing is clipped or rounded)",
+                )
+            )
         if not column.nullable:
-            # A value that is there but unreadable is reported once, by the type check above.
+            # A value that is there but unreadable is reported once, by the checks above.
+            unreadable = [f"{name}__unparsed"] if column.duckdb_type != "VARCHAR" else []
+            if column.duckdb_type in NUMBER_LIMITS:
+                unreadable.append(f"{name}__out_of_range")
             condition = (
-                {"row_condition": f"{name}__unparsed.isnull()", "condition_parser": "pandas"}
-                if column.duckdb_type != "VARCHAR"
+                {
+                    "row_condition": " & ".join(f"{helper}.isnull()" for helper in unreadable),
+                    "condition_parser": "pandas",
+                }
+                if unreadable
                 else {}
             )
             checks.append((gxe.ExpectColumnValuesToNotBeNull(column=name, **condition), f"an empty {name}"))
         if column.accepted:
+            # A padded or garbled value is reported once, by the checks above.
             checks.append(
                 (
-                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(column.accepted)),
+                    gxe.ExpectColumnValuesToBeInSet(
+                        column=name,
+                        value_set=list(column.accepted),
+                        row_condition=f"{name}__padded.isnull() & {name}__control.isnull()",
+                        condition_parser="pandas",
+                    ),
                     f"{name} not in ({', '.join(column.accepted)})",
                 )
             )
@@ -306,6 +353,7 @@ class Gate:
     def __init__(self, con: duckdb.DuckDBPyConnection, limits: Limits):
         self.con = con
         self.limits = limits
+        self.notes = ""  # what the last batch staged had read by a documented rule (counted)
         for source in SOURCES.values():
             columns = ", ".join(f"{name} {source.column(name).duckdb_type}" for name in source.row_key)
             con.execute(f"create or replace temp table _pending_keys_{source.name} ({columns})")
@@ -330,6 +378,7 @@ class Gate:
             row_count=row_count,
             evaluated=len(checks),
             failures=failures,
+            note=self.notes,
         )
 
     def stage_typed(self, batch_path: Path, relative_path: str, source: Source) -> set[str]:
@@ -349,23 +398,17 @@ class Gate:
         found = dict(self.con.execute("select name, type from pragma_table_info('_text')").fetchall())
         present = {name for name in source.column_names if name in found}
         extra = [name for name in found if name not in present and name != "_row"]
-        typed = [
-            f"{_cast(source.column(name).duckdb_type, name, found[name])} as {name}"
-            for name in source.column_names
-            if name in present
-        ]
-        unparsed = [
-            f"case when {_cast(c.duckdb_type, c.name, found[c.name])} is null "
-            f"then nullif(trim(cast({c.name} as varchar)), '') end as {c.name}__unparsed"
-            for c in source.columns
-            if c.duckdb_type != "VARCHAR" and c.name in present
-        ]
+        selected = []
+        for column in source.columns:
+            if column.name in present:
+                selected.extend(_column_sql(column, found[column.name]))
         extras = [f'cast("{name}" as varchar) as "{name}"' for name in extra]
         self.con.execute(
             "create or replace temp table _checked as select _row, "
-            + ", ".join([*typed, *unparsed, *extras])
+            + ", ".join([*selected, *extras])
             + " from _text"
         )
+        self.notes = self._read_as_utc(source, present, found)
         helpers = helper_columns(source, present)
         if "_key_loaded_before" in helpers:
             # Inner joins, not `exists`: DuckDB builds its hash table on the smaller side, the batch,
@@ -390,6 +433,7 @@ class Gate:
                 alter table _checked add column _unknown_customer varchar;
                 update _checked set _unknown_customer = _checked.customer_id
                 where _checked.customer_id is not null
+                  and _checked.customer_id__padded is null and _checked.customer_id__control is null
                   and not exists (select 1 from raw.customers as known where known.customer_id = _checked.customer_id)
                   and not exists (
                       select 1 from _pending_keys_customers as known where known.customer_id = _checked.customer_id
@@ -397,6 +441,28 @@ class Gate:
                 """
             )
         return present
+
+    def _read_as_utc(self, source: Source, present: set[str], found: dict[str, str]) -> str:
+        """Count timestamps that carried no UTC offset (read as UTC, as documented): a note that
+        goes into ``ops.quality_results.message`` for the batch, so the reading is never silent."""
+        counts = []
+        for column in source.columns:
+            if column.name not in present or column.duckdb_type != "TIMESTAMPTZ":
+                continue
+            stored = found[column.name]
+            if stored == "VARCHAR":
+                without = f"not regexp_matches(_text.{column.name}, '{UTC_OFFSET}$')"
+            elif stored in ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"):
+                without = "true"
+            else:
+                continue
+            [(count,)] = self.con.execute(
+                f"select count(*) from _text join _checked using (_row) "
+                f"where _checked.{column.name} is not null and {without}"
+            ).fetchall()
+            if count:
+                counts.append(f"{count:,} {column.name} value(s) without a UTC offset, read as UTC")
+        return "; ".join(counts)
 
     def _too_recent(self, source: Source, present: set[str]) -> str:
         """Why the batch must wait for a later run (rows on or after the as-of date), or ''."""
@@ -455,13 +521,80 @@ class Gate:
         return failures
 
 
-def _cast(duckdb_type: str, name: str, stored_type: str) -> str:
-    """SQL that reads column ``name`` (stored as ``stored_type``) as the contract's type, or null."""
-    if duckdb_type == "VARCHAR":
-        return f"nullif(trim(cast({name} as varchar)), '')"
-    if stored_type == "VARCHAR":  # CSV: text, possibly padded
-        return f"try_cast(nullif(trim({name}), '') as {duckdb_type})"
-    return f"try_cast({name} as {duckdb_type})"  # Parquet: already typed, cast directly
+# What a text value must look like for each contract type; anything else is rejected, never
+# coerced (DuckDB's casts round 10.5 to 11 and 12.505 to 12.51, read '1_000', '0x10', 'yes' and
+# 't', and cut a time off a date).
+TEXT_FORMATS = {
+    "INTEGER": r"[+-]?[0-9]+",
+    "BIGINT": r"[+-]?[0-9]+",
+    # At most 2 decimal places; trailing zeros beyond them change nothing (12.500).
+    "DECIMAL(18,2)": r"[+-]?([0-9]+(\.[0-9]{0,2}0*)?|\.[0-9]{1,2}0*)",
+    "BOOLEAN": r"(?i)(true|false)",
+    "DATE": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    # ISO-8601: a date, or a date and time (at most microseconds) with an optional UTC offset.
+    "TIMESTAMPTZ": r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?",
+}
+UTC_OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)"
+# Anything written as a number, so that one too large for its column is called out of range.
+NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
+# The largest magnitude each numeric type holds: (SQL literal, in words).
+NUMBER_LIMITS = {
+    "INTEGER": ("2147483647", "2,147,483,647"),
+    "BIGINT": ("9223372036854775807", "9,223,372,036,854,775,807"),
+    "DECIMAL(18,2)": ("9999999999999999.99", "9,999,999,999,999,999.99"),
+}
+WHITESPACE = r"[\s\p{Z}]"  # ASCII whitespace and Unicode spaces (no-break space, ...)
+STORED_AS = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+
+
+def _column_sql(column: Column, stored: str) -> list[str]:
+    """SQL select items for one contract column stored as ``stored``: its typed value (null when
+    unreadable) and its helper columns, each holding the offending value as written, else null.
+
+    Nothing is normalised: a value with leading or trailing whitespace is rejected, not trimmed; a
+    number is taken only if its type holds it exactly. An empty value is a missing one (null): CSV
+    has no other way to write it.
+    """
+    name, target = column.name, column.duckdb_type
+    as_text = f"cast({name} as varchar)"
+    padded = f"case when regexp_matches({as_text}, '^{WHITESPACE}|{WHITESPACE}$') then {as_text} end"
+    items = [f"{padded} as {name}__padded"]
+    if target == "VARCHAR":
+        items.insert(0, f"nullif({as_text}, '') as {name}")
+        items.append(
+            f"case when regexp_matches({as_text}, '\\p{{Cc}}') then {as_text} end as {name}__control"
+        )
+        return items
+    limit = NUMBER_LIMITS.get(target)
+    if stored == STORED_AS.get(target, target):  # Parquet already in the contract's type
+        value, out_of_range, unreadable = name, "false", "false"
+    elif stored == "VARCHAR":  # CSV: text; whitespace around it is reported by __padded alone
+        text = f"nullif(regexp_replace({name}, '^{WHITESPACE}+|{WHITESPACE}+$', '', 'g'), '')"
+        cast = f"try_cast({text} as {target})"
+        exact = f"regexp_full_match({text}, '{TEXT_FORMATS[target]}')"
+        value = f"case when {exact} then {cast} end"
+        out_of_range = (
+            f"({text} is not null and regexp_full_match({text}, '{NUMBER}') and "
+            f"(({exact} and {cast} is null) or abs(try_cast({text} as DOUBLE)) > {limit[0]}))"
+            if limit
+            else "false"
+        )
+        unreadable = f"({text} is not null and {value} is null and not {out_of_range})"
+    else:  # Parquet in another type: taken only if the cast gives the very same value back
+        cast = f"try_cast({name} as {target})"
+        value = f"case when cast({cast} as {stored}) = {name} then {cast} end"
+        out_of_range = (
+            f"({name} is not null and {cast} is null and isfinite(try_cast({name} as DOUBLE)))"
+            if limit
+            else "false"
+        )
+        unreadable = f"({name} is not null and {value} is null and not {out_of_range})"
+    items.insert(0, f"{value} as {name}")
+    items.append(f"case when {unreadable} then {as_text} end as {name}__unparsed")
+    if limit:
+        items.append(f"case when {out_of_range} then {as_text} end as {name}__out_of_range")
+    return items
 
 
 def _failure(
@@ -508,8 +641,8 @@ def _contract_column(column: str | None, source: Source) -> str | None:
     """The file's column a helper column speaks for: reports name columns people know."""
     if column is None:
         return None
-    if column.endswith("__unparsed"):
-        return column.removesuffix("__unparsed")
+    if "__" in column:
+        return column.split("__")[0]
     if column == "_unknown_customer":
         return "customer_id"
     if column == "_key_loaded_before":

@@ -57,13 +57,57 @@ CASES = {
     "header_only": ["no rows: an empty file is not loaded"],
     "empty_file": ["the file is empty (0 bytes)"],
     "truncated": ["cannot be read as CSV", "Expected Number of Columns: 6 Found: 3", "cut off"],
-    "bad_encoding": ["cannot be read as CSV", "not UTF-8"],
+    "bad_encoding": ["cannot be read as CSV", "line 2 (byte 16 of the line) is not UTF-8"],
     "corrupt_parquet": ["cannot be read as PARQUET", "No magic bytes"],
     "duplicate_customer_version": [
         "the same (customer_id, updated_at) as another row of the file",
         "customer_id 'C3', updated_at 2025-01-05T09:00:00Z",
     ],
     "unparseable_boolean": ["marketing_consent that is not true/false", "'maybe'"],
+    # Nothing is coerced: each of these was accepted and silently changed before issue #18.
+    "fractional_points": [
+        "1 row(s) have points that is not a whole number",
+        "never rounded",
+        "row 3: '10.5'",
+    ],
+    "fractional_points_parquet": ["points that is not a whole number", "row 1: '10.5'"],
+    "amount_too_precise": [
+        "amount that is not a decimal number with at most 2 decimal places",
+        "row 3: '12.505'",
+    ],
+    "padded_key": [
+        "1 row(s) have customer_id with leading or trailing whitespace",
+        "not trimmed",
+        "row 3: ' C1'",
+    ],
+    "padded_number": ["amount with leading or trailing whitespace", "row 3: '3.00 '"],
+    "boolean_spelled_yes": ["marketing_consent that is not true/false", "row 2: 'yes'"],
+    "date_with_time": ["signup_date that is not a date (YYYY-MM-DD)", "row 2: '2025-01-05 10:00:00'"],
+    # Caught before, for the wrong reason or without saying where.
+    "repeated_header": ["the header repeats `amount` (columns 5, 7)"],
+    "padded_header": ["leading or trailing whitespace: ' customer_id'"],
+    "amount_out_of_range": ["1 row(s) have amount out of range", "9,999,999,999,999,999.99", "row 3: '1e18'"],
+    "amount_out_of_range_parquet": ["amount out of range", "row 1: '1e+18'"],
+    "points_out_of_range": [
+        "points out of range",
+        "9,223,372,036,854,775,807",
+        "row 2: '99999999999999999999'",
+    ],
+    "nul_in_key": ["1 row(s) have customer_id with a control character", "row 3: 'C\\x002'"],
+    "control_in_text": ["category with a control character", "row 2: 'bill\\x07ing'"],
+    "ragged_row": ["line 3 has 7 field(s), the header has 6"],
+    "not_utf8_later_line": ["line 4 (byte 44 of the line) is not UTF-8 text", "re-export the file as UTF-8"],
+}
+
+# case -> fragments that must NOT be in the error: each problem is reported once, for its own reason
+ABSENT = {
+    "repeated_header": ["Binder Error", "struct_pack"],
+    "amount_out_of_range": ["not a decimal number"],
+    "amount_out_of_range_parquet": ["not a decimal number"],
+    "points_out_of_range": ["not a whole number"],
+    "nul_in_key": ["not found in customers"],
+    "padded_key": ["not found in customers"],
+    "padded_number": ["not a decimal number"],
 }
 
 
@@ -102,6 +146,8 @@ def test_a_malformed_batch_is_quarantined_whole_and_explained(loaded, case: str)
     assert f"{relative}: " in message
     for fragment in CASES[case]:
         assert fragment in message, f"{fragment!r} not in:\n{message}"
+    for fragment in ABSENT.get(case, []):
+        assert fragment not in message, f"{fragment!r} in:\n{message}"
     assert "fix it and drop it back into" in message
     # Nothing of it reached raw ...
     assert table_checksums(loaded.warehouse_path) == before
