@@ -2,17 +2,27 @@
 
 dbt never runs inside the calling process: in-process dbt keeps the DuckDB file
 open with its own configuration and breaks the next task that opens it.
+
+The subprocess dies with its parent: a run killed while dbt works (an Airflow task killed for a
+timeout, a SIGKILL) must not leave dbt holding the warehouse's lock so that the retry fails. On
+Linux the kernel sends dbt SIGKILL when its parent dies (``PR_SET_PDEATHSIG``); dbt stays in its
+parent's process group, so killing the group takes it too. Elsewhere, and in case the kernel has not
+yet delivered the signal, each dbt call is recorded next to the warehouse and the next step waits for
+an orphaned dbt that still holds the warehouse (:func:`wait_for_orphaned_dbt`), saying so.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import date
@@ -59,8 +69,17 @@ TRAINING_SET_STAMP = "training_set.json"
 _INPUT_SCHEMAS = ("raw", "ledger")
 
 
+# How long a step waits for an orphaned dbt (one whose run died) to let go of the warehouse.
+ORPHAN_WAIT_S = 600
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 class DbtError(RuntimeError):
     """dbt exited non-zero; the message carries the lines that say why."""
+
+
+class DbtOrphaned(RuntimeError):
+    """A dbt whose run died still holds the warehouse after :data:`ORPHAN_WAIT_S` seconds."""
 
 
 def dbt_executable() -> str:
@@ -95,22 +114,39 @@ def run_dbt(
     tail: deque[str] = deque(maxlen=40)
     problems: deque[str] = deque(maxlen=40)
     stopped = False  # after dbt's "Encountered an error:", every line is the error (a parsing error, say)
-    with subprocess.Popen(
-        args,
-        cwd=settings.dbt_project_dir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            line = line.rstrip()
-            tail.append(line)
-            if stopped or any(marker in line for marker in _PROBLEM_MARKERS) or _CAUSE.search(line):
-                problems.append(line)
-            stopped = stopped or "Encountered an error" in line
-            log.info("dbt | %s", line)
+    record = dbt_record_path(settings)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with subprocess.Popen(
+            args,
+            cwd=settings.dbt_project_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_die_with_parent(),
+        ) as process:
+            assert process.stdout is not None
+            record.write_text(
+                json.dumps(
+                    {
+                        "pid": process.pid,
+                        "parent_pid": os.getpid(),
+                        "as_of": as_of.isoformat(),
+                        "command": command,
+                    }
+                )
+                + "\n"
+            )
+            for line in process.stdout:
+                line = line.rstrip()
+                tail.append(line)
+                if stopped or any(marker in line for marker in _PROBLEM_MARKERS) or _CAUSE.search(line):
+                    problems.append(line)
+                stopped = stopped or "Encountered an error" in line
+                log.info("dbt | %s", line)
+    finally:
+        record.unlink(missing_ok=True)
     # a call with its own --vars (`boomerang dbt ... --vars`) built something the settings do not describe
     _record_training_set(
         settings, as_of, command, succeeded=process.returncode == 0 and "--vars" not in extra_args
@@ -121,6 +157,99 @@ def run_dbt(
             + "\n".join(_distinct(problems) or list(tail)[-15:])
             + f"\nFull logs: {settings.dbt_target_dir / 'logs' / 'dbt.log'}"
         )
+
+
+def dbt_record_path(settings: Settings) -> Path:
+    """Where the dbt call working on the warehouse is recorded while it runs (its pid, its parent's)."""
+    return settings.warehouse_path.with_name(settings.warehouse_path.name + ".dbt.json")
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when its parent dies (Linux), or None.
+
+    libc is loaded here, before the fork: the child only makes the call. If the parent died before
+    it (the signal then never comes), the child ends itself.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def wait_for_orphaned_dbt(settings: Settings, timeout_s: float = ORPHAN_WAIT_S) -> None:
+    """Before a step works on the warehouse: if a dbt whose run died (its parent is gone) still holds
+    it, wait up to ``timeout_s`` for it to let go, saying so in the log.
+
+    Raises :class:`DbtOrphaned`, naming the process and what to do, when it still holds the warehouse
+    after that. On Linux such a dbt is killed with its parent; this covers the other systems.
+    """
+    record_file = dbt_record_path(settings)
+    try:
+        record = json.loads(record_file.read_text())
+        pid, parent = int(record["pid"]), int(record["parent_pid"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return
+    if parent != os.getpid() and _alive(parent):
+        return  # its run is alive: the run lock keeps two runs apart, not this
+    if not _holds_warehouse(settings, pid):
+        record_file.unlink(missing_ok=True)
+        return
+    log.warning(
+        "dbt (pid %d, `dbt %s` for as_of %s) outlived the run that started it (pid %d) and still holds the "
+        "warehouse %s: waiting up to %g s for it to end",
+        pid,
+        record.get("command"),
+        record.get("as_of"),
+        parent,
+        settings.warehouse_path,
+        timeout_s,
+    )
+    started = time.monotonic()
+    while _holds_warehouse(settings, pid):
+        if time.monotonic() - started > timeout_s:
+            raise DbtOrphaned(
+                f"dbt (pid {pid}, `dbt {record.get('command')}` for as_of {record.get('as_of')}) outlived the run "
+                f"that started it (pid {parent}) and still holds the warehouse {settings.warehouse_path} after "
+                f"{timeout_s:g} s. Stop it (`kill {pid}`) and run again."
+            )
+        time.sleep(0.2)
+    record_file.unlink(missing_ok=True)
+    log.info(
+        "The orphaned dbt (pid %d) let go of the warehouse after %.1f s", pid, time.monotonic() - started
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holds_warehouse(settings: Settings, pid: int) -> bool:
+    """Whether process ``pid`` holds the warehouse file, as DuckDB says when we try to open it."""
+    from boomerang.warehouse.db import WarehouseBusy, connect
+
+    if not _alive(pid) or not settings.warehouse_path.is_file():
+        return False
+    try:
+        with connect(settings.warehouse_path, read_only=True):
+            return False
+    except WarehouseBusy as busy:
+        return busy.pid == pid or (busy.pid is None and _alive(pid))
 
 
 def _distinct(lines: Sequence[str]) -> list[str]:
