@@ -11,6 +11,7 @@ examples:
   boomerang run --as-of 2026-01-01                the daily steps in order, without Airflow
   boomerang dbt build --as-of 2026-01-01 --select customer_360+
   boomerang check-ledger --as-of 2026-01-01       the mileage ledger's invariants
+  boomerang restore --dry-run                     what a restore from backup + journal would do
   boomerang summary                               what the warehouse holds and how to open it
   boomerang sql "select * from marts.customer_360 limit 5"
   boomerang sql --format csv "select * from marts.customer_360" > customers.csv
@@ -26,6 +27,7 @@ import sys
 import textwrap
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boomerang.config import Settings
@@ -242,6 +244,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="rows to show at most, 0 for all (default: 50 for table, all for csv and json)",
     )
+    restore = command(
+        "restore",
+        "rebuild a lost or damaged warehouse from its backup and the ledger journal",
+        """
+        Verifies every journal file (BOOMERANG_JOURNAL_DIR) against its checksum and refuses on a
+        mismatch; moves the warehouse and its WAL, if any, aside to <warehouse>.damaged-<UTC time>
+        (never deletes them); copies the newest backup that verifies (BOOMERANG_BACKUP_DIR), or
+        starts from an empty warehouse and says what is lost; adds every journal entry and outbox
+        row the backup lacks (a key whose row differs stops the restore); reloads raw from the
+        landing folder; rebuilds the marts as of the journal's last date and checks the ledger's
+        invariants. Then it prints what it restored. Run it while no pipeline run is going.
+
+        examples:
+          boomerang restore --dry-run
+          boomerang restore
+          boomerang restore --backup state/backups/2026-01-01.duckdb
+        """,
+    )
+    restore.add_argument(
+        "--backup", type=Path, metavar="FILE", help="this backup file instead of the newest that verifies"
+    )
+    restore.add_argument(
+        "--dry-run", action="store_true", help="verify and say what would be restored; change nothing"
+    )
     return parser
 
 
@@ -318,7 +344,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         dbt(settings, args)
         return 0
     if args.command == "run":
-        results = pipeline.run_steps(pipeline.DAILY_STEPS, settings, args.as_of)
+        from boomerang.warehouse.runlock import command_identity
+
+        results = pipeline.run_steps(
+            pipeline.DAILY_STEPS, settings, args.as_of, identity=command_identity("run")
+        )
         print(summary(settings))
         print(rewards_summary(settings))
         if not results["load_landing"]["files_new"]:
@@ -328,7 +358,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
         return 0
     if args.command == "train":
-        results = pipeline.run_steps(pipeline.TRAINING_STEPS, settings, args.as_of)
+        from boomerang.warehouse.runlock import command_identity
+
+        results = pipeline.run_steps(
+            pipeline.TRAINING_STEPS, settings, args.as_of, identity=command_identity("train")
+        )
         print(train_verdict(settings, results["train"], bool(results.get("promote"))))
         print(model_summary(settings))
         return 0
@@ -345,6 +379,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "sql":
         pipeline.require_warehouse(settings, "boomerang sql")
         sql(settings, args.query, args.format, args.max_rows)
+        return 0
+    if args.command == "restore":
+        print(pipeline.restore_warehouse(settings, args.backup, dry_run=args.dry_run).summary())
         return 0
     raise AssertionError(args.command)
 

@@ -340,6 +340,11 @@ class Settings:
     dbt_project_dir: Path
     dbt_target_dir: Path
     airflow_home: Path
+    # The ledger's copies outside the warehouse (boomerang/warehouse/backup.py): the append-only journal
+    # (one Parquet file per run date, checksummed) and the rotating warehouse backups.
+    journal_dir: Path
+    backup_dir: Path
+    backup_keep: int  # backups kept, newest first; 0: none (the journal is still written)
     # The simulated world (the embedded default data).
     world_enabled: bool
     world_customers: int
@@ -388,6 +393,9 @@ class Settings:
         "dbt_project_dir": "DBT_PROJECT_DIR",
         "dbt_target_dir": "DBT_TARGET_DIR",
         "airflow_home": "AIRFLOW_HOME",
+        "journal_dir": "JOURNAL_DIR",
+        "backup_dir": "BACKUP_DIR",
+        "backup_keep": "BACKUP_KEEP",
         "world_enabled": "WORLD",
         "world_customers": "WORLD_CUSTOMERS",
         "world_seed": "WORLD_SEED",
@@ -410,6 +418,7 @@ class Settings:
 
     RANGES = {
         "world_customers": Range(1, what="customers"),
+        "backup_keep": Range(0, what="warehouse backups kept; 0 for none"),
         "world_seed": Range(0, what="a seed; numpy takes no negative ones"),
         "world_days": DAYS,
         "earn_expiry_days": DAYS,
@@ -444,6 +453,9 @@ class Settings:
             dbt_project_dir=_path(env, "DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project"),
             dbt_target_dir=_path(env, "DBT_TARGET_DIR", root / "warehouse" / "dbt_target"),
             airflow_home=_path(env, "AIRFLOW_HOME", root / ".airflow"),
+            journal_dir=_path(env, "JOURNAL_DIR", root / "journal"),
+            backup_dir=_path(env, "BACKUP_DIR", root / "backups"),
+            backup_keep=_int(env, "BACKUP_KEEP", 3),
             world_enabled=_choice(env, "WORLD", "on", ("on", "off")) == "on",
             world_customers=_int(env, "WORLD_CUSTOMERS", 20_000),
             world_seed=_int(env, "WORLD_SEED", 42),
@@ -556,6 +568,9 @@ OTHER_VARIABLES = {
     "AS_OF": "the run's date inside dbt (set by boomerang.warehouse.dbt.run_dbt; dbt_project/macros/as_of.sql)",
     "BENCH_DIR": "where make bench keeps its results (devtools/bench.py)",
     "FAILPOINT": "a crash point for the ledger's fault-injection tests (boomerang/rewards/ledger.py)",
+    "SOAK_EXAMPLES": "examples of the ledger state machine a soak asks for (devtools/soak.py)",
+    "SOAK_STEPS": "steps per example of the ledger state machine in a soak (devtools/soak.py)",
+    "SOAK_STEP_LOG": "where the ledger state machine counts its steps in a soak (devtools/soak.py)",
 }
 
 

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from boomerang.config import Settings
@@ -169,6 +170,57 @@ def check_ledger(settings: Settings, as_of: date) -> dict[str, int]:
     from boomerang.rewards import steps as rewards
 
     return rewards.check_ledger(settings, as_of)
+
+
+def journal_ledger(settings: Settings, as_of: date) -> dict[str, int | str]:
+    """Copy the day's ledger entries and outbox rows to the append-only journal outside the warehouse
+    (``<BOOMERANG_JOURNAL_DIR>/<as_of>.parquet``, checksummed): what ``boomerang restore`` rebuilds from."""
+    from boomerang.warehouse import backup
+
+    return backup.journal_ledger(settings, as_of)
+
+
+def backup_warehouse(settings: Settings, as_of: date) -> dict[str, int | str]:
+    """Checkpoint the warehouse and copy it to ``<BOOMERANG_BACKUP_DIR>/<as_of>.duckdb`` (checksummed),
+    keeping the newest ``BOOMERANG_BACKUP_KEEP``."""
+    from boomerang.warehouse import backup
+
+    return backup.backup_warehouse(settings, as_of)
+
+
+def restore_warehouse(settings: Settings, backup: Path | None = None, *, dry_run: bool = False):
+    """``boomerang restore``: rebuild the warehouse from the newest verifying backup (or ``backup``) plus
+    the ledger journal (:mod:`boomerang.warehouse.backup`: refuses a journal file that fails its checksum;
+    moves the old warehouse aside, never deletes it), reload raw from the landing folder, rebuild the
+    marts as of the journal's last date and check the ledger's invariants. Returns the
+    :class:`~boomerang.warehouse.backup.RestorePlan`, whose ``summary()`` says what was restored."""
+    from boomerang.ingest.gate import QualityGateError
+    from boomerang.ingest.loader import load_landing as load
+    from boomerang.rewards import ledger
+    from boomerang.warehouse import backup as backups
+    from boomerang.warehouse.db import connect
+
+    plan = backups.plan_restore(settings, backup)
+    if dry_run:
+        return plan
+    with backups.run_lock(settings, plan.last_date):
+        backups.restore_ledger(settings, plan)
+        if plan.last_date is not None:
+            try:
+                report = load(settings, plan.last_date)
+                plan.raw_files_reloaded, plan.raw_rows_reloaded = len(report.loaded), report.rows
+            except QualityGateError as error:  # the good files loaded; say which were not
+                plan.quarantined = [str(error)]
+            dbt_build(settings, plan.last_date)
+            build_ledger_marts(settings, plan.last_date)
+            with connect(settings.warehouse_path) as con:
+                results = ledger.check_invariants(con, plan.last_date)
+                ledger.record_invariants(con, plan.last_date, results)
+            plan.invariants = {result.name: result.violations for result in results}
+    plan.done = True
+    if plan.last_date is not None and (error := ledger.invariant_error(plan.last_date, results)):
+        raise backups.RestoreError(f"{plan.summary()}\n{error}")
+    return plan
 
 
 def publish_serving(settings: Settings, as_of: date) -> dict[str, int]:
@@ -362,9 +414,12 @@ DAILY_STEPS: tuple[Step, ...] = (
     Step("pregrant", pregrant),
     Step("build_ledger_marts", build_ledger_marts),
     Step("check_ledger", check_ledger, retries=0),  # books that do not balance need a person
+    # Only books that balance go to the journal; a journal that differs needs a person, not a retry.
+    Step("journal_ledger", journal_ledger, retries=0),
     Step("truth_check", truth_check),
     Step("publish_serving", publish_serving),
     Step("write_report", write_report),
+    Step("backup_warehouse", backup_warehouse),
     # Last, whatever happened before it: the run fails if this run quarantined anything.
     Step("quality_verdict", quality_verdict, retries=0, trigger_rule="all_done"),
 )
@@ -393,17 +448,39 @@ class StepsFailed(RuntimeError):
     """One or more steps of a run failed; the message names each with its error."""
 
 
-def run_step(name: str, settings: Settings, as_of: date, version: str | None = None) -> Any:
+def run_step(
+    name: str,
+    settings: Settings,
+    as_of: date,
+    version: str | None = None,
+    *,
+    identity: str | None = None,
+    last: bool = False,
+) -> Any:
     """Run the step called ``name`` for ``as_of`` (``version``: the model version, for the steps that
-    take one)."""
+    take one) under the run lock (:mod:`boomerang.warehouse.runlock`).
+
+    ``identity`` names the run the step belongs to (``airflow <dag_id> <run_id>``, ``boomerang run
+    pid <pid>``; this process when None): another run's step is refused with
+    :class:`~boomerang.warehouse.runlock.RunInProgress` before it does anything. ``last``: the run's
+    last step (a short-circuit step returning False ends the run too).
+    """
+    from boomerang.warehouse import runlock
+    from boomerang.warehouse.dbt import wait_for_orphaned_dbt
+
     step = STEPS[name]
     if step.needs_warehouse:
         require_warehouse(settings, name)
-    if step.takes_version:
-        if version is None:
-            raise ValueError(f"Step {name} needs the model version the step before it returned")
-        return step.function(settings, as_of, version)
-    return step.function(settings, as_of)
+    if step.takes_version and version is None:
+        raise ValueError(f"Step {name} needs the model version the step before it returned")
+    with runlock.run_lock(settings, as_of, identity or runlock.process_identity(), name, last=last) as hold:
+        wait_for_orphaned_dbt(settings)  # a dbt whose run was killed may still hold the warehouse
+        result = (
+            step.function(settings, as_of, version) if step.takes_version else step.function(settings, as_of)
+        )
+        if step.short_circuit and not result:
+            hold.last = True
+        return result
 
 
 def run_steps(
@@ -412,32 +489,47 @@ def run_steps(
     as_of: date,
     *,
     on_step: Callable[[Step, Any], None] | None = None,
+    identity: str | None = None,
 ) -> dict[str, Any]:
     """Run ``steps`` in order for ``as_of`` without Airflow, under Airflow's rules: after a failure
     only the ``all_done`` steps run, and the run then raises :class:`StepsFailed` naming every failed
-    step; a short-circuit step returning False ends the run (a success). Returns each step's result."""
+    step; a short-circuit step returning False ends the run (a success). Returns each step's result.
+
+    Every step holds the run lock as the run ``identity`` (this process when None); when another
+    run holds it, the first step raises :class:`~boomerang.warehouse.runlock.RunInProgress` and
+    nothing runs."""
+    from boomerang.warehouse import runlock
+
+    identity = identity or runlock.process_identity()
     results: dict[str, Any] = {}
     errors: list[tuple[str, BaseException]] = []
     version: str | None = None
-    for step in steps:
-        if errors and step.trigger_rule != "all_done":
-            log.warning("Skipping %s: an earlier step failed", step.name)
-            continue
-        log.info("Step %s for %s", step.name, as_of)
-        try:
-            result = run_step(step.name, settings, as_of, version)
-        except Exception as error:  # the run goes on to its all_done steps, then reports every failure
-            log.error("Step %s failed: %s", step.name, error)
-            errors.append((step.name, error))
-            continue
-        results[step.name] = result
-        if on_step is not None:
-            on_step(step, result)
-        if step.returns_version:
-            version = result
-        if step.short_circuit and not result:
-            log.info("Step %s returned False: the steps after it are skipped", step.name)
-            break
+    try:
+        for index, step in enumerate(steps):
+            if errors and step.trigger_rule != "all_done":
+                log.warning("Skipping %s: an earlier step failed", step.name)
+                continue
+            log.info("Step %s for %s", step.name, as_of)
+            try:
+                result = run_step(
+                    step.name, settings, as_of, version, identity=identity, last=index == len(steps) - 1
+                )
+            except runlock.RunInProgress:
+                raise  # another run's: this one stops before doing anything more
+            except Exception as error:  # the run goes on to its all_done steps, then reports every failure
+                log.error("Step %s failed: %s", step.name, error)
+                errors.append((step.name, error))
+                continue
+            results[step.name] = result
+            if on_step is not None:
+                on_step(step, result)
+            if step.returns_version:
+                version = result
+            if step.short_circuit and not result:
+                log.info("Step %s returned False: the steps after it are skipped", step.name)
+                break
+    finally:  # ended before its last step (a failure, a short-circuit): say the run is over
+        runlock.finish_run(settings, identity)
     if len(errors) == 1:
         raise errors[0][1]
     if errors:
@@ -451,19 +543,28 @@ def run_steps(
 # ---------------------------------------------------------------------------------- Airflow
 
 
-def _task_callable(step: Step) -> Callable[..., Any]:
+def _task_callable(step: Step, *, last: bool = False) -> Callable[..., Any]:
     """The body of ``step``'s Airflow task: the run's as-of date is its logical date (a daily run's
-    data interval has zero width), the settings come from the environment."""
+    data interval has zero width), the settings come from the environment. The task holds the run
+    lock as its DAG run (``airflow <dag_id> <run_id>``: a retry is the same run); ``last``: the DAG's
+    last task."""
 
     def run(version: str | None = None) -> Any:
         from airflow.sdk import get_current_context
 
-        as_of = get_current_context()["logical_date"].date()
-        return run_step(step.name, Settings.from_env(), as_of, version)
+        context = get_current_context()
+        as_of = context["logical_date"].date()
+        identity = airflow_identity(context["dag_run"].dag_id, context["run_id"])
+        return run_step(step.name, Settings.from_env(), as_of, version, identity=identity, last=last)
 
     run.__name__ = step.name
     run.__doc__ = step.doc
     return run
+
+
+def airflow_identity(dag_id: str, run_id: str) -> str:
+    """The run-lock identity of an Airflow DAG run: every task of the run and every retry share it."""
+    return f"airflow {dag_id} {run_id}"
 
 
 def airflow_tasks(steps: Sequence[Step]) -> list[Any]:
@@ -481,7 +582,7 @@ def airflow_tasks(steps: Sequence[Step]) -> list[Any]:
         if step.outlet:
             options["outlets"] = [Asset(step.outlet)]
         decorator = task.short_circuit if step.short_circuit else task
-        make = decorator(_task_callable(step), **options)
+        make = decorator(_task_callable(step, last=step is steps[-1]), **options)
         output = make(version) if step.takes_version else make()
         if outputs:
             outputs[-1] >> output

@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 
 POLICIES = ("random", "risk", "uplift", "oracle")
 RESULT_FILE = "policy_evaluation.json"
-# the steps a decision day runs here: the daily run but its publishing, which nobody reads here
-SKIPPED_STEPS = ("publish_serving", "write_report")
+# the steps a decision day runs here: the daily run but its publishing and backups, which nobody reads here
+SKIPPED_STEPS = ("publish_serving", "write_report", "backup_warehouse")
 # the steps of the evaluation day: up to the day's predictions, no decision (the policies decide)
 SCORING_STEPS = (
     "simulate_world",

@@ -279,3 +279,22 @@ def test_settings_say_where_each_value_comes_from(tmp_path: Path):
     assert sources["BOOMERANG_WAREHOUSE"] == sources["BOOMERANG_DUCKDB_MEMORY_LIMIT"] == "default"
     assert values["BOOMERANG_WORLD_SEED"] == "7" and values["BOOMERANG_DUCKDB_MEMORY_LIMIT"] == "5GB"
     assert set(values) == {"BOOMERANG_HOME", *Settings.from_env({}).to_env()}
+
+
+def test_the_journal_and_backups_live_under_home_and_can_move(tmp_path: Path):
+    settings = Settings.from_env({"BOOMERANG_HOME": str(tmp_path)})
+    assert (settings.journal_dir, settings.backup_dir, settings.backup_keep) == (
+        tmp_path / "journal",
+        tmp_path / "backups",
+        3,
+    )
+    moved = Settings.from_env(
+        {
+            "BOOMERANG_JOURNAL_DIR": str(tmp_path / "j"),
+            "BOOMERANG_BACKUP_DIR": str(tmp_path / "b"),
+            "BOOMERANG_BACKUP_KEEP": "0",  # no backups; the journal is still written
+        }
+    )
+    assert (moved.journal_dir, moved.backup_dir, moved.backup_keep) == (tmp_path / "j", tmp_path / "b", 0)
+    with pytest.raises(ValueError, match=r"BOOMERANG_BACKUP_KEEP=-1 is out of range: it must be at least 0"):
+        Settings.from_env({"BOOMERANG_BACKUP_KEEP": "-1"})

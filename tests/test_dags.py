@@ -69,9 +69,11 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "pregrant",
         "build_ledger_marts",
         "check_ledger",
+        "journal_ledger",
         "truth_check",
         "publish_serving",
         "write_report",
+        "backup_warehouse",
         "quality_verdict",
     ]
     # The verdict is the leaf, so a quarantine fails the run even though later tasks succeeded.

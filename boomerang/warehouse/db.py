@@ -2,11 +2,14 @@
 
 DuckDB allows one writer process at a time and no reader beside it, so every writer opens, works and
 closes promptly. Every connection is opened here so that each carries the same session settings, and
-a file another process holds is reported as :class:`WarehouseBusy`, not as DuckDB's lock error.
+a file another process holds is reported as :class:`WarehouseBusy`, not as DuckDB's lock error; a
+write-ahead log (``<warehouse>.wal``) DuckDB cannot replay is reported as :class:`WarehouseDamaged`,
+with the WAL left exactly as it was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +58,77 @@ class WarehouseBusy(RuntimeError):
         )
 
 
+# DuckDB's words for a WAL it cannot replay (2.0: 'Failure while replaying WAL file "<path>": Corrupt WAL
+# file: ...', 'This WAL was created for this database file, but the WAL checkpoint iteration does not match
+# ...'); older releases said 'Could not read from WAL' or 'WAL ... corrupt'.
+_WAL_ERROR = re.compile(
+    r"replaying WAL|Corrupt WAL|This WAL was created|WAL file .* corrupt|read from WAL", re.I
+)
+
+
+class WarehouseDamaged(RuntimeError):
+    """The warehouse's write-ahead log cannot be replayed: the file alone is not the last state a run
+    left. Nothing is repaired or deleted here (the WAL may hold the only copy of a run's writes); the
+    message names both files and the way back, ``boomerang restore``."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.wal, self.reason = path, wal_path(path), reason
+        super().__init__(
+            f"the warehouse {path} cannot be opened safely: its write-ahead log {self.wal} cannot be "
+            f"replayed ({reason}). Nothing was changed: the WAL was not deleted or modified. Rebuild the "
+            "warehouse from its backup and the ledger journal with `boomerang restore` (it moves both "
+            "files aside to <warehouse>.damaged-<time>, never deletes them); `boomerang restore --dry-run` "
+            "first says what it would restore."
+        )
+
+
+def wal_path(path: Path) -> Path:
+    """DuckDB's write-ahead log beside the warehouse file ``path``."""
+    return path.with_name(path.name + ".wal")
+
+
+def _fingerprint(path: Path) -> tuple[int, str] | None:
+    """(size, sha256) of a non-empty file, None when it is missing or empty."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return path.stat().st_size, digest.hexdigest()
+
+
+def _damaged(error: duckdb.Error, path: Path) -> WarehouseDamaged | None:
+    """:class:`WarehouseDamaged` if ``error`` is DuckDB failing to replay ``path``'s WAL."""
+    text = str(error)
+    if not _WAL_ERROR.search(text) or _LOCK_ERROR.search(text):
+        return None
+    return WarehouseDamaged(path, text.splitlines()[0] if text else type(error).__name__)
+
+
+def _probe_wal(path: Path) -> None:
+    """Before writing to a warehouse left with a WAL (a process died mid-write), check DuckDB replays it.
+
+    DuckDB replays a good WAL on open and folds it into the file when the connection closes; a WAL it
+    does not recognise (not written for this file: overwritten, from another database) it skips in
+    silence, and the next write would then replace it. So: open and close once; a WAL still there with
+    the very same bytes was not replayed, and is reported instead of lost."""
+    before = _fingerprint(wal_path(path))
+    if before is None:
+        return
+    try:
+        duckdb.connect(str(path)).close()
+    except duckdb.Error as error:
+        damaged = _damaged(error, path)
+        if damaged is not None:
+            raise damaged from error
+        raise
+    if _fingerprint(wal_path(path)) == before:
+        raise WarehouseDamaged(
+            path, f"DuckDB did not recognise it as this file's log and skipped its {before[0]:,} bytes"
+        )
+
+
 def _busy(error: duckdb.Error, path: Path, read_only: bool) -> WarehouseBusy | None:
     """:class:`WarehouseBusy` if ``error`` is DuckDB saying another process holds ``path``."""
     text = str(error)
@@ -75,7 +149,8 @@ def connect(path: Path | None, *, read_only: bool = False) -> Iterator[duckdb.Du
     every connection shares (UTC); create the file's folder first when writing.
 
     Raises :class:`WarehouseBusy` when another process holds the file (a run writing it, or, when
-    writing, anyone reading it)."""
+    writing, anyone reading it), and :class:`WarehouseDamaged` when its WAL cannot be replayed (checked
+    before writing: see :func:`_probe_wal`; read-only, when DuckDB says so)."""
     if path is not None and not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif path is not None and not path.exists():
@@ -84,12 +159,16 @@ def connect(path: Path | None, *, read_only: bool = False) -> Iterator[duckdb.Du
             "or point BOOMERANG_WAREHOUSE at an existing file."
         )
     try:
+        if path is not None and not read_only and path.exists():
+            _probe_wal(path)
         con = duckdb.connect(":memory:" if path is None else str(path), read_only=read_only)
-    except duckdb.IOException as error:
-        busy = _busy(error, path, read_only) if path is not None else None
-        if busy is None:
+    except duckdb.Error as error:
+        problem = None
+        if path is not None:
+            problem = _busy(error, path, read_only) or _damaged(error, path)
+        if problem is None:
             raise
-        raise busy from error
+        raise problem from error
     try:
         configure(con)
         yield con
