@@ -477,7 +477,11 @@ def dbt(settings: Settings, args: argparse.Namespace) -> None:
 
         print(how_to_open(generate_static_docs(settings, args.as_of, extra)))
         return
-    run_dbt(settings, args.dbt_command, args.as_of, extra)
+    from boomerang.warehouse.runlock import command_identity, run_lock
+
+    # a build between two steps of a run would rebuild its marts under it: refused like a second run
+    with run_lock(settings, args.as_of, command_identity("dbt"), f"dbt {args.dbt_command}", last=True):
+        run_dbt(settings, args.dbt_command, args.as_of, extra)
 
 
 def score(settings: Settings, as_of: date) -> int:

@@ -101,6 +101,22 @@ def test_a_second_run_is_refused_naming_the_running_one_and_writes_nothing(tiny_
     assert table_checksums(settings.warehouse_path, ("raw", "ops")) == checksums
 
 
+def test_boomerang_dbt_is_refused_while_a_run_holds_the_warehouse(tiny_loaded, tmp_path):
+    settings = copy_warehouse(tiny_loaded, tmp_path / "home")
+    with holding(settings, step="pregrant") as holder:
+        result = subprocess.run(
+            [sys.executable, "-m", "boomerang.cli", "dbt", "build", "--as-of", TINY_AS_OF.isoformat()],
+            env=_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"pid {holder.pid}" in result.stderr and "in step pregrant" in result.stderr
+    assert "This run (boomerang dbt pid " in result.stderr and "step dbt build" in result.stderr
+    assert "Running: build" not in result.stdout + result.stderr  # dbt never started
+
+
 def test_a_step_of_another_run_is_refused_before_it_runs(settings):
     with holding(settings, step="pregrant") as holder, pytest.raises(RunInProgress) as refused:
         pipeline.run_step("simulate_world", settings, AS_OF, identity="boomerang run pid 1")
