@@ -167,6 +167,21 @@ def test_a_run_between_steps_past_its_lease_no_longer_blocks(settings):
         assert runlock.read_holder(settings)["identity"] == "boomerang run pid 1"
 
 
+def test_a_command_line_run_killed_between_its_steps_owes_no_lease(settings, caplog):
+    """`boomerang run` is one process: once it is gone, its next step will never come, so the
+    operator's re-run goes at once (an Airflow run between tasks keeps its lease: see above)."""
+    with holding(settings, identity="boomerang run pid 99", step="pregrant") as holder:
+        pass
+    record = runlock.read_holder(settings)
+    assert (record["state"], record["pid"]) == ("between_steps", holder.pid)  # and that process is gone
+    with (
+        caplog.at_level(logging.WARNING),
+        runlock.run_lock(settings, AS_OF, "boomerang run pid 2", "simulate_world"),
+    ):
+        assert runlock.read_holder(settings)["identity"] == "boomerang run pid 2"
+    assert "boomerang run pid 99" in caplog.text and "Taking over" in caplog.text
+
+
 def test_a_run_killed_in_a_step_is_taken_over_with_a_warning(settings, caplog):
     with holding(settings, step="pregrant") as holder:
         holder.send_signal(signal.SIGKILL)
@@ -179,7 +194,11 @@ def test_a_run_killed_in_a_step_is_taken_over_with_a_warning(settings, caplog):
         pass
     warning = caplog.text
     assert f"names {AIRFLOW} (as_of {AS_OF}, pid {holder.pid}" in warning
-    assert "in step pregrant" in warning and "died in the step" in warning and "Taking over" in warning
+    assert (
+        "in step pregrant" in warning
+        and "died (killed in or after that step" in warning
+        and "Taking over" in warning
+    )
 
 
 def test_a_run_that_stops_early_is_done(settings, monkeypatch):

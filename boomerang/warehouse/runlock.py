@@ -97,12 +97,13 @@ def run_lock(
         holder = _read(fd)
         if holder is not None and holder.get("identity") != identity:
             age = (now - _time(holder.get("updated_at"))).total_seconds()
-            if holder.get("state") == BETWEEN_STEPS and age < LEASE_S:
+            gone = _one_process_run_gone(holder)
+            if holder.get("state") == BETWEEN_STEPS and age < LEASE_S and not gone:
                 raise RunInProgress(_refusal(path, holder, as_of, identity, step, in_step=False))
-            if holder.get("state") == IN_STEP:
+            if holder.get("state") == IN_STEP or (holder.get("state") == BETWEEN_STEPS and gone):
                 log.warning(
                     "The run lock %s names %s, in step %s since %s, but no process holds it: that run "
-                    "died in the step (killed, or its machine stopped). Taking over for %s, step %s.",
+                    "died (killed in or after that step, or its machine stopped). Taking over for %s, step %s.",
                     path,
                     _describe(holder),
                     holder.get("step"),
@@ -132,6 +133,24 @@ def run_lock(
             _write(fd, {**record, "state": DONE if hold.last else BETWEEN_STEPS, "updated_at": _iso(_now())})
     finally:
         os.close(fd)  # releases the flock
+
+
+def _one_process_run_gone(holder: dict) -> bool:
+    """Whether ``holder`` is a run that lives in one process (``boomerang run``, a step on its own: not
+    an Airflow run, whose steps are processes of their own) on this host, and that process is gone: it
+    was killed between two of its steps and will not come back, so no lease is owed to it."""
+    pid = holder.get("pid")
+    if str(holder.get("identity")).startswith("airflow ") or holder.get("host") != socket.gethostname():
+        return False
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 def finish_run(settings: Settings, identity: str) -> None:
