@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup browser demo test bench evaluate-policy lint format docs clean
+.PHONY: help setup browser demo test bench evaluate-policy soak lint format docs clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,6 +56,14 @@ bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (ab
 # oracle spending the same budget, scored on twin futures. Smaller: EVALUATE_ARGS="--customers 20000"
 evaluate-policy: setup ## score the rewards policy against an oracle in the simulated world (see README)
 	$(BIN)/python -m devtools.evaluate_policy $(EVALUATE_ARGS)
+
+# Not part of `make test`: throwaway homes under state/soak/ (a 500-customer world, a churn champion trained
+# once on a 3,000-customer sibling world, both cached in state/soak/cache/): the ledger state machine for
+# 10,000 steps, a 30-date backfill with every date run 5 times, 50 SIGKILLs at random points of daily runs,
+# and a restore after losing the warehouse; every diff must be 0. It prints its ETA when it starts.
+# Smaller: SOAK_ARGS="--kills 4 --dates 3 --runs-per-date 2 --restore-after 2 --restore-days 1"
+soak: setup ## kill, re-run, backfill and restore daily runs; compare each with a clean run (hours; see README)
+	$(BIN)/python -m devtools.soak $(SOAK_ARGS)
 
 lint: setup ## ruff + sqlfluff
 	$(BIN)/ruff check boomerang ml dags devtools tests

@@ -1,10 +1,16 @@
 """A Hypothesis state machine drives the real ledger on DuckDB with random sequences of grants,
 holdouts, redemptions, clock moves, clawbacks, re-runs of past dates and crashes mid-write, and
 compares it after every step with a plain-Python model of the ledger; the SQL invariants must hold
-throughout."""
+throughout.
+
+``make soak`` runs the same machine for much longer: SOAK_MACHINE_EXAMPLES and SOAK_MACHINE_STEPS set
+its examples and steps per example (30 and 30 here), and each example appends the steps it ran to the
+file SOAK_MACHINE_STEP_LOG names (devtools/soak.py adds them up).
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -23,6 +29,10 @@ from boomerang.rewards import steps as rewards
 
 CUSTOMERS = ("C1", "C2", "C3", "C4")
 START = date(2025, 1, 1)
+# The soak's knobs (devtools/soak.py); unset, the test's own sizes.
+EXAMPLES = int(os.environ.get("SOAK_MACHINE_EXAMPLES", "30"))
+STEPS = int(os.environ.get("SOAK_MACHINE_STEPS", "30"))
+STEP_LOG = os.environ.get("SOAK_MACHINE_STEP_LOG")
 FAILPOINTS = ("ledger.before_begin", "ledger.after_entries", "ledger.before_commit", "ledger.after_commit")
 
 
@@ -92,9 +102,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self.today = START
         self.last_run_day: date | None = None
         self.events = 0
+        self.steps = -1  # rules run since: count_the_steps makes it 0 on the check right after this one
 
     def teardown(self):
         ledger.set_failpoint_hook(None)
+        if STEP_LOG and hasattr(self, "steps"):
+            with open(STEP_LOG, "a") as log:
+                log.write(f"{self.steps}\n")
         if hasattr(self, "con"):
             self.con.close()
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -242,6 +256,13 @@ class LedgerMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ checks
 
     @invariant()
+    def count_the_steps(self):
+        # Hypothesis checks the invariants before the first rule and after every rule: count those
+        # after a rule that followed `open` (the soak reports the steps the machine really ran).
+        if hasattr(self, "steps"):
+            self.steps += 1
+
+    @invariant()
     def the_ledger_holds_what_the_model_holds(self):
         if not hasattr(self, "con"):
             return
@@ -259,8 +280,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=30,
-    stateful_step_count=30,
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
