@@ -59,7 +59,9 @@ purchases_in_window as (
     select
         windows.decision_id,
         count(*) as purchase_count,
-        sum(cast(transactions.amount as double)) as revenue
+        -- summed exactly (DECIMAL), then cast: a sum of doubles depends on the order DuckDB's threads meet
+        -- them, and a re-run would differ in the last digit
+        cast(sum(transactions.amount) as double) as revenue
     from windows
     inner join transactions
         on windows.customer_id = transactions.customer_id
@@ -76,7 +78,9 @@ purchases_before as (
     select
         windows.decision_id,
         count(*) as purchase_count,
-        sum(cast(transactions.amount as double)) as revenue
+        -- summed exactly (DECIMAL), then cast: a sum of doubles depends on the order DuckDB's threads meet
+        -- them, and a re-run would differ in the last digit
+        cast(sum(transactions.amount) as double) as revenue
     from windows
     inner join transactions
         on windows.customer_id = transactions.customer_id
