@@ -39,6 +39,12 @@ MANIFEST = "MANIFEST.jsonl"
 # Wall-clock columns: not part of a row's content when two copies are compared.
 WALL_CLOCK = {"entries": "recorded_at", "outbox": "created_at"}
 KEYS = {"entries": "entry_key", "outbox": "idempotency_key"}
+# The predictions each run's decisions were made from (and that the campaign marts join, e.g. the risk
+# band of a decision): derived, but not re-derivable once the model that made them is replaced, so they
+# are journaled too, in <journal>/predictions/<as_of>.<table>.parquet. Unlike the ledger they are not
+# append-only: a date scored again (a re-run after a new champion) replaces its file.
+PREDICTIONS = ("churn_scores", "mileage_predictions", "uplift_predictions")
+PREDICTIONS_DIR = "predictions"
 
 
 class JournalError(RuntimeError):
@@ -205,7 +211,8 @@ def journal_ledger(settings: Settings, as_of: date) -> dict[str, int | str]:
                     "that date; if the warehouse lost rows, `boomerang restore` puts them back."
                 )
             log.info("Journal %s already holds the ledger of %s (identical): kept as it is", target, as_of)
-            return {"file": str(target), "written": 0, **counts}
+            return {"file": str(target), "written": 0, **counts, **journal_predictions(con, folder, as_of)}
+        predictions = journal_predictions(con, folder, as_of)
     _fsync_file(tmp)
     rows = sum(counts.values())
     _append_manifest(
@@ -225,7 +232,79 @@ def journal_ledger(settings: Settings, as_of: date) -> dict[str, int | str]:
     log.info(
         "Journal %s: %d entries, %d outbox rows", target, counts.get("entries", 0), counts.get("outbox", 0)
     )
-    return {"file": str(target), "written": 1, **counts}
+    return {"file": str(target), "written": 1, **counts, **predictions}
+
+
+def journal_predictions(con: duckdb.DuckDBPyConnection, journal_dir: Path, as_of: date) -> dict[str, int]:
+    """Write the day's rows of each prediction table (:data:`PREDICTIONS`) to
+    ``<journal>/predictions/<as_of>.<table>.parquet`` (temporary name, fsync, manifest line, rename);
+    a file whose content is unchanged is kept. Returns rows per table."""
+    folder = journal_dir / PREDICTIONS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, int] = {}
+    for table in PREDICTIONS:
+        target = folder / f"{as_of.isoformat()}.{table}.parquet"
+        tmp = folder / f".{target.name}.tmp"
+        relation = f"(select * from ml.{table} where as_of_date = date '{as_of.isoformat()}')"
+        [(count,)] = con.execute(f"select count(*) from {relation}").fetchall()
+        rows[table] = int(count)
+        if target.exists() and sha256_file(target) == read_manifest(folder).get(target.name, {}).get(
+            "sha256"
+        ):
+            same = (
+                con.execute(
+                    f"select count(*) from (select * exclude (scored_at) from {relation} except all "
+                    f"select * exclude (scored_at) from read_parquet('{target}'))"
+                ).fetchone()[0]
+                == 0
+                and con.execute(f"select count(*) from read_parquet('{target}')").fetchone()[0] == count
+            )  # type: ignore[index]
+            if same:
+                continue
+        con.execute(
+            f"copy (select * from {relation} order by all) to '{tmp}' (format parquet, compression zstd)"
+        )
+        _fsync_file(tmp)
+        _append_manifest(
+            folder,
+            {
+                "date": as_of.isoformat(),
+                "file": target.name,
+                "sha256": sha256_file(tmp),
+                "rows": rows[table],
+                "written_at": _now(),
+            },
+        )
+        tmp.replace(target)
+        _fsync_dir(folder)
+    return {f"predictions.{table}": count for table, count in rows.items()}
+
+
+def restore_predictions(con: duckdb.DuckDBPyConnection, journal_dir: Path, after: date | None) -> list[str]:
+    """Put back each journaled date's predictions later than ``after`` (None: every date): the date's
+    rows of each table are replaced by its journal file's. A file that does not match its manifest
+    checksum is refused, naming it. Returns the files restored."""
+    folder = journal_dir / PREDICTIONS_DIR
+    if not folder.is_dir():
+        return []
+    manifest = read_manifest(folder)
+    restored = []
+    for path in sorted(folder.glob("*.parquet")):
+        day_text, table = path.name.split(".")[:2]
+        day = date.fromisoformat(day_text)
+        if table not in PREDICTIONS or (after is not None and day <= after):
+            continue
+        line = manifest.get(path.name)
+        if line is None or sha256_file(path) != line["sha256"]:
+            raise RestoreError(
+                f"The predictions journal file {path} does not match its checksum in {folder / MANIFEST}: it "
+                "was changed or damaged after it was written. Put back an intact copy (or move it out of the "
+                "folder to restore without that date's predictions), then retry."
+            )
+        con.execute(f"delete from ml.{table} where as_of_date = ?", [day])
+        con.execute(f"insert into ml.{table} by name select * from read_parquet('{path}')")
+        restored.append(path.name)
+    return restored
 
 
 # ---------------------------------------------------------------------------------- backups
@@ -326,6 +405,7 @@ class RestorePlan:
     raw_rows_reloaded: int = 0
     quarantined: list[str] = field(default_factory=list)
     invariants: dict[str, int] = field(default_factory=dict)
+    predictions_restored: list[str] = field(default_factory=list)
     done: bool = False
 
     def summary(self) -> str:
@@ -334,8 +414,8 @@ class RestorePlan:
         if self.backup is None:
             lines.append(
                 "  backup: none (no verifying backup): started from an empty warehouse; what only the "
-                "warehouse held is lost: churn scores, predictions, quality-gate history and invariant "
-                "checks of past runs (the ledger comes back from the journal, raw from landing)"
+                "warehouse held is lost: the quality-gate history and invariant checks of past runs (the "
+                "ledger and the predictions come back from the journal, raw from landing)"
             )
         else:
             checked = "checksum verified" if self.backup.sha256 else "not in the backup manifest, unverified"
@@ -368,8 +448,8 @@ class RestorePlan:
             and self.backup.as_of < self.last_date
         ):
             lines.append(
-                f"  not restored: churn scores, predictions and quality/invariant history of runs after "
-                f"{self.backup.as_of} (derived; the next runs write their own)"
+                f"  predictions (churn, mileage, uplift) of runs after {self.backup.as_of}: from the journal's "
+                f"{PREDICTIONS_DIR}/ folder; not restored: the quality-gate and invariant history of those runs"
             )
         if self.done:
             lines += [f"  moved aside (not deleted): {path}" for path in self.moved_aside]
@@ -377,6 +457,7 @@ class RestorePlan:
                 f"  raw: {self.raw_files_reloaded} landing file(s) reloaded ({self.raw_rows_reloaded:,} rows)"
             )
             lines += [f"  quarantined on reload: {message}" for message in self.quarantined]
+            lines.append(f"  predictions: {len(self.predictions_restored)} journal file(s) put back")
             if self.last_date:
                 lines.append(f"  marts rebuilt as of {self.last_date} (dbt build)")
             broken = {name: count for name, count in self.invariants.items() if count}
@@ -553,4 +634,11 @@ def restore_ledger(settings: Settings, plan: RestorePlan) -> None:
     with connect(warehouse) as con:
         ensure_schemas(con)
         plan.entries_to_add, plan.outbox_to_add = _replay(con, plan.journal_files, write=True)
-    log.info("Journal replayed: %d entries, %d outbox rows added", plan.entries_to_add, plan.outbox_to_add)
+        after = plan.backup.as_of if plan.backup is not None else None
+        plan.predictions_restored = restore_predictions(con, settings.journal_dir, after)
+    log.info(
+        "Journal replayed: %d entries, %d outbox rows added; %d prediction file(s) put back",
+        plan.entries_to_add,
+        plan.outbox_to_add,
+        len(plan.predictions_restored),
+    )

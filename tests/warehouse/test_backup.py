@@ -64,7 +64,15 @@ def test_the_journal_holds_the_days_entries_and_outbox_rows_with_their_checksum(
     _seed(settings, DAY + timedelta(days=1), ["C3"])
     result = backup.journal_ledger(settings, DAY)
     path = settings.journal_dir / "2025-03-01.parquet"
-    assert result == {"file": str(path), "written": 1, "entries": 3, "outbox": 2}
+    assert result == {
+        "file": str(path),
+        "written": 1,
+        "entries": 3,
+        "outbox": 2,
+        "predictions.churn_scores": 0,
+        "predictions.mileage_predictions": 0,
+        "predictions.uplift_predictions": 0,
+    }
     line = backup.read_manifest(settings.journal_dir)[path.name]
     assert line["sha256"] == backup.sha256_file(path) and line["rows"] == 5
     keys = duckdb.sql(f"select journal_table, coalesce(entry_key, idempotency_key) from '{path}'").fetchall()
@@ -150,6 +158,62 @@ def test_restore_replays_the_journal_over_an_older_backup_and_moves_the_damaged_
     with connect(settings.warehouse_path) as con:
         assert backup._replay(con, plan.journal_files, write=True) == (0, 0)
     assert _ledger(settings.warehouse_path) == expected
+
+
+def _scores(path: Path) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select * from ml.churn_scores order by all").fetchall()
+    finally:
+        con.close()
+
+
+def _score(settings: Settings, day: date, customers: dict[str, float], version: str = "v1") -> None:
+    """Churn scores for ``day``, as score_customers writes them (the day's rows replaced)."""
+    with connect(settings.warehouse_path) as con:
+        con.execute("delete from ml.churn_scores where as_of_date = ?", [day])
+        for customer, probability in customers.items():
+            con.execute(
+                "insert into ml.churn_scores (customer_id, as_of_date, churn_probability, risk_band, "
+                "model_version, scored_at) values (?, ?, ?, 'high', ?, now())",
+                [customer, day, probability, version],
+            )
+
+
+def test_the_predictions_decisions_were_made_from_come_back_with_the_ledger(tmp_path):
+    """The campaign marts join each decision's churn score (its risk band): a restore that lost the
+    scores of the days after its backup changed them for good, since no run re-scores a past date."""
+    settings = _settings(tmp_path)
+    day2 = DAY + timedelta(days=1)
+    _seed(settings, DAY, ["C1"])
+    _score(settings, DAY, {"C1": 0.7, "H1": 0.6})
+    backup.journal_ledger(settings, DAY)
+    backup.backup_warehouse(settings, DAY)
+    _seed(settings, day2, ["C2"], held_out="H2")
+    _score(settings, day2, {"C2": 0.8, "H2": 0.5})
+    result = backup.journal_ledger(settings, day2)
+    assert result["predictions.churn_scores"] == 2
+    # a date scored again with other numbers (a new champion) replaces its predictions file
+    _score(settings, day2, {"C2": 0.81, "H2": 0.5}, version="v2")
+    backup.journal_ledger(settings, day2)
+    expected = _scores(settings.warehouse_path)
+    settings.warehouse_path.unlink()
+    plan = backup.plan_restore(settings)
+    backup.restore_ledger(settings, plan)
+    assert _scores(settings.warehouse_path) == expected  # scored_at included: the rows as they were
+    assert plan.predictions_restored == [
+        "2025-03-02.churn_scores.parquet",
+        "2025-03-02.mileage_predictions.parquet",
+        "2025-03-02.uplift_predictions.parquet",
+    ]
+    # a predictions file changed after it was written is refused, naming it
+    damaged = settings.journal_dir / "predictions" / "2025-03-02.churn_scores.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:-8] + b"garbage!")
+    settings.warehouse_path.unlink()
+    with pytest.raises(
+        backup.RestoreError, match="2025-03-02.churn_scores.parquet does not match its checksum"
+    ):
+        backup.restore_ledger(settings, backup.plan_restore(settings))
 
 
 def test_restore_refuses_a_journal_row_that_contradicts_the_backup(tmp_path):
