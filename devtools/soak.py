@@ -787,11 +787,24 @@ def _fmt(seconds: float) -> str:
 # ---------------------------------------------------------------------------------- report
 
 
+def source_version() -> str:
+    """The commit the soak ran (with "+changes" when the working tree differs from it): a soak's
+    figures hold for that code only."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def markdown(report: dict) -> str:
     lines = [f"# make soak, {report['finished_at']}", ""]
     lines.append(
         f"World: {report['customers']:,} customers, seed {report['seed']}, dates from {report['first_date']}; "
-        f"one daily run: {report['run_seconds']:.0f} s (median); total {_fmt(report['seconds'])}."
+        f"one daily run: {report['run_seconds']:.0f} s (median); total {_fmt(report['seconds'])}; "
+        f"code {report.get('commit', 'unknown')}."
     )
     lines.append("")
     lines += ["| leg | figures | diffs |", "|---|---|---|"]
@@ -882,7 +895,13 @@ def run_soak(
         "longer while other work shares the machine",
         flush=True,
     )
-    report: dict[str, Any] = {"customers": customers, "seed": seed, "sizes": sizes, "legs": {}}
+    report: dict[str, Any] = {
+        "customers": customers,
+        "seed": seed,
+        "sizes": sizes,
+        "commit": source_version(),
+        "legs": {},
+    }
     days = [soak.first_date + timedelta(days=offset) for offset in range(dates)]
     report["first_date"] = days[0].isoformat()
     rng = random.Random(seed)
