@@ -11,7 +11,6 @@ or after the run's as-of date waits in landing for a later run.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -30,6 +29,7 @@ from boomerang.ingest.gate import (
     record,
 )
 from boomerang.reports.quality import write_index
+from boomerang.warehouse.backup import sha256_file
 from boomerang.warehouse.db import connect
 from boomerang.warehouse.schema import ensure_schemas
 
@@ -94,11 +94,8 @@ class LoadReport:
 
 
 def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """A landing file's identity in ops.load_manifest: its sha256."""
+    return sha256_file(path)
 
 
 def discover(landing_dir: Path) -> tuple[list[Batch], list[str]]:

@@ -60,6 +60,7 @@ class RestoreError(RuntimeError):
 
 
 def sha256_file(path: Path) -> str:
+    """The file's sha256, hex, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -67,17 +68,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync(path: Path) -> None:
+    """Flush a file's bytes (or a folder's entries) to disk, so a crash cannot leave a renamed, empty
+    file (or lose the rename)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb+") as handle:
-        os.fsync(handle.fileno())
 
 
 def _append_manifest(folder: Path, line: dict) -> None:
@@ -213,7 +211,7 @@ def journal_ledger(settings: Settings, as_of: date) -> dict[str, int | str]:
             log.info("Journal %s already holds the ledger of %s (identical): kept as it is", target, as_of)
             return {"file": str(target), "written": 0, **counts, **journal_predictions(con, folder, as_of)}
         predictions = journal_predictions(con, folder, as_of)
-    _fsync_file(tmp)
+    fsync(tmp)
     rows = sum(counts.values())
     _append_manifest(
         folder,
@@ -228,7 +226,7 @@ def journal_ledger(settings: Settings, as_of: date) -> dict[str, int | str]:
         },
     )
     tmp.replace(target)
-    _fsync_dir(folder)
+    fsync(folder)
     log.info(
         "Journal %s: %d entries, %d outbox rows", target, counts.get("entries", 0), counts.get("outbox", 0)
     )
@@ -264,7 +262,7 @@ def journal_predictions(con: duckdb.DuckDBPyConnection, journal_dir: Path, as_of
         con.execute(
             f"copy (select * from {relation} order by all) to '{tmp}' (format parquet, compression zstd)"
         )
-        _fsync_file(tmp)
+        fsync(tmp)
         _append_manifest(
             folder,
             {
@@ -276,7 +274,7 @@ def journal_predictions(con: duckdb.DuckDBPyConnection, journal_dir: Path, as_of
             },
         )
         tmp.replace(target)
-        _fsync_dir(folder)
+        fsync(folder)
     return {f"predictions.{table}": count for table, count in rows.items()}
 
 
@@ -358,7 +356,7 @@ def backup_warehouse(settings: Settings, as_of: date) -> dict[str, int | str]:
     with connect(settings.warehouse_path) as con:
         con.execute("checkpoint")
         shutil.copyfile(settings.warehouse_path, tmp)
-    _fsync_file(tmp)
+    fsync(tmp)
     size = tmp.stat().st_size
     _append_manifest(
         folder,
@@ -371,7 +369,7 @@ def backup_warehouse(settings: Settings, as_of: date) -> dict[str, int | str]:
         },
     )
     tmp.replace(target)
-    _fsync_dir(folder)
+    fsync(folder)
     removed = [backup.path for backup in list_backups(folder)[settings.backup_keep :]]
     for path in removed:
         path.unlink()
@@ -628,9 +626,9 @@ def restore_ledger(settings: Settings, plan: RestorePlan) -> None:
     if plan.backup is not None:
         tmp = warehouse.with_name(f".{warehouse.name}.restore.tmp")
         shutil.copyfile(plan.backup.path, tmp)
-        _fsync_file(tmp)
+        fsync(tmp)
         tmp.replace(warehouse)
-        _fsync_dir(warehouse.parent)
+        fsync(warehouse.parent)
     with connect(warehouse) as con:
         ensure_schemas(con)
         plan.entries_to_add, plan.outbox_to_add = _replay(con, plan.journal_files, write=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 
+from boomerang.warehouse.backup import fsync
 from boomerang.warehouse.db import configure
 from boomerang.warehouse.schema import SNAPSHOT_META_DDL
 
@@ -243,12 +244,12 @@ def publish(
         raise
     con.close()
 
-    _fsync(temporary)
+    fsync(temporary)
     # Named like the snapshot up to its first dot, so DuckDB calls the database the same ('serving')
     # whether a client opens the link or the version's file.
     version = versions / f"{serving_path.stem}.{as_of.isoformat()}.{published_at:%Y%m%dT%H%M%S%f}.duckdb"
     os.replace(temporary, version)
-    _fsync(versions)
+    fsync(versions)
     _point(serving_path, version)
     _prune(versions, keep=version)
     log.info(
@@ -286,7 +287,7 @@ def _point(serving_path: Path, version: Path) -> None:
     # by a client that opened it read-write would be replayed onto the new version.
     serving_path.with_name(serving_path.name + ".wal").unlink(missing_ok=True)
     os.replace(link, serving_path)  # atomic on POSIX
-    _fsync(serving_path.parent)
+    fsync(serving_path.parent)
 
 
 def _prune(versions: Path, *, keep: Path) -> None:
@@ -502,12 +503,3 @@ def _string(text: str) -> str:
 def _remove(path: Path) -> None:
     for candidate in (path, path.with_name(path.name + ".wal")):
         candidate.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's (or a folder's entries') bytes to disk, so a crash cannot leave a renamed, empty file."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
