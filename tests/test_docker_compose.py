@@ -47,6 +47,9 @@ ON_THE_HOST = {
     "reports_dir": "./state/reports",  # the quality and campaign reports
     "serving_path": "./state/serving",  # the snapshot BI tools open
     "outbox_dir": "./state/outbox",  # what the loyalty system reads
+    # the ledger's journal and the backups: off the warehouse's volume, so losing it loses neither
+    "journal_dir": "./state/journal",
+    "backup_dir": "./state/backups",
     "airflow_home": "./state/airflow",  # Airflow's task logs
 }
 # The code Boomerang reads (mounted from the checkout); every other path setting is written by a run.
