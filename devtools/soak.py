@@ -60,6 +60,7 @@ import duckdb
 
 from boomerang.config import PROJECT_ROOT, Settings
 from boomerang.pipeline import DAILY_STEPS
+from boomerang.warehouse.db import connect
 
 log = logging.getLogger("devtools.soak")
 
@@ -180,8 +181,7 @@ def _by_date(
 def fingerprint(settings: Settings, *, snapshot: bool = True) -> Fingerprint:
     """What a home holds that must not change silently: see the module's docstring."""
     found: Fingerprint = {}
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
+    with connect(settings.warehouse_path, read_only=True) as con:
         for schema, table in _tables(con, ("ledger", "raw", "ml")):
             name = f"{schema}.{table}"
             leave_out = WALL_CLOCK.get(name, ())
@@ -191,8 +191,6 @@ def fingerprint(settings: Settings, *, snapshot: bool = True) -> Fingerprint:
                 found[f"warehouse:{name}"] = _digest(
                     con, f'"{schema}"."{table}"', _columns(con, schema, table, leave_out)
                 )
-    finally:
-        con.close()
     files = sorted(settings.outbox_dir.glob("*.jsonl")) if settings.outbox_dir.exists() else []
     for path in files:
         data = path.read_bytes()
@@ -207,8 +205,7 @@ def snapshot_fingerprint(serving_path: Path) -> Fingerprint:
     if not serving_path.exists():
         return {"snapshot:(missing)": (0, "")}
     found: Fingerprint = {}
-    con = duckdb.connect(str(serving_path), read_only=True)
-    try:
+    with connect(serving_path, read_only=True) as con:
         for schema, table in _tables(con):
             name = f"{schema}.{table}"
             leave_out = SNAPSHOT_WALL_CLOCK.get(name, ())
@@ -218,21 +215,16 @@ def snapshot_fingerprint(serving_path: Path) -> Fingerprint:
                 found[f"snapshot:{name}"] = _digest(
                     con, f'"{schema}"."{table}"', _columns(con, schema, table, leave_out)
                 )
-    finally:
-        con.close()
     return found
 
 
 def ledger_counts(settings: Settings) -> dict[str, int]:
     """Ledger entries by kind and outbox rows: how much the soaked runs exercised the ledger."""
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
+    with connect(settings.warehouse_path, read_only=True) as con:
         counts = dict(
             con.execute("select kind, count(*) from ledger.entries group by 1 order by 1").fetchall()
         )
         counts["outbox"] = con.execute("select count(*) from ledger.outbox").fetchone()[0]  # type: ignore[index]
-    finally:
-        con.close()
     return counts
 
 

@@ -495,20 +495,13 @@ def _choose_backup(settings: Settings, given: Path | None, plan_skipped: list[st
 @contextmanager
 def _source(backup: Backup | None) -> Iterator[duckdb.DuckDBPyConnection]:
     """The backup opened read-only, or an empty in-memory warehouse."""
-    from boomerang.warehouse.db import configure
+    from boomerang.warehouse.db import connect
     from boomerang.warehouse.schema import ensure_schemas
 
-    if backup is None:
-        con = duckdb.connect(":memory:")
-        configure(con)
-        ensure_schemas(con)
-    else:
-        con = duckdb.connect(str(backup.path), read_only=True)
-        configure(con)
-    try:
+    with connect(None if backup is None else backup.path, read_only=backup is not None) as con:
+        if backup is None:
+            ensure_schemas(con)
         yield con
-    finally:
-        con.close()
 
 
 def _replay(con: duckdb.DuckDBPyConnection, files: list[Path], *, write: bool) -> tuple[int, int]:
