@@ -127,10 +127,15 @@ def _journal_query(as_of: date) -> str:
         """
 
 
-def _content_differences(con: duckdb.DuckDBPyConnection, left: str, right: str) -> tuple[int, int]:
-    """Rows of ``left`` not in ``right`` and the other way round, both journal relations, wall clock left
-    out."""
-    drop = ", ".join(WALL_CLOCK.values())
+def _content_differences(
+    con: duckdb.DuckDBPyConnection,
+    left: str,
+    right: str,
+    wall_clock: tuple[str, ...] = tuple(WALL_CLOCK.values()),
+) -> tuple[int, int]:
+    """Rows of ``left`` not in ``right`` and the other way round (two relations of the same columns),
+    the ``wall_clock`` columns left out."""
+    drop = ", ".join(wall_clock)
     only_left, only_right = con.execute(
         f"""
         select
@@ -246,19 +251,14 @@ def journal_predictions(con: duckdb.DuckDBPyConnection, journal_dir: Path, as_of
         relation = f"(select * from ml.{table} where as_of_date = date '{as_of.isoformat()}')"
         [(count,)] = con.execute(f"select count(*) from {relation}").fetchall()
         rows[table] = int(count)
-        if target.exists() and sha256_file(target) == read_manifest(folder).get(target.name, {}).get(
+        verified = target.exists() and sha256_file(target) == read_manifest(folder).get(target.name, {}).get(
             "sha256"
+        )
+        if verified and _content_differences(con, relation, f"read_parquet('{target}')", ("scored_at",)) == (
+            0,
+            0,
         ):
-            same = (
-                con.execute(
-                    f"select count(*) from (select * exclude (scored_at) from {relation} except all "
-                    f"select * exclude (scored_at) from read_parquet('{target}'))"
-                ).fetchone()[0]
-                == 0
-                and con.execute(f"select count(*) from read_parquet('{target}')").fetchone()[0] == count
-            )  # type: ignore[index]
-            if same:
-                continue
+            continue  # scored again with the same result: the file stays as it was
         con.execute(
             f"copy (select * from {relation} order by all) to '{tmp}' (format parquet, compression zstd)"
         )
