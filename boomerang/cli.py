@@ -498,7 +498,7 @@ def score(settings: Settings, as_of: date) -> int:
             file=sys.stderr,
         )
         return 1
-    scored = pipeline.run_step("score_customers", settings, as_of)
+    scored = pipeline.run_step("score_customers", settings, as_of)["customers"]
     if not scored:
         print(
             f"No active customer in marts.fct_customer_features at {as_of}: nothing scored. "

@@ -299,8 +299,9 @@ def publish_champion(settings: Settings, as_of: date, version: str) -> str:
     return version
 
 
-def score_customers(settings: Settings, as_of: date) -> int:
-    """Score active customers at ``as_of`` with the champion into ml.churn_scores."""
+def score_customers(settings: Settings, as_of: date) -> dict[str, Any]:
+    """Score active customers at ``as_of`` with the champion into ml.churn_scores; returns how many
+    (``customers``) and each phase's seconds (read, probability, reasons, write)."""
     from ml import score
 
     return score.score_customers(
@@ -308,7 +309,7 @@ def score_customers(settings: Settings, as_of: date) -> int:
         settings.models_dir,
         as_of,
         _model_params(settings),
-    )
+    ).as_dict()
 
 
 def _mileage_params(settings: Settings):

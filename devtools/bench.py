@@ -11,7 +11,8 @@ It also times:
 * **the floor** of the feature build: one DuckDB pass that reads the same raw tables once and
   aggregates them per customer. Features / floor says how far the dbt models are from the fastest
   read the machine allows;
-* **scoring** in customers per second;
+* **scoring** in customers per second: reading the features, the probability and writing the scores
+  (the target), the reasons (per-feature contributions, in words) apart, and the whole step;
 * **how cost grows**: each stage's exponent in the number of customers, and, at one size, how
   the daily run grows from one to two years of history.
 
@@ -59,14 +60,24 @@ HISTORY_STAGES = ("validate_landing", "load_landing", "dbt_build", *TRAINING_STA
 DAILY_STAGES = tuple(step.name for step in DAILY_STEPS)
 SIMULATED_ONLY = ("simulate_world", "truth_check")
 
-# The targets of issue #8, at 1M customers and two years of history on a 2-core, 24 GB machine.
+# The targets of issue #15 (issue #8's, tightened), at 1M customers and two years of history on a
+# 2-core, 24 GB machine. ``history_ratio`` is judged at --history-size (100k): the daily run with two
+# years of history over the daily run with one.
 TARGETS = {
-    "daily_run_seconds": 600.0,  # load a day, build, score, clawback, pre-grant, invariants, publish
-    "daily_run_peak_gb": 8.0,
-    "features_over_floor": 3.0,
-    "scoring_customers_per_second": 100_000.0,
+    "daily_run_seconds": 120.0,  # load a day, build, score, clawback, pre-grant, invariants, publish
+    "daily_run_peak_gb": 6.0,
+    "features_over_floor": 2.0,
+    # read the features, XGBoost's probability, risk bands, written: reasons not included ...
+    "scoring_customers_per_second": 300_000.0,
+    # ... they are their own figure: per-feature contributions, put into words, for every customer
+    "reasons_customers_per_second": 70_000.0,
+    "history_load_seconds": 600.0,  # validating + loading the two-year history
+    "history_load_peak_gb": 8.0,
+    "history_ratio": 1.05,
     "simulate_history_seconds": 600.0,  # the 1M-customer, two-year world
 }
+# The phases of the score_customers step (ml.score.ScoringReport) that the scoring target counts.
+SCORING_PHASES = ("read", "probability", "write")
 TARGET_SIZE = 1_000_000
 
 # An exponent above this (time ~ customers^k) is named as growing faster than linear; a little
@@ -385,9 +396,7 @@ def bench_size(
     # The target is judged on the whole feature build, upstream tables included (the stricter one).
     out["features_over_floor"] = out["feature_build_seconds"] / max(floor.result["seconds"], 1e-9)
     out["feature_model_over_floor"] = out["feature_model_seconds"] / max(floor.result["seconds"], 1e-9)
-    scored = daily["score_customers"]["result"]
-    out["scored_customers"] = scored
-    out["scoring_customers_per_second"] = scored / daily["score_customers"]["seconds"] if scored else 0.0
+    out.update(scoring_figures(daily["score_customers"]))
     run_stages = [name for name in DAILY_STAGES if name not in SIMULATED_ONLY]
     out["daily_run_seconds"] = sum(daily[name]["seconds"] for name in run_stages)
     out["daily_run_peak_rss_mb"] = max(daily[name]["peak_rss_mb"] for name in run_stages)
@@ -408,6 +417,26 @@ def _saved_size(bench_dir: Path, customers: int, history_days: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- analysis
+
+
+def scoring_figures(step: dict) -> dict:
+    """Customers per second of the score_customers step (its result: ml.score.ScoringReport.as_dict):
+    through reading, probability and writing (the scoring target), through the reasons alone, and
+    through the whole step (Python's start-up, the imports and the model's loading included)."""
+    result = step["result"]
+    customers = result["customers"]
+    phases = result.get("seconds", {})
+
+    def rate(seconds: float) -> float:
+        return customers / seconds if customers and seconds > 0 else 0.0
+
+    return {
+        "scored_customers": customers,
+        "scoring_phase_seconds": phases,
+        "scoring_customers_per_second": rate(sum(phases.get(name, 0.0) for name in SCORING_PHASES)),
+        "reasons_customers_per_second": rate(phases.get("reasons", 0.0)),
+        "score_step_customers_per_second": rate(step["seconds"]),
+    }
 
 
 def exponent(points: list[tuple[float, float]]) -> float | None:
@@ -470,41 +499,69 @@ def history_growth(short: dict, long: dict) -> dict:
     }
 
 
-def check_targets(result: dict | None) -> list[dict]:
-    """Each target at :data:`TARGET_SIZE`: met or missed, by how much, and what limits it."""
-    if result is None:
-        return [
-            {"target": name, "status": "not measured", "detail": f"needs the {_label(TARGET_SIZE)} size"}
-            for name in TARGETS
-        ]
-    run_stages = [n for n in DAILY_STAGES if n not in SIMULATED_ONLY]
-    slowest = max(run_stages, key=lambda n: result["daily"][n]["seconds"])
-    hungriest = max(run_stages, key=lambda n: result["daily"][n]["peak_rss_mb"])
-    checks = [
-        (
-            "daily_run_seconds",
+def check_targets(result: dict | None, history: dict | None = None) -> list[dict]:
+    """Each target at :data:`TARGET_SIZE` (the history ratio from ``history``, :func:`history_growth`'s
+    result): met or missed, by how much, and what limits it; "not measured" where a figure is missing
+    (a size not run, or results saved before the figure existed)."""
+    checks: dict[str, tuple[float, str, str]] = {}
+    if result is not None:
+        run_stages = [n for n in DAILY_STAGES if n not in SIMULATED_ONLY]
+        slowest = max(run_stages, key=lambda n: result["daily"][n]["seconds"])
+        hungriest = max(run_stages, key=lambda n: result["daily"][n]["peak_rss_mb"])
+        checks["daily_run_seconds"] = (
             result["daily_run_seconds"],
             "<",
             f"slowest stage: {slowest} ({result['daily'][slowest]['seconds']:.0f} s)",
-        ),
-        ("daily_run_peak_gb", result["daily_run_peak_rss_mb"] / 1024, "<", f"peak in: {hungriest}"),
-        (
-            "features_over_floor",
+        )
+        checks["daily_run_peak_gb"] = (result["daily_run_peak_rss_mb"] / 1024, "<", f"peak in: {hungriest}")
+        checks["features_over_floor"] = (
             result["features_over_floor"],
             "<",
             f"slowest model: {result['dbt_slowest_models'][0]['model']}",
-        ),
-        (
-            "scoring_customers_per_second",
-            result["scoring_customers_per_second"],
-            ">",
-            "score: features query, XGBoost, reasons in words",
-        ),
-        ("simulate_history_seconds", result["simulate_history"]["seconds"], "<", "the simulator's day loop"),
-    ]
+        )
+        phases = result.get("scoring_phase_seconds") or {}
+        if phases:
+            slowest_phase = max(SCORING_PHASES, key=lambda name: phases.get(name, 0.0))
+            checks["scoring_customers_per_second"] = (
+                result["scoring_customers_per_second"],
+                ">",
+                f"slowest phase: {slowest_phase} ({phases.get(slowest_phase, 0.0):.1f} s)",
+            )
+            checks["reasons_customers_per_second"] = (
+                result["reasons_customers_per_second"],
+                ">",
+                "XGBoost's approximate contributions",
+            )
+        history_stages = ("validate_landing", "load_landing")
+        if all(name in result["history"] for name in history_stages):
+            parts = {name: result["history"][name] for name in history_stages}
+            slower = max(history_stages, key=lambda name: parts[name]["seconds"])
+            checks["history_load_seconds"] = (
+                sum(part["seconds"] for part in parts.values()),
+                "<",
+                f"slower stage: {slower}",
+            )
+            checks["history_load_peak_gb"] = (
+                max(part["peak_rss_mb"] for part in parts.values()) / 1024,
+                "<",
+                f"peak in: {max(history_stages, key=lambda name: parts[name]['peak_rss_mb'])}",
+            )
+        checks["simulate_history_seconds"] = (
+            result["simulate_history"]["seconds"],
+            "<",
+            "the simulator's day loop",
+        )
+    if history is not None:
+        stages = history["stages"]
+        grows = max(stages, key=lambda name: stages[name]["ratio"]) if stages else "none"
+        checks["history_ratio"] = (history["daily_run_ratio"], "<", f"grows most with history: {grows}")
     out = []
-    for name, value, sense, limit in checks:
-        target = TARGETS[name]
+    for name, target in TARGETS.items():
+        if name not in checks:
+            where = f"the {_label(TARGET_SIZE)} size" if name != "history_ratio" else "--history-size"
+            out.append({"target": name, "status": "not measured", "detail": f"needs {where}"})
+            continue
+        value, sense, limit = checks[name]
         met = value < target if sense == "<" else value > target
         by = value / target if sense == "<" else target / value if value else math.inf
         out.append(
@@ -606,7 +663,23 @@ def markdown(report: dict) -> str:
     row("floor: one pass over the same inputs", None, lambda s: f"{s['floor_seconds']:.2f}")
     row("features / floor (model alone)", None, lambda s: f"{s['feature_model_over_floor']:.1f}x")
     row("features / floor (with upstream: the target)", None, lambda s: f"{s['features_over_floor']:.1f}x")
-    row("scoring, customers per second", None, lambda s: f"{s['scoring_customers_per_second']:,.0f}")
+    row(
+        "scoring, customers per second (read, probability, written)",
+        None,
+        lambda s: f"{s['scoring_customers_per_second']:,.0f}",
+    )
+    row(
+        "reasons, customers per second (contributions, in words)",
+        None,
+        lambda s: f"{s['reasons_customers_per_second']:,.0f}" if "reasons_customers_per_second" in s else "",
+    )
+    row(
+        "score_customers step, customers per second (start-up included)",
+        None,
+        lambda s: (
+            f"{s['score_step_customers_per_second']:,.0f}" if "score_step_customers_per_second" in s else ""
+        ),
+    )
     row("warehouse file, GB", None, lambda s: f"{s['warehouse_mb'] / 1024:.2f}")
     borrowed = [
         f"{_label(s['customers'])} scored with the {_label(s['champion_from'])} champion"
@@ -711,7 +784,6 @@ def run_bench(
         "history_days": history_days,
         "sizes": results,
         "growth": growth(results),
-        "targets": check_targets(next((r for r in results if r["customers"] == TARGET_SIZE), None)),
     }
     if history_size:
         long = next((r for r in results if r["customers"] == history_size), None) or size(
@@ -719,6 +791,9 @@ def run_bench(
         )
         short = size(history_size, history_days // 2)
         report["history_growth"] = history_growth(short, long)
+    report["targets"] = check_targets(
+        next((r for r in results if r["customers"] == TARGET_SIZE), None), report.get("history_growth")
+    )
     out = bench_dir / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -164,11 +164,23 @@ def as_of_dates(frame: pd.DataFrame) -> set[date]:
     return set(pd.to_datetime(frame["as_of_date"]).dt.date)
 
 
-def active_features(con, as_of: date) -> pd.DataFrame:
+def active_features(
+    con, as_of: date, *, ordered: bool = True, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """The point-in-time features of every customer active at ``as_of`` (dbt's rule,
-    ``marts.fct_customer_features.is_active``), in customer order: what each model scores."""
+    ``marts.fct_customer_features.is_active``): what each model scores.
+
+    In customer order unless ``ordered`` is False; every column, or the keys and ``columns`` only,
+    as DOUBLE. Scoring asks for both (its results depend neither on the order nor on the columns it
+    does not use): at a million customers that reads in under a second instead of about three.
+    """
+    order = " order by customer_id" if ordered else ""
+    selected = "*"
+    if columns is not None:
+        numbers = ", ".join(f'cast("{name}" as double) as "{name}"' for name in columns)
+        selected = "customer_id, as_of_date" + (f", {numbers}" if numbers else "")
     return con.execute(
-        "select * from marts.fct_customer_features where as_of_date = ? and is_active order by customer_id",
+        f"select {selected} from marts.fct_customer_features where as_of_date = ? and is_active{order}",
         [as_of],
     ).df()
 

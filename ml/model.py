@@ -67,9 +67,14 @@ class Params:
         }
 
 
-def matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """The feature matrix in ``features`` order; missing values stay NaN (XGBoost handles them)."""
-    return frame[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+def matrix(frame: pd.DataFrame, features: list[str], dtype: type = np.float32) -> np.ndarray:
+    """The feature matrix in ``features`` order, as float32 (what XGBoost computes in); missing values
+    stay NaN (XGBoost handles them). Numeric columns go straight into the matrix; a column of another
+    type (Decimals, say) is converted to numbers on the way."""
+    columns = frame[features]
+    if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in columns.dtypes):
+        columns = columns.apply(pd.to_numeric, errors="coerce")
+    return columns.to_numpy(dtype=dtype, na_value=np.nan)
 
 
 def fit(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: Params):
@@ -96,18 +101,24 @@ def fit(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: P
     )
 
 
-def raw_scores(booster, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+def raw_scores(booster, frame: pd.DataFrame | np.ndarray, features: list[str]) -> np.ndarray:
+    """XGBoost's score of each row (its objective's output) from the trees up to the best iteration.
+
+    ``frame`` may already be the :func:`matrix` of ``features``: scoring builds it once for the
+    scores and the reasons. Predicts in place from the array (no DMatrix copy)."""
+    x = frame if isinstance(frame, np.ndarray) else matrix(frame, features)
+    if not len(x):
+        return np.zeros(0, dtype=np.float32)
+    return booster.inplace_predict(x, iteration_range=(0, booster.best_iteration + 1), missing=np.nan)
+
+
+def contributions(booster, frame: pd.DataFrame | np.ndarray, features: list[str]) -> np.ndarray:
+    """XGBoost's own per-feature contributions (log-odds), one row per customer; ``frame`` may already
+    be the :func:`matrix` of ``features``."""
     import xgboost as xgb
 
-    dmatrix = xgb.DMatrix(matrix(frame, features), feature_names=features)
-    return booster.predict(dmatrix, iteration_range=(0, booster.best_iteration + 1))
-
-
-def contributions(booster, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """XGBoost's own per-feature contributions (SHAP values, log-odds), one row per customer."""
-    import xgboost as xgb
-
-    dmatrix = xgb.DMatrix(matrix(frame, features), feature_names=features)
+    x = frame if isinstance(frame, np.ndarray) else matrix(frame, features)
+    dmatrix = xgb.DMatrix(x, feature_names=features, missing=np.nan, nthread=-1)
     # Saabas approximation: the same per-tree attribution idea as TreeSHAP, linear in tree depth,
     # so scoring the whole customer base stays fast; reasons only need the ranking.
     values = booster.predict(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ml.clv import SUMMARY_COLUMNS
 from ml.data import (
     Split,
     add_customer_base_features,
@@ -59,9 +60,21 @@ class TrainedModel:
     customer_base: object | None = None
     horizon_days: int | None = None
 
+    @property
+    def uses_customer_base(self) -> bool:
+        return self.customer_base is not None and bool(set(CUSTOMER_BASE_FEATURES) & set(self.features))
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The feature mart's columns the model reads: its features but the ones it computes itself,
+        and the purchase-history summary those are computed from."""
+        own = [name for name in self.features if name not in CUSTOMER_BASE_FEATURES]
+        extra = [name for name in SUMMARY_COLUMNS if name not in own] if self.uses_customer_base else []
+        return own + extra
+
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the features the model computes itself (the customer-base model's)."""
-        if self.customer_base is None or not set(CUSTOMER_BASE_FEATURES) & set(self.features):
+        if not self.uses_customer_base:
             return frame
         return add_customer_base_features(frame, self.customer_base, self.horizon_days)
 

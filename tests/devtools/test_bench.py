@@ -18,7 +18,18 @@ def _size(customers: int, seconds_per_customer: dict[str, float], power: float =
         return seconds_per_customer.get(name, 1e-5) * customers**power
 
     daily = {n: {"seconds": t(n), "peak_rss_mb": customers / 1000} for n in bench.DAILY_STAGES}
-    daily["score_customers"]["result"] = customers
+    # ml.score.ScoringReport.as_dict(): the step's time split over its phases (model loading aside)
+    step = daily["score_customers"]["seconds"]
+    daily["score_customers"]["result"] = {
+        "customers": customers,
+        "model_version": "v1",
+        "seconds": {
+            "read": step * 0.1,
+            "probability": step * 0.2,
+            "reasons": step * 0.5,
+            "write": step * 0.1,
+        },
+    }
     run = [n for n in bench.DAILY_STAGES if n not in bench.SIMULATED_ONLY]
     return {
         "customers": customers,
@@ -32,8 +43,7 @@ def _size(customers: int, seconds_per_customer: dict[str, float], power: float =
         "feature_model_over_floor": 1.5,
         "floor_seconds": 1e-5 * customers,
         "features_over_floor": 2.0,
-        "scored_customers": customers,
-        "scoring_customers_per_second": customers / daily["score_customers"]["seconds"],
+        **bench.scoring_figures(daily["score_customers"]),
         "daily_run_seconds": sum(daily[n]["seconds"] for n in run),
         "daily_run_peak_rss_mb": max(daily[n]["peak_rss_mb"] for n in run),
         "warehouse_mb": customers / 100,
@@ -74,16 +84,40 @@ def test_history_growth_compares_one_year_with_two():
 
 
 def test_targets_say_by_how_much_and_what_limits():
-    result = _size(1_000_000, {"dbt_build": 9e-4, "score_customers": 5e-6})
+    result = _size(1_000_000, {"dbt_build": 1.8e-4, "score_customers": 5e-6})
     checks = {t["target"]: t for t in bench.check_targets(result)}
-    # 900 s of dbt alone: over the 600 s target, and dbt_build named as the limit
+    # 180 s of dbt and 10 s for each other step: over the 120 s target, dbt_build named as the limit
     assert not checks["daily_run_seconds"]["met"]
-    assert "dbt_build" in checks["daily_run_seconds"]["detail"]
-    assert checks["daily_run_seconds"]["detail"].startswith("missed by 1.")
-    assert checks["scoring_customers_per_second"]["met"]  # 1M in 5 s
-    assert checks["features_over_floor"]["met"]
+    assert checks["daily_run_seconds"]["detail"].startswith(
+        f"missed by {result['daily_run_seconds'] / 120:.2f}x; slowest stage: dbt_build (180 s)"
+    )
+    # the step takes 5 s: read + probability + write 2 s (500k/s), the reasons 2.5 s (400k/s)
+    assert checks["scoring_customers_per_second"]["value"] == pytest.approx(500_000)
+    assert checks["scoring_customers_per_second"]["met"]
+    assert checks["reasons_customers_per_second"]["value"] == pytest.approx(400_000)
+    assert not checks["features_over_floor"]["met"]  # 2.0x: the target is under 2x
     assert checks["simulate_history_seconds"]["met"]  # 300 s
+    assert checks["history_load_seconds"]["value"] == pytest.approx(20.0)  # validate + load, 10 s each
+    assert checks["history_ratio"]["status"] == "not measured"  # no --history-size comparison given
     assert all(t["status"] == "not measured" for t in bench.check_targets(None))
+
+
+def test_a_slow_scoring_phase_is_named():
+    result = _size(1_000_000, {"score_customers": 2e-5})  # 20 s: read 2, probability 4, reasons 10, write 2
+    checks = {t["target"]: t for t in bench.check_targets(result)}
+    assert not checks["scoring_customers_per_second"]["met"]  # 1M in 8 s: 125k/s
+    assert "slowest phase: probability (4.0 s)" in checks["scoring_customers_per_second"]["detail"]
+    assert checks["reasons_customers_per_second"]["met"]  # 1M in 10 s
+
+
+def test_the_history_ratio_target_comes_from_the_history_comparison():
+    short, long = _size(100_000, {}), _size(100_000, {})
+    short["history_days"] = 365
+    long["daily_run_seconds"] = short["daily_run_seconds"] * 1.12
+    long["daily"]["dbt_build"]["seconds"] = short["daily"]["dbt_build"]["seconds"] * 1.5
+    checks = {t["target"]: t for t in bench.check_targets(None, bench.history_growth(short, long))}
+    assert checks["history_ratio"]["value"] == pytest.approx(1.12) and not checks["history_ratio"]["met"]
+    assert "grows most with history: dbt_build" in checks["history_ratio"]["detail"]
 
 
 def test_markdown_table_has_every_stage_size_and_target():

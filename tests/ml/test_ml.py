@@ -141,8 +141,8 @@ def test_a_worse_model_is_rejected_with_the_reason(world, champion, monkeypatch)
 
 
 def test_scoring_is_idempotent_and_gives_reasons_in_words(world, champion):
-    first = pipeline.score_customers(world, AS_OF)
-    second = pipeline.score_customers(world, AS_OF)
+    first = pipeline.score_customers(world, AS_OF)["customers"]
+    second = pipeline.score_customers(world, AS_OF)["customers"]
     active = query(
         world,
         "select count(*) from marts.fct_customer_features where as_of_date = ? and days_since_last_purchase <= 90",

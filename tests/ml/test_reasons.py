@@ -110,7 +110,8 @@ def test_scores_in_the_warehouse_carry_the_codes(tmp_path, monkeypatch):
         con.register("frame", _features())
         con.execute("create table marts.fct_customer_features as select * from frame")
     monkeypatch.setattr(score, "load_champion", lambda _models: _model())
-    assert score.score_customers(warehouse, tmp_path / "models", AS_OF) == 60
+    report = score.score_customers(warehouse, tmp_path / "models", AS_OF)
+    assert report.customers == 60 and set(report.seconds) == {"read", "probability", "reasons", "write"}
     con = duckdb.connect(str(warehouse), read_only=True)
     rows = con.execute(
         "select reason_1, reason_1_code, count(*) over (partition by reason_1_code) from ml.churn_scores "

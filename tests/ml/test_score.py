@@ -4,6 +4,7 @@ cut-offs that put most of a high-churn base in 'high'."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ml.model import Params, risk_band
@@ -56,10 +57,9 @@ def test_the_band_shares_are_checked():
         risk_band(np.array([0.1]), {"method": "deciles"})
 
 
-def test_scoring_computes_the_bgnbd_features_with_the_model_stored_customer_base():
-    """The day's rows carry purchase histories, not BG/NBD features: the model adds them with the
-    customer-base model fitted at training (its clv.json), for the horizon it was trained for, and
-    a BG/NBD feature that raises a risk reads as words."""
+def _bgnbd_model(n: int = 400):
+    """A model on one RFM feature and two BG/NBD features (computed at scoring from the purchase-history
+    summary, with the customer-base model stored beside it), and the day's rows it scores."""
     from datetime import date
 
     import pandas as pd
@@ -68,10 +68,8 @@ def test_scoring_computes_the_bgnbd_features_with_the_model_stored_customer_base
     from ml.clv import CustomerBaseModel, bgnbd_features
     from ml.model import Calibrator
     from ml.registry import TrainedModel
-    from ml.score import score_frame
 
     rng = np.random.default_rng(0)
-    n = 400
     age = rng.integers(30, 300, n)
     recency = (age * rng.uniform(0, 1, n)).astype(int)
     frame = pd.DataFrame(
@@ -82,7 +80,7 @@ def test_scoring_computes_the_bgnbd_features_with_the_model_stored_customer_base
             "repeat_purchase_days": rng.integers(0, 12, n),
             "clv_recency_days": recency,
             "clv_age_days": age,
-            "repeat_spend_per_day": rng.uniform(10, 90, n),
+            "repeat_spend_per_day": rng.uniform(10, 90, n).round(2),
         }
     )
     base = CustomerBaseModel(bgnbd={"r": 0.8, "alpha": 20.0, "a": 0.6, "b": 2.5}, gamma_gamma=None)
@@ -96,10 +94,19 @@ def test_scoring_computes_the_bgnbd_features_with_the_model_stored_customer_base
     )
     booster.set_attr(best_iteration="19")
     model = TrainedModel("v", None, booster, Calibrator(x=[0.0, 1.0], y=[0.0, 1.0]), features, base, 60)  # type: ignore[arg-type]
+    return model, frame, with_bgnbd
 
+
+def test_scoring_computes_the_bgnbd_features_with_the_model_stored_customer_base():
+    """The day's rows carry purchase histories, not BG/NBD features: the model adds them with the
+    customer-base model fitted at training (its clv.json), for the horizon it was trained for, and
+    a BG/NBD feature that raises a risk reads as words."""
+    from ml.score import score_frame
+
+    model, frame, with_bgnbd = _bgnbd_model()
     scores = score_frame(model, frame, Params.load())
 
-    assert len(scores) == n and scores["churn_probability"].between(0, 1).all()
+    assert len(scores) == len(frame) and scores["churn_probability"].between(0, 1).all()
     assert np.allclose(scores["churn_probability"], model.predict(with_bgnbd))
     reasons = scores["reason_1"][scores["reason_1_code"] == "bgnbd_p_no_purchase"]
     assert (
@@ -109,3 +116,77 @@ def test_scoring_computes_the_bgnbd_features_with_the_model_stored_customer_base
         ).all()
     )
     assert (scores["risk_band"] == "high").mean() == pytest.approx(0.2, abs=0.01)
+
+
+def test_in_place_prediction_gives_xgboosts_scores_to_the_bit():
+    """Scoring predicts in place from a float32 array (no DMatrix copy): the same numbers as
+    XGBoost's DMatrix prediction, missing values included."""
+    import xgboost as xgb
+
+    from ml.model import matrix, raw_scores
+
+    model, frame, with_bgnbd = _bgnbd_model()
+    with_bgnbd.loc[::7, "days_since_last_purchase"] = np.nan  # never bought
+    x = matrix(with_bgnbd, model.features)
+    expected = model.booster.predict(
+        xgb.DMatrix(x, feature_names=model.features), iteration_range=(0, model.booster.best_iteration + 1)
+    )
+    assert np.array_equal(raw_scores(model.booster, x, model.features), expected)
+    assert np.array_equal(raw_scores(model.booster, with_bgnbd, model.features), expected)
+
+
+def test_the_warehouse_path_reads_only_what_the_model_uses_and_scores_as_the_whole_mart_would(
+    tmp_path, monkeypatch
+):
+    """score_customers reads the keys and the model's input columns (its features and, for BG/NBD's,
+    the purchase-history summary), as numbers, unsorted: its rows equal scoring the whole mart in
+    customer order; inactive customers and other dates are not scored; each phase is timed."""
+    from datetime import date
+
+    import duckdb
+
+    from boomerang.warehouse.db import connect
+    from ml import score
+
+    model, frame, _ = _bgnbd_model()
+    mart = frame.assign(
+        is_active=True,
+        email_sent_90d=7,  # a column the model does not use
+        spend_90d="12.50",  # ... of a type it could not use either
+    ).sample(frac=1.0, random_state=1)  # stored out of customer order
+    inactive = mart.head(3).assign(customer_id=lambda f: f["customer_id"] + "-gone", is_active=False)
+    other_day = mart.head(3).assign(as_of_date=date(2025, 5, 31))
+    warehouse = tmp_path / "w.duckdb"
+    with connect(warehouse) as con:
+        con.execute("create schema marts")
+        con.register("frame", pd.concat([mart, inactive, other_day]))
+        con.execute(
+            "create table marts.fct_customer_features as select * replace (clv_age_days::bigint as clv_age_days, "
+            "repeat_spend_per_day::decimal(18, 2) as repeat_spend_per_day) from frame"
+        )
+    monkeypatch.setattr(score, "load_champion", lambda _models: model)
+
+    report = score.score_customers(warehouse, tmp_path / "models", date(2025, 6, 1), Params.load())
+
+    assert report.customers == len(frame) and report.model_version == "v"
+    assert set(report.seconds) == {"read", "probability", "reasons", "write"}
+    assert model.input_columns == [
+        "days_since_last_purchase",
+        "repeat_purchase_days",
+        "clv_recency_days",
+        "clv_age_days",
+        "repeat_spend_per_day",
+    ]
+    con = duckdb.connect(str(warehouse), read_only=True)
+    written = con.execute(
+        f"select {', '.join(score.SCORE_COLUMNS[:-1])} from ml.churn_scores order by customer_id"
+    ).df()
+    con.close()
+    written["as_of_date"] = written["as_of_date"].dt.date
+    expected = score.score_frame(model, frame.sort_values("customer_id"), Params.load())
+    expected = expected[list(score.SCORE_COLUMNS[:-1])].sort_values("customer_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        written.astype(object).where(written.notna(), None),
+        expected.astype(object).where(expected.notna(), None),
+        check_dtype=False,
+    )
