@@ -17,13 +17,17 @@ export DO_NOT_TRACK := 1
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
+# --compile-bytecode: every installed module's bytecode is written once, here. Without it, a machine
+# or image that sets PYTHONDONTWRITEBYTECODE (this project's CI does; many Docker images do)
+# compiles Great Expectations, dbt, Airflow and XGBoost from source in every process: 2.5 s more for
+# each Great Expectations import, 1.2 s for each dbt start (see docs/data-engineers.md, Performance).
 $(VENV)/.synced: pyproject.toml uv.lock
 	@if [ -z "$(UV)" ] && ! $(PYTHON) -m uv --version >/dev/null 2>&1; then \
 		echo "Installing uv $(UV_VERSION) (the lock-file installer)"; \
 		$(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"; \
 	fi
 	@echo "Building $(VENV) from uv.lock"
-	@$(if $(UV),$(UV),$(PYTHON) -m uv) sync --frozen --python $(PYTHON) --quiet
+	@$(if $(UV),$(UV),$(PYTHON) -m uv) sync --frozen --python $(PYTHON) --quiet --compile-bytecode
 	@touch $@
 
 setup: $(VENV)/.synced ## build the virtual environment from the lock file
@@ -42,8 +46,11 @@ browser: ## install headless Chromium for the report test, if missing (apt-get, 
 		fi; \
 	fi
 
+# On every core (pytest-xdist): each test module runs whole on one worker, the tests of the trained
+# world all on one (tests/conftest.py). TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= auto
 test: setup browser ## run the test suite (what CI runs)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_ARGS)
 
 # Not part of `make test`: it simulates and builds worlds of 10k, 100k and 1M customers with two years
 # of history (about 25 GB under bench/, the worlds cached for the next run). A quick look at one size:

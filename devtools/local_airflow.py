@@ -23,6 +23,7 @@ from datetime import date
 from pathlib import Path
 
 from boomerang.config import PROJECT_ROOT, Settings
+from boomerang.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -236,11 +237,16 @@ def _run_dates(dag_id: str, logical_dates: list[str]) -> int:
         print(f"[run] no DAG {dag_id} in {DAGS_FOLDER}: {bag.import_errors}", flush=True)
         return 2
     dag = bag.dags[dag_id]
+    # one line per date: how long it took, the whole backfill's elapsed time and about how long is left
+    progress = Progress(
+        len(logical_dates), f"[run] {dag_id}", unit="days" if len(logical_dates) > 1 else "day"
+    )
     for text in logical_dates:
         started = time.monotonic()
         run = dag.test(logical_date=datetime.fromisoformat(text).replace(tzinfo=UTC))
         state = str(getattr(run, "state", "unknown"))
-        print(f"[run] {dag_id} {text}: {state} in {time.monotonic() - started:.0f}s", flush=True)
+        progress.done += 1
+        print(progress.line(f"{text}: {state} in {time.monotonic() - started:.0f}s"), flush=True)
         if not state.endswith("success"):
             failed = [ti.task_id for ti in run.get_task_instances() if str(ti.state).endswith("failed")]
             print(f"[run] error: {dag_id} {text} failed at {failed}", flush=True)

@@ -38,6 +38,21 @@ TRANSACTIONS = (
 )
 
 
+# `make test` runs the suite on two workers (pytest-xdist, --dist loadgroup; pyproject.toml). A session
+# fixture is built once per worker and a module fixture once per worker that runs its module, so each
+# module runs whole on one worker, and every module with a test of the trained world (built in
+# minutes: the world, the churn champion, the campaign through Airflow) on the same worker, which
+# builds it once.
+ML_FIXTURES = frozenset({"ml_world", "ml_champion", "campaign"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    trained = {item.path for item in items if ML_FIXTURES & set(getattr(item, "fixturenames", ()))}
+    for item in items:  # a whole module: its own module-scoped fixtures are then built once too
+        group = "trained-world" if item.path in trained else str(item.path.relative_to(config.rootpath))
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def make_settings(home: Path, **env: str) -> Settings:
     return Settings.from_env(
         {
@@ -154,6 +169,7 @@ class Campaign:
     run_dates: list[date]
     reads: dict[str, list[dict]]  # what the serving-snapshot readers saw during the runs
     snapshot_after: list[tuple]  # the snapshot's as-of date, read right after the last run
+    log: Path  # the Airflow process's output: every task's log and a progress line per date
 
 
 @pytest.fixture(scope="session")
@@ -184,9 +200,9 @@ def campaign(ml_world: Settings, ml_champion: str, tmp_path_factory: pytest.Temp
     ensure_metadata_db(settings)
     readers = tmp_path_factory.mktemp("readers")
     with readers_running(settings.serving_path, readers) as reads:
-        dags_test_dates(settings, "boomerang_daily", CAMPAIGN_DATES, echo=False)
+        log = dags_test_dates(settings, "boomerang_daily", CAMPAIGN_DATES, echo=False)
     after = query_file(settings.serving_path, "select distinct as_of_date from meta.snapshot")
-    return Campaign(settings, CAMPAIGN_DATES, reads, after)
+    return Campaign(settings, CAMPAIGN_DATES, reads, after, log)
 
 
 def query_file(path: Path, sql: str) -> list[tuple]:

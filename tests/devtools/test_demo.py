@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import pytest
 from conftest import make_settings
 from ledger_helpers import holdout, open_warehouse, pregrant
 
@@ -93,3 +94,19 @@ def test_the_summary_before_any_decision(tmp_path):
     settings.warehouse_path.parent.mkdir(parents=True)
     open_warehouse(settings.warehouse_path).close()
     assert amounts_summary(settings) == "Grant amounts: no pre-grant decided yet."
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # builds the shared campaign when it runs first (see test_end_to_end_rewards)
+def test_a_backfill_through_airflow_prints_a_progress_line_per_date(campaign):
+    """`make demo`'s daily runs (and any dags_test_dates backfill) say after each date how long it
+    took, how long the whole backfill has run and about how long is left."""
+    lines = [
+        line for line in campaign.log.read_text().splitlines() if line.startswith("[run] boomerang_daily: ")
+    ]
+    total = len(campaign.run_dates)
+    assert len(lines) == total
+    for number, (line, day) in enumerate(zip(lines, campaign.run_dates, strict=True), start=1):
+        assert line.startswith(f"[run] boomerang_daily: {number}/{total} days ("), line
+        assert " elapsed" in line and f"({day}: success in " in line, line
+        assert ("about " in line and " left" in line) if number < total else ", done" in line, line
