@@ -38,19 +38,32 @@ TRANSACTIONS = (
 )
 
 
-# `make test` runs the suite on two workers (pytest-xdist, --dist loadgroup; pyproject.toml). A session
-# fixture is built once per worker and a module fixture once per worker that runs its module, so each
-# module runs whole on one worker, and every module with a test of the trained world (built in
-# minutes: the world, the churn champion, the campaign through Airflow) on the same worker, which
-# builds it once.
+# `make test` runs the suite on every core (pytest-xdist, --dist loadgroup; the Makefile). A session
+# fixture is built once per worker that uses it, a module fixture once per worker that runs a test
+# using it. So the tests are grouped by what is expensive to build: every test of the trained world
+# (built in minutes: the world, the churn champion, the campaign through Airflow) on one worker, which
+# builds it once; the tests sharing a module-scoped fixture on one worker (with the trained world's
+# when one of them needs that too); every other test wherever a worker is free.
 ML_FIXTURES = frozenset({"ml_world", "ml_champion", "campaign"})
 
 
+def _module_fixtures(item: pytest.Item) -> set[str]:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return set()
+    return {name for name, defs in info.name2fixturedefs.items() if defs and defs[-1].scope == "module"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    trained = {item.path for item in items if ML_FIXTURES & set(getattr(item, "fixturenames", ()))}
-    for item in items:  # a whole module: its own module-scoped fixtures are then built once too
-        group = "trained-world" if item.path in trained else str(item.path.relative_to(config.rootpath))
-        item.add_marker(pytest.mark.xdist_group(group))
+    trained = {item for item in items if ML_FIXTURES & set(getattr(item, "fixturenames", ()))}
+    # module fixtures a trained-world test uses: every test using one of them joins that worker
+    with_trained = {(item.path, name) for item in trained for name in _module_fixtures(item)}
+    for item in items:
+        shared = _module_fixtures(item)
+        if item in trained or any((item.path, name) in with_trained for name in shared):
+            item.add_marker(pytest.mark.xdist_group("trained-world"))
+        elif shared:
+            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(config.rootpath))))
 
 
 def make_settings(home: Path, **env: str) -> Settings:
