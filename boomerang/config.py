@@ -39,8 +39,15 @@ SERVING_SCHEMAS = ("marts", "ml", "meta")
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    """An absolute path from the environment: its folders resolved, its last part kept as given. The
+    serving snapshot's path is a link the pipeline swaps to each new version (boomerang/serving.py);
+    resolved, it would name the version of the moment, and the next publish would nest its versions
+    under that one's name until the path grew too long for the file system."""
     value = env.get(ENV_PREFIX + name)
-    return Path(value).expanduser().resolve() if value else default
+    if not value:
+        return default
+    path = Path(value).expanduser()
+    return path.parent.resolve() / path.name
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -302,6 +302,29 @@ def test_a_new_connection_in_a_process_that_holds_an_old_one_sees_the_new_snapsh
     assert serving.current_version(target).name.startswith(f"serving.{AS_OF + timedelta(days=4)}.")
 
 
+def test_settings_from_the_environment_keep_the_link_not_the_version_it_points_at(warehouse, tmp_path):
+    """Every Airflow task reads its settings from the environment, where `make demo` and compose set
+    BOOMERANG_SERVING. Read through the link, the path named the version of the moment, and each publish
+    nested its versions under that version's name, until the path was too long (`make demo`'s 7th day
+    failed with "File name too long")."""
+    from boomerang.config import Settings
+
+    link = tmp_path / "serving.duckdb"
+    env = {"BOOMERANG_HOME": str(tmp_path / "home"), "BOOMERANG_SERVING": str(link)}
+    for day in range(12):
+        settings = Settings.from_env(env)  # a new task: the settings read again, the link there from day 1
+        assert settings.serving_path == link
+        serving.publish(warehouse, settings.serving_path, AS_OF + timedelta(days=day))
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.glob("serving*")) == ["serving.duckdb", "serving.duckdb.versions"]
+    versions = serving.versions_dir(link)
+    assert all(p.is_file() and not p.is_symlink() for p in versions.iterdir())  # flat: no nested folders
+    assert len(list(versions.glob("*.duckdb"))) == serving.KEEP_VERSIONS
+    assert snapshot_rows(link, "select distinct as_of_date from meta.snapshot") == [
+        (AS_OF + timedelta(days=11),)
+    ]
+
+
 def test_a_snapshot_published_before_versions_is_replaced_by_the_link(warehouse, tmp_path):
     target = tmp_path / "serving.duckdb"
     target.write_bytes(b"an old, plain snapshot file")
