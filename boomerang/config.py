@@ -47,6 +47,8 @@ def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     if not value:
         return default
     path = Path(value).expanduser()
+    if path.name in ("", ".", ".."):  # a folder named by its parent's reference: nothing to keep
+        return path.resolve()
     return path.parent.resolve() / path.name
 
 
