@@ -126,11 +126,6 @@ class ScoringReport:
     model_version: str | None
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def per_second(self, *phases: str) -> float:
-        """Customers per second through ``phases`` (all four when none are named)."""
-        spent = sum(self.seconds.get(phase, 0.0) for phase in phases or self.seconds)
-        return self.customers / spent if spent > 0 else 0.0
-
     def as_dict(self) -> dict[str, object]:
         return {
             "customers": self.customers,
