@@ -15,6 +15,7 @@ age 0), which gives the population's prior: P(alive) 1 and the expected purchase
 from __future__ import annotations
 
 import json
+import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ("repeat_purchase_days", "clv_recency_days", "clv_age_days", "repeat_spend_per_day")
 BGNBD_FEATURES = ("bgnbd_p_alive", "bgnbd_p_no_purchase", "bgnbd_expected_purchases")
@@ -86,13 +89,35 @@ class CustomerBaseModel:
         return np.clip(self._bgf().conditional_probability_alive(s.frequency, s.recency, s.age), 0.0, 1.0)
 
     def expected_purchases(self, frame: pd.DataFrame, days: int) -> np.ndarray:
-        """Expected purchase days in the ``days`` days from the as-of date."""
+        """Expected purchase days in the ``days`` days from the as-of date.
+
+        BG/NBD's formula goes through a hypergeometric function that overflows for some histories when
+        the fitted dropout parameters (a, b) are near zero: a result that is not a number, or not
+        between 0 and ``days`` (at most one purchase day a day), is left missing (NaN, which XGBoost
+        treats as missing), counted and logged, never replaced by a made-up value. Rounding errors
+        just outside the range are clipped into it.
+        """
         s = Summary.of(frame)
         with np.errstate(all="ignore"):
-            expected = self._bgf().conditional_expected_number_of_purchases_up_to_time(
-                days, s.frequency, s.recency, s.age
+            expected = np.asarray(
+                self._bgf().conditional_expected_number_of_purchases_up_to_time(
+                    days, s.frequency, s.recency, s.age
+                ),
+                dtype=float,
             )
-        return np.clip(np.nan_to_num(np.asarray(expected, dtype=float), nan=0.0), 0.0, None)
+        tolerance = 1e-9 * max(days, 1)
+        broken = ~np.isfinite(expected) | (expected < -tolerance) | (expected > days + tolerance)
+        if broken.any():
+            log.warning(
+                "BG/NBD's expected purchase days in %d days could not be computed for %d of %d rows "
+                "(the formula overflows at the fitted a = %.3g, b = %.3g); they are left missing",
+                days,
+                int(broken.sum()),
+                len(expected),
+                self.bgnbd["a"],
+                self.bgnbd["b"],
+            )
+        return np.where(broken, np.nan, np.clip(expected, 0.0, float(days)))
 
     def p_no_purchase(self, frame: pd.DataFrame, days: int) -> np.ndarray:
         """P(no purchase in the ``days`` days from the as-of date).

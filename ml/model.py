@@ -74,7 +74,20 @@ def matrix(frame: pd.DataFrame, features: list[str], dtype: type = np.float32) -
     columns = frame[features]
     if not all(pd.api.types.is_numeric_dtype(dtype) for dtype in columns.dtypes):
         columns = columns.apply(pd.to_numeric, errors="coerce")
-    return columns.to_numpy(dtype=dtype, na_value=np.nan)
+    with np.errstate(over="ignore"):
+        out = columns.to_numpy(dtype=dtype, na_value=np.nan)
+    infinite = np.isinf(out).any(axis=0)
+    if infinite.any():  # beyond float32's range, or infinite already: XGBoost refuses both
+        names = [feature for feature, bad in zip(features, infinite, strict=True) if bad]
+        counts = ", ".join(
+            f"{name} ({int(np.isinf(out[:, features.index(name)]).sum())} rows)" for name in names
+        )
+        raise ValueError(
+            f"Feature values that are infinite or beyond {np.dtype(dtype).name}'s range "
+            f"(±{float(np.finfo(dtype).max):.3g}), which XGBoost computes in: {counts}. "
+            "Find where the feature is computed (dbt_project/models or ml/clv.py) and fix the value there."
+        )
+    return out
 
 
 def fit(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: Params):

@@ -116,6 +116,30 @@ def test_never_bought_rows_get_the_prior_not_nan(model):
     assert np.isfinite(spend).all() and spend[0] == pytest.approx(spend[1])  # the population's mean
 
 
+def test_expected_purchases_the_formula_cannot_compute_are_left_missing_and_counted(caplog):
+    """With dropout parameters near zero (a fit seen on the 10k benchmark world) BG/NBD's hypergeometric
+    function overflows: those rows are missing and logged, never infinite, the float maximum or 0."""
+    degenerate = CustomerBaseModel(
+        bgnbd={"r": 3.89, "alpha": 91.4, "a": 2.2e-22, "b": 8.1e-14},
+        gamma_gamma=None,
+        mean_spend_per_day=50.0,
+    )
+    frame = pd.DataFrame(
+        {
+            "repeat_purchase_days": [1, 0, 5, 12],
+            "clv_recency_days": [232, 0, 100, 290],
+            "clv_age_days": [302, 83, 120, 300],
+            "repeat_spend_per_day": [None, None, 40.0, 35.0],
+        }
+    )
+    with caplog.at_level("WARNING", logger="ml.clv"):
+        expected = degenerate.expected_purchases(frame, 60)
+    assert np.isnan(expected[:2]).all()
+    assert np.isfinite(expected[2:]).all() and ((expected[2:] >= 0) & (expected[2:] <= 60)).all()
+    assert "could not be computed for 2 of 4 rows" in caplog.text and "a = 2.2e-22" in caplog.text
+    assert bgnbd_features(degenerate, frame, 60)["bgnbd_expected_purchases"].isna().sum() == 2
+
+
 def test_save_and_load_round_trip(model, world, tmp_path):
     path = tmp_path / "clv.json"
     model.save(path)

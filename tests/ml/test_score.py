@@ -135,6 +135,19 @@ def test_in_place_prediction_gives_xgboosts_scores_to_the_bit():
     assert np.array_equal(raw_scores(model.booster, with_bgnbd, model.features), expected)
 
 
+def test_a_feature_beyond_float32s_range_is_refused_by_name():
+    """The feature matrix is float32, as XGBoost computes: a value it cannot hold is named, not cast to
+    infinity (which XGBoost rejects with a message naming no column)."""
+    from ml.model import matrix
+
+    frame = pd.DataFrame({"fine": [1.0, 2.0, np.nan], "huge": [1.0, 1e300, 2.0], "inf": [np.inf, 0.0, 1.0]})
+    np.testing.assert_array_equal(
+        matrix(frame, ["fine"]), np.array([[1.0], [2.0], [np.nan]], dtype=np.float32)
+    )
+    with pytest.raises(ValueError, match=r"beyond float32's range .*: huge \(1 rows\), inf \(1 rows\)"):
+        matrix(frame, ["fine", "huge", "inf"])
+
+
 def test_the_warehouse_path_reads_only_what_the_model_uses_and_scores_as_the_whole_mart_would(
     tmp_path, monkeypatch
 ):
