@@ -568,10 +568,39 @@ def airflow_identity(dag_id: str, run_id: str) -> str:
     return f"airflow {dag_id} {run_id}"
 
 
+# The task that fails a DAG run in which any task failed (see airflow_tasks).
+WATCHER = "fail_if_a_task_failed"
+
+
+def _fail_if_a_task_failed() -> None:
+    """Fails this run when any of its tasks failed, naming them. It runs only then (trigger rule
+    ``one_failed``); otherwise it is skipped. Without it a run whose last task runs whatever happened
+    before it (``quality_verdict``) would show success after, say, ``publish_serving`` failed."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    context = get_current_context()
+    ti = context["ti"]
+    run_id = context["run_id"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[run_id]).get(run_id, {})
+    failed = sorted(task for task, state in states.items() if state == "failed" and task != ti.task_id)
+    raise AirflowFailException(
+        f"{ti.dag_id} for {context['logical_date'].date()} failed: task(s) {', '.join(failed) or '(see the grid)'} "
+        "failed, and the tasks that need them do not run. Read the failed task's log for why; once the cause "
+        "is fixed, clear the failed task (or re-run the date: every step is idempotent)."
+    )
+
+
 def airflow_tasks(steps: Sequence[Step]) -> list[Any]:
     """Turn ``steps`` into TaskFlow tasks inside the DAG being defined, chained in order; returns the
     tasks' outputs (XComArgs). A step that takes the model version gets the output of the last step
-    that produced one."""
+    that produced one.
+
+    After them comes the watcher (``WATCHER``, Airflow's pattern for runs whose last task runs
+    whatever happened before it): downstream of every step, it runs only when one failed, and fails
+    the run. Airflow decides a run's state by its last tasks alone, so without it a failed
+    ``publish_serving`` left the daily run "success" because ``quality_verdict`` (``all_done``)
+    succeeded."""
     from airflow.sdk import Asset, task
 
     outputs: list[Any] = []
@@ -590,4 +619,13 @@ def airflow_tasks(steps: Sequence[Step]) -> list[Any]:
         outputs.append(output)
         if step.returns_version:
             version = output
+    watcher = task(
+        _fail_if_a_task_failed,
+        task_id=WATCHER,
+        trigger_rule="one_failed",
+        retries=0,
+        doc=(_fail_if_a_task_failed.__doc__ or "").strip(),
+    )()
+    for output in outputs:
+        output >> watcher
     return outputs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 
 # Lines of `airflow dags test` worth showing a person; the rest goes to the log file.
+# A traceback's last line: ``package.module.SomeError: message``
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 _PROGRESS_MARKERS = ("[DAG TEST] starting", "[DAG TEST] end", "[boomerang.", "DagRun Finished", "[error")
 _DBT_MARKERS = ("Done. PASS=", "Finished running", "ERROR", "FAIL ", "WARN ")
 
@@ -203,6 +206,7 @@ def _run_logged(settings: Settings, command: list[str], what: str, log_file: Pat
     raise :class:`AirflowRunError` with the lines that say why if it fails."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=60)
+    raised: deque[str] = deque(maxlen=5)  # the last lines of the tracebacks: what each failed task raised
     with (
         log_file.open("w") as sink,
         subprocess.Popen(
@@ -213,10 +217,13 @@ def _run_logged(settings: Settings, command: list[str], what: str, log_file: Pat
         for line in process.stdout:
             sink.write(line)
             tail.append(line.rstrip())
+            if _RAISED.match(line):
+                raised.append(line.rstrip())
             if echo and (line.startswith("[run] ") or _is_progress(line)):
                 print(f"  {_short(line)}", flush=True)
     if process.returncode != 0:
         errors = [line for line in tail if "error" in line.lower() or line.startswith("  -")]
+        errors = [line for line in raised if line not in errors] + errors
         raise AirflowRunError(
             f"{what} failed (exit {process.returncode}).\n"
             + "\n".join(errors[-20:] or list(tail)[-20:])

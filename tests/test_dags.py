@@ -75,6 +75,7 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
         "write_report",
         "backup_warehouse",
         "quality_verdict",
+        pipeline.WATCHER,
     ]
     # The verdict is the leaf, so a quarantine fails the run even though later tasks succeeded.
     assert dag.get_task("quality_verdict").trigger_rule == "all_done"
@@ -86,6 +87,18 @@ def test_daily_dag_runs_its_steps_in_order(dagbag):
     # BI sees a snapshot only of a run whose books balance.
     assert dag.get_task("publish_serving").upstream_task_ids == {"truth_check"}
     assert dag.get_task("publish_serving").trigger_rule == "all_success"
+
+
+@pytest.mark.parametrize("dag_id", ["boomerang_daily", "boomerang_train"])
+def test_a_watcher_fails_the_run_when_any_task_failed(dagbag, dag_id):
+    """Airflow judges a run by its last tasks; quality_verdict runs whatever happened before it, so
+    a watcher downstream of every task, run only when one failed, is what makes such a run fail."""
+    dag = dagbag.dags[dag_id]
+    watcher = dag.get_task(pipeline.WATCHER)
+    assert str(getattr(watcher.trigger_rule, "value", watcher.trigger_rule)) == "one_failed"
+    assert watcher.retries == 0
+    assert watcher.upstream_task_ids == {task.task_id for task in dag.tasks} - {pipeline.WATCHER}
+    assert watcher.downstream_task_ids == set()
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[p.stem for p in DAG_FILES])
@@ -119,6 +132,7 @@ def test_train_dag_publishes_the_champion_asset_only_after_the_gate(dagbag):
         "evaluate",
         "promote",
         "publish_champion",
+        pipeline.WATCHER,
     ]
     publish = dag.get_task("publish_champion")
     assert [outlet.name for outlet in publish.outlets] == ["boomerang_churn_champion"]
@@ -133,7 +147,9 @@ def test_each_dag_is_its_declared_step_list(dagbag, dag_id, steps):
     """The one list of steps (boomerang.pipeline) and the DAG agree: same names, same order, each task
     a chain link to the next, same retries and trigger rules, and each task's doc is its step's."""
     dag = dagbag.dags[dag_id]
-    assert [task.task_id for task in dag.topological_sort()] == [step.name for step in steps]
+    assert [task.task_id for task in dag.topological_sort()] == [step.name for step in steps] + [
+        pipeline.WATCHER
+    ]
     default_retries = dag.default_args["retries"]
     for before, step in zip((None, *steps), steps, strict=False):
         task = dag.get_task(step.name)

@@ -85,3 +85,34 @@ def test_a_bad_batch_is_quarantined_the_good_ones_load_and_the_run_fails_clearly
     assert query(settings, "select customer_id from raw.customers") == [("C1",)]
     assert query(settings, "select count(*) from raw.transactions") == [(0,)]
     assert query(settings, "select count(*) from marts.dim_customers") == [(1,)]
+
+
+def test_a_failed_step_after_the_gate_fails_the_run(airflow_settings, tmp_path):
+    """A step that fails for good (journal_ledger: its journal file was damaged, no retry) fails the
+    DAG run and says which task failed and why, although the last task, quality_verdict, runs whatever
+    happened before it and succeeds."""
+    settings = airflow_settings.with_(
+        warehouse_path=tmp_path / "w.duckdb",
+        landing_dir=tmp_path / "landing",
+        quarantine_dir=tmp_path / "quarantine",
+        journal_dir=tmp_path / "journal",
+        backup_dir=tmp_path / "backups",
+        serving_path=tmp_path / "serving" / "serving.duckdb",
+        world_enabled=False,
+    )
+    customers = settings.landing_dir / "customers" / "2025-03-01.csv"
+    customers.parent.mkdir(parents=True)
+    customers.write_text(
+        "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
+        "C1,2025-01-01,north,1980,true,a@example.com,,2025-01-01T09:00:00Z\n"
+    )
+    settings.journal_dir.mkdir()
+    (settings.journal_dir / f"{SECOND.isoformat()}.parquet").write_bytes(b"not the journal")
+    with pytest.raises(AirflowRunError) as error:
+        dags_test(settings, "boomerang_daily", SECOND, echo=False)
+    message = str(error.value)
+    assert f"boomerang_daily for {SECOND} failed: task(s) journal_ledger failed" in message
+    assert "JournalError: The journal file" in message  # and why, from the failed task's log
+    # every step before it did its work, and the verdict still ran: nothing was quarantined
+    assert query(settings, "select customer_id from raw.customers") == [("C1",)]
+    assert not settings.serving_path.exists()
