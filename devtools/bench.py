@@ -49,7 +49,10 @@ log = logging.getLogger("devtools.bench")
 # quality gate quarantines events in the future (wall clock).
 WORLD_START = date(2024, 1, 1)
 HISTORY_DAYS = 730
-SIZES = (10_000, 100_000, 1_000_000)
+SIZES = (10_000, 20_000, 100_000, 1_000_000)
+# Sizes at which a second daily run (the next day) goes through Airflow itself (dag.test, as make demo
+# runs its days): the daily run through Airflow is judged at 20k.
+AIRFLOW_SIZES = (20_000,)
 
 # Loading and building the history, and the weekly training, once per size: steps of boomerang.pipeline,
 # by their names (``publish_champion`` only publishes an Asset in Airflow).
@@ -75,7 +78,10 @@ TARGETS = {
     "history_load_peak_gb": 8.0,
     "history_ratio": 1.05,
     "simulate_history_seconds": 600.0,  # the 1M-customer, two-year world
+    # the next day's daily run through Airflow (dag.test, Airflow's start-up included) at AIRFLOW_TARGET_SIZE
+    "airflow_daily_run_seconds": 12.0,
 }
+AIRFLOW_TARGET_SIZE = 20_000
 # The phases of the score_customers step (ml.score.ScoringReport) that the scoring target counts.
 SCORING_PHASES = ("read", "probability", "write")
 TARGET_SIZE = 1_000_000
@@ -222,6 +228,55 @@ def _dbt_models(settings: Settings) -> tuple[list[dict], dict[str, float]]:
     }
 
 
+# ---------------------------------------------------------------------------------------- Airflow
+
+
+def airflow_day(settings: Settings, as_of: date) -> dict:
+    """One daily run through Airflow itself: ``boomerang_daily`` for ``as_of`` with ``dag.test()`` in
+    an Airflow process of its own (:func:`devtools.local_airflow.dags_test_dates`, what ``make demo``
+    runs its days with), on a SQLite metadata database prepared beforehand (not timed).
+
+    Returns the wall time (Airflow's start-up and DAG parsing included), the same without the
+    simulated world's tasks (the figure judged against the target, as the step-by-step daily run
+    leaves them out), each task's own duration from Airflow's metadata, and Airflow's share: the wall
+    time no task accounts for."""
+    from devtools.local_airflow import dags_test_dates, ensure_metadata_db
+
+    ensure_metadata_db(settings)
+    started = time.monotonic()
+    log_file = dags_test_dates(settings, "boomerang_daily", [as_of], echo=False)
+    seconds = time.monotonic() - started
+    tasks = task_durations(settings.airflow_home / "airflow.db", "boomerang_daily")
+    simulated = sum(tasks.get(name, 0.0) for name in SIMULATED_ONLY)
+    return {
+        "as_of": as_of.isoformat(),
+        "seconds": seconds,
+        "run_seconds": seconds - simulated,
+        "tasks": tasks,
+        "airflow_seconds": seconds - sum(tasks.values()),
+        "log": str(log_file),
+    }
+
+
+def task_durations(metadata_db: Path, dag_id: str) -> dict[str, float]:
+    """Each task's duration (seconds) in the latest run of ``dag_id``, from Airflow's SQLite metadata
+    database; a task that did not run (skipped) counts 0."""
+    import sqlite3
+
+    with sqlite3.connect(metadata_db) as con:
+        rows = con.execute(
+            """
+            select ti.task_id, coalesce(ti.duration, 0)
+            from task_instance as ti
+            where ti.dag_id = ? and ti.run_id = (
+                select run_id from dag_run where dag_id = ? order by id desc limit 1
+            )
+            """,
+            (dag_id, dag_id),
+        ).fetchall()
+    return {task: float(duration) for task, duration in rows}
+
+
 # ---------------------------------------------------------------------------------------- worlds
 
 
@@ -306,8 +361,10 @@ def bench_size(
     resume: bool = False,
     champion_from: int | None = None,
     skip: tuple[str, ...] = (),
+    through_airflow: bool = False,
 ) -> dict:
     """History, training and one daily run at ``customers``; every stage's time and peak memory.
+    With ``through_airflow``, the next day runs through Airflow too (:func:`airflow_day`).
 
     The state after the history stages is kept under ``bench/cache/history-*``; ``reuse_history``
     starts the daily run from it (and reports the history figures measured when it was made), for
@@ -397,6 +454,10 @@ def bench_size(
     out["features_over_floor"] = out["feature_build_seconds"] / max(floor.result["seconds"], 1e-9)
     out["feature_model_over_floor"] = out["feature_model_seconds"] / max(floor.result["seconds"], 1e-9)
     out.update(scoring_figures(daily["score_customers"]))
+    if through_airflow:
+        log.info("[%s] the next day, %s, through Airflow (dag.test) ...", label, day + timedelta(days=1))
+        out["airflow_daily_run"] = airflow_day(settings, day + timedelta(days=1))
+        log.info("[%s] through Airflow: %.1f s", label, out["airflow_daily_run"]["seconds"])
     run_stages = [name for name in DAILY_STAGES if name not in SIMULATED_ONLY]
     out["daily_run_seconds"] = sum(daily[name]["seconds"] for name in run_stages)
     out["daily_run_peak_rss_mb"] = max(daily[name]["peak_rss_mb"] for name in run_stages)
@@ -499,11 +560,24 @@ def history_growth(short: dict, long: dict) -> dict:
     }
 
 
-def check_targets(result: dict | None, history: dict | None = None) -> list[dict]:
+def check_targets(
+    result: dict | None, history: dict | None = None, airflow: dict | None = None
+) -> list[dict]:
     """Each target at :data:`TARGET_SIZE` (the history ratio from ``history``, :func:`history_growth`'s
-    result): met or missed, by how much, and what limits it; "not measured" where a figure is missing
-    (a size not run, or results saved before the figure existed)."""
+    result; the daily run through Airflow from ``airflow``, the result at :data:`AIRFLOW_TARGET_SIZE`):
+    met or missed, by how much, and what limits it; "not measured" where a figure is missing (a size
+    not run, or results saved before the figure existed)."""
     checks: dict[str, tuple[float, str, str]] = {}
+    if airflow is not None and "airflow_daily_run" in airflow:
+        day = airflow["airflow_daily_run"]
+        tasks = {name: s for name, s in day["tasks"].items() if name not in SIMULATED_ONLY}
+        slowest = max(tasks, key=tasks.__getitem__) if tasks else "none"
+        checks["airflow_daily_run_seconds"] = (
+            day["run_seconds"],
+            "<",
+            f"slowest task: {slowest} ({tasks.get(slowest, 0.0):.0f} s); Airflow itself "
+            f"(start-up, parsing, scheduling): {day['airflow_seconds']:.0f} s",
+        )
     if result is not None:
         run_stages = [n for n in DAILY_STAGES if n not in SIMULATED_ONLY]
         slowest = max(run_stages, key=lambda n: result["daily"][n]["seconds"])
@@ -558,7 +632,10 @@ def check_targets(result: dict | None, history: dict | None = None) -> list[dict
     out = []
     for name, target in TARGETS.items():
         if name not in checks:
-            where = f"the {_label(TARGET_SIZE)} size" if name != "history_ratio" else "--history-size"
+            where = {
+                "history_ratio": "--history-size",
+                "airflow_daily_run_seconds": f"the {_label(AIRFLOW_TARGET_SIZE)} size through Airflow",
+            }.get(name, f"the {_label(TARGET_SIZE)} size")
             out.append({"target": name, "status": "not measured", "detail": f"needs {where}"})
             continue
         value, sense, limit = checks[name]
@@ -658,6 +735,15 @@ def markdown(report: dict) -> str:
         "daily_run",
         lambda s: f"**{_fmt_s(s['daily_run_seconds'])}** ({s['daily_run_peak_rss_mb'] / 1024:.1f})",
     )
+    row(
+        "daily run through Airflow, the next day (dag.test; without simulate, truth_check; Airflow's own share)",
+        None,
+        lambda s: (
+            f"{_fmt_s(s['airflow_daily_run']['run_seconds'])} ({_fmt_s(s['airflow_daily_run']['airflow_seconds'])})"
+            if "airflow_daily_run" in s
+            else ""
+        ),
+    )
     row("feature build: fct_customer_features", None, lambda s: _fmt_s(s["feature_model_seconds"]))
     row("feature build with its upstream tables", None, lambda s: _fmt_s(s["feature_build_seconds"]))
     row("floor: one pass over the same inputs", None, lambda s: f"{s['floor_seconds']:.2f}")
@@ -729,7 +815,12 @@ def markdown(report: dict) -> str:
             + (", ".join(h["superlinear"]) or "none")
             + ".",
         ]
-    lines += ["", f"Targets at {_label(TARGET_SIZE)} customers:", ""]
+    lines += [
+        "",
+        f"Targets at {_label(TARGET_SIZE)} customers (the daily run through Airflow at "
+        f"{_label(AIRFLOW_TARGET_SIZE)}):",
+        "",
+    ]
     for t in report["targets"]:
         if "met" not in t:
             lines.append(f"- {t['target']}: {t['status']} ({t['detail']})")
@@ -755,6 +846,7 @@ def run_bench(
     resume: bool = False,
     champion_from: int | None = None,
     skip: tuple[str, ...] = (),
+    airflow_sizes: tuple[int, ...] = AIRFLOW_SIZES,
 ) -> dict:
     """Every size, then the history comparison; writes bench.json and bench.md.
 
@@ -774,6 +866,7 @@ def run_bench(
             resume=resume,
             champion_from=champion_from if champion_from and customers > champion_from else None,
             skip=skip,
+            through_airflow=customers in airflow_sizes and days == history_days,
         )
 
     results = [size(n, history_days) for n in sizes]
@@ -792,7 +885,9 @@ def run_bench(
         short = size(history_size, history_days // 2)
         report["history_growth"] = history_growth(short, long)
     report["targets"] = check_targets(
-        next((r for r in results if r["customers"] == TARGET_SIZE), None), report.get("history_growth")
+        next((r for r in results if r["customers"] == TARGET_SIZE), None),
+        report.get("history_growth"),
+        next((r for r in results if r["customers"] == AIRFLOW_TARGET_SIZE), None),
     )
     out = bench_dir / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -836,6 +931,11 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out the simulated world's truth check (not part of the daily run's figure)",
     )
     parser.add_argument(
+        "--airflow-sizes",
+        default=",".join(map(str, AIRFLOW_SIZES)),
+        help="sizes at which the next day also runs through Airflow (dag.test), comma-separated ('' for none)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="run nothing: make the report from each size's saved results (bench/results/size-*.json)",
@@ -861,6 +961,7 @@ def main(argv: list[str] | None = None) -> int:
         resume=args.resume,
         champion_from=args.champion_from,
         skip=("truth_check",) if args.skip_truth_check else (),
+        airflow_sizes=tuple(int(n) for n in args.airflow_sizes.split(",") if n),
     )
     print(markdown(report))
     print(f"Full results: {args.bench_dir / 'results' / 'bench.json'}")

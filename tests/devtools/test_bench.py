@@ -120,8 +120,57 @@ def test_the_history_ratio_target_comes_from_the_history_comparison():
     assert "grows most with history: dbt_build" in checks["history_ratio"]["detail"]
 
 
+def _airflow_day(seconds: float, tasks: dict[str, float]) -> dict:
+    return {
+        "as_of": "2026-01-02",
+        "seconds": seconds,
+        "run_seconds": seconds - sum(tasks.get(n, 0.0) for n in bench.SIMULATED_ONLY),
+        "tasks": tasks,
+        "airflow_seconds": seconds - sum(tasks.values()),
+    }
+
+
+def test_the_airflow_target_is_judged_at_its_own_size_with_airflows_share_named():
+    at_20k = _size(20_000, {})
+    at_20k["airflow_daily_run"] = _airflow_day(
+        20.0, {"simulate_world": 1.0, "dbt_build": 6.0, "score_customers": 2.0, "truth_check": 1.0}
+    )
+    checks = {t["target"]: t for t in bench.check_targets(None, None, at_20k)}
+    airflow = checks["airflow_daily_run_seconds"]
+    assert airflow["value"] == pytest.approx(18.0) and not airflow["met"]  # the simulated world's tasks aside
+    assert (
+        "slowest task: dbt_build (6 s); Airflow itself (start-up, parsing, scheduling): 10 s"
+        in airflow["detail"]
+    )
+    missing = {t["target"]: t for t in bench.check_targets(None, None, _size(20_000, {}))}
+    assert missing["airflow_daily_run_seconds"]["detail"] == "needs the 20k size through Airflow"
+
+
+def test_task_durations_come_from_the_latest_run_in_airflows_metadata(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "airflow.db"
+    with sqlite3.connect(db) as con:
+        con.execute("create table dag_run (id integer, dag_id text, run_id text)")
+        con.execute("create table task_instance (dag_id text, run_id text, task_id text, duration real)")
+        con.executemany(
+            "insert into dag_run values (?, ?, ?)", [(1, "d", "old"), (2, "d", "new"), (3, "x", "z")]
+        )
+        con.executemany(
+            "insert into task_instance values (?, ?, ?, ?)",
+            [
+                ("d", "old", "a", 9.0),
+                ("d", "new", "a", 1.5),
+                ("d", "new", "skipped", None),
+                ("x", "z", "a", 7.0),
+            ],
+        )
+    assert bench.task_durations(db, "d") == {"a": 1.5, "skipped": 0.0}
+
+
 def test_markdown_table_has_every_stage_size_and_target():
-    sizes = [_size(n, {}) for n in (10_000, 100_000, 1_000_000)]
+    sizes = [_size(n, {}) for n in (10_000, 20_000, 100_000, 1_000_000)]
+    sizes[1]["airflow_daily_run"] = _airflow_day(11.0, {"dbt_build": 5.0})
     report = {
         "finished_at": "2026-11-25T10:00:00+00:00",
         "machine": {
@@ -138,11 +187,13 @@ def test_markdown_table_has_every_stage_size_and_target():
         "history_days": 730,
         "sizes": sizes,
         "growth": bench.growth(sizes),
-        "targets": bench.check_targets(sizes[-1]),
+        "targets": bench.check_targets(sizes[-1], None, sizes[1]),
         "history_growth": None,
     }
     text = bench.markdown(report)
-    assert "| stage | 10k | 100k | 1M | k |" in text
+    assert "| stage | 10k | 20k | 100k | 1M | k |" in text
+    assert "| daily run through Airflow, the next day" in text and "| 11.0 (6.0) |" in text
+    assert "airflow_daily_run_seconds: 11.00 (goal < 12) met" in text
     for name in (*bench.HISTORY_STAGES, *bench.DAILY_STAGES):
         assert name in text
     for target in bench.TARGETS:
