@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # dbt unit tests check the SQL's logic, which does not change from one day to the next: they run in
 # `make test` (tests/test_dbt.py), not in every daily build, where they would cost seconds a run.
 _NO_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
+# What the daily dbt build leaves out (see dbt_build): the weekly training run's snapshots, and what
+# the ledger step builds after scoring and the rewards steps.
+DAILY_BUILD_EXCLUDES = ("tag:training", "tag:scored", "tag:after_rewards")
 
 
 class WarehouseMissing(FileNotFoundError):
@@ -134,12 +137,15 @@ def quality_verdict(settings: Settings, as_of: date) -> dict[str, int]:
 def dbt_build(settings: Settings, as_of: date) -> None:
     """``dbt build`` (models and their tests) for ``as_of``, in a subprocess.
 
-    The training snapshots (tag ``training``) are left to the weekly training run, and the
-    marts that show churn scores (tag ``scored``) to :func:`build_ledger_marts`, after scoring.
+    The training snapshots (tag ``training``) are left to the weekly training run; the marts that
+    show churn scores (tag ``scored``) and those that show the day's grants and clawbacks, which
+    nothing before the ledger step reads (tag ``after_rewards``: the campaign and rewards marts,
+    lot positions and balances), to :func:`build_ledger_marts`. The mileage lots and their
+    allocations (tag ``ledger`` only) are built here too: the features read them.
     """
     from boomerang.warehouse.dbt import run_dbt
 
-    run_dbt(settings, "build", as_of, ["--exclude", "tag:training", "tag:scored", *_NO_UNIT_TESTS])
+    run_dbt(settings, "build", as_of, ["--exclude", *DAILY_BUILD_EXCLUDES, *_NO_UNIT_TESTS])
 
 
 def build_ledger_marts(settings: Settings, as_of: date) -> None:

@@ -37,7 +37,7 @@ from boomerang.config import Settings
 DAG_ID = "cosmos_trial"
 # boomerang.pipeline.dbt_build's selection: the daily build, without the training snapshots, the marts
 # built after scoring, and dbt's unit tests.
-EXCLUDE = ["tag:training", "tag:scored"]
+EXCLUDE = ["tag:training", "tag:scored", "tag:after_rewards"]
 DAG_FILE = """
 # An Airflow DAG file (Airflow's safe mode parses only files that say "airflow" and "dag").
 from devtools.cosmos_trial import build_dag

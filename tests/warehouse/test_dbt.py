@@ -57,6 +57,41 @@ def test_the_daily_build_leaves_the_training_snapshots_to_the_training_run(built
     assert not {"fct_training_snapshots", "fct_churn_labels"} & tables
 
 
+def test_the_daily_build_leaves_what_the_ledger_step_builds_to_it(tiny_built):
+    """The campaign and rewards marts, lot positions and balances show the day's grants and clawbacks:
+    the daily build (before scoring and the rewards steps) leaves them out rather than build them twice
+    a day; the lots and allocations the features read are built."""
+    tables = {
+        row[0]
+        for row in query(
+            tiny_built,
+            "select table_name from information_schema.tables where table_schema in ('marts', 'intermediate')",
+        )
+    }
+    assert {"fct_customer_features", "int_mileage_lots", "int_mileage_redemption_allocations"} <= tables
+    left = {"fct_campaign_results", "fct_pregrant_decisions", "rewards_daily", "fct_mileage_lot_balances"}
+    assert not left & tables
+
+
+def test_no_model_of_the_daily_build_reads_one_it_leaves_out(built):
+    """Every model the daily build builds reads only models it builds too (a model reading one left to
+    the ledger step or the training run would read yesterday's), and the ledger step builds every one
+    it leaves to it."""
+    manifest = json.loads((built.dbt_target_dir / "manifest.json").read_text())
+    models = {key: node for key, node in manifest["nodes"].items() if node["resource_type"] == "model"}
+    left_out = {tag.removeprefix("tag:") for tag in pipeline.DAILY_BUILD_EXCLUDES}
+    daily = {key for key, node in models.items() if not left_out & set(node["tags"])}
+    reads_left_out = {
+        key.split(".")[-1]: sorted(
+            parent.split(".")[-1] for parent in manifest["parent_map"][key] if parent in models.keys() - daily
+        )
+        for key in daily
+    }
+    assert {model: parents for model, parents in reads_left_out.items() if parents} == {}
+    after_rewards = {key for key, node in models.items() if "after_rewards" in node["tags"]}
+    assert after_rewards and all({"ledger", "scored"} & set(models[key]["tags"]) for key in after_rewards)
+
+
 def test_marts_hold_no_pii(built):
     columns = {
         row[0]

@@ -574,7 +574,7 @@ def test_every_published_mart_column_carries_its_dbt_description_and_a_bi_type(t
     the training run): dbt's persist_docs puts the descriptions in the warehouse, the snapshot carries
     them, and no column is HUGEINT or a DECIMAL wider than 18 digits."""
     settings = copy_warehouse(tiny_built, tmp_path / "home")
-    run_dbt(settings, "run", TINY_AS_OF, ["--select", "tag:scored", "tag:training"])
+    run_dbt(settings, "run", TINY_AS_OF, ["--select", "tag:scored", "tag:ledger", "tag:training"])
     target = tmp_path / "serving.duckdb"
     serving.publish(settings.warehouse_path, target, TINY_AS_OF, dbt_target_dir=settings.dbt_target_dir)
 

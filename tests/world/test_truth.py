@@ -130,6 +130,7 @@ def campaign(tmp_path_factory):
     )
     pipeline.load_landing(settings, AS_OF)
     pipeline.dbt_build(settings, AS_OF)
+    pipeline.build_ledger_marts(settings, AS_OF)  # the campaign marts, as the daily run builds them
     return settings, truth_check(settings, AS_OF)
 
 
