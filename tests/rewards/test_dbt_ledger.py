@@ -188,6 +188,8 @@ def ledger_run(tiny_loaded, tmp_path_factory):
         record(con, earlier, run_date=AS_OF - timedelta(days=1))  # the earlier runs' entries, in one write
 
     pipeline.dbt_build(settings, AS_OF)  # the daily build, before today's grants and clawbacks
+    # the ledger marts as they stand before them (the daily build leaves the marts to the ledger step)
+    run_dbt(settings, "build", AS_OF, ["--select", "tag:ledger"])
     before = SimpleNamespace(
         lots=_fct_pregrant_lots(settings),
         positions=_lot_positions(settings, AS_OF),
