@@ -92,6 +92,45 @@ def test_no_model_of_the_daily_build_reads_one_it_leaves_out(built):
     assert after_rewards and all({"ledger", "scored"} & set(models[key]["tags"]) for key in after_rewards)
 
 
+def test_every_table_a_day_builds_keeps_its_contract(built, tmp_path):
+    """Each table model of a daily run (all but the training run's) has an enforced contract: the
+    warehouse holds the YAML's types, and a column with a not_null constraint is NOT NULL in DuckDB,
+    which refuses a NULL into it (a not_null data test would be a query of its own)."""
+    manifest = json.loads((built.dbt_target_dir / "manifest.json").read_text())
+    tables = {
+        node["alias"]: node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and node["config"]["materialized"] == "table"
+        and "training" not in node["tags"]
+    }
+    assert {"dim_customers", "fct_customer_features", "customer_360", "fct_pregrant_lots"} <= tables.keys()
+    assert [name for name, node in tables.items() if not node["contract"]["enforced"]] == []
+    constrained = 0
+    for name, node in tables.items():
+        found = {
+            column: (data_type, nullable)
+            for column, data_type, nullable in query(
+                built,
+                "select column_name, data_type, is_nullable from information_schema.columns "
+                f"where table_schema = '{node['schema']}' and table_name = '{name}'",
+            )
+        }
+        for column in node["columns"].values():
+            not_null = any(c["type"] == "not_null" for c in column["constraints"])
+            constrained += not_null
+            assert found[column["name"]] == (column["data_type"].upper(), "NO" if not_null else "YES"), (
+                name,
+                column["name"],
+            )
+    assert constrained > 90
+    settings = _copy_warehouse(built, tmp_path)
+    con = duckdb.connect(str(settings.warehouse_path))
+    with pytest.raises(duckdb.ConstraintException, match="NOT NULL constraint failed: dim_customers"):
+        con.execute("insert into marts.dim_customers (customer_id) values (null)")
+    con.close()
+
+
 def test_marts_hold_no_pii(built):
     columns = {
         row[0]
