@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
 from conftest import query, write_file
 
+from boomerang.ingest.gate import QualityGateError
 from boomerang.ingest.loader import load_landing
 
 AS_OF = date(2025, 1, 6)
@@ -50,3 +52,32 @@ def test_a_parquet_float_that_its_column_holds_exactly_is_taken(settings):
     )
     load_landing(settings, AS_OF)
     assert query(settings, "select event_id, points from raw.mileage_events") == [("M1", 10)]
+
+
+def test_gx_is_not_asked_to_fingerprint_each_batch(settings, monkeypatch):
+    """GX's batch fingerprint (pandas' hash of every row, twice per validation) is metadata the gate
+    never reads; it cost 40% of validating two years of history at 1M customers. The gate still
+    decides the same."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    assert hasattr(pandas_execution_engine, "HASH_THRESHOLD")  # the switch the gate turns off
+    fingerprinted: list[int] = []
+    original = pandas_execution_engine.hash_pandas_dataframe
+    monkeypatch.setattr(
+        pandas_execution_engine,
+        "hash_pandas_dataframe",
+        lambda frame: fingerprinted.append(len(frame)) or original(frame),
+    )
+    write_file(settings.landing_dir, "customers/2025-01-02.csv", CUSTOMERS)
+    write_file(
+        settings.landing_dir,
+        "transactions/2025-01-05.csv",
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\nT1,C1,2025-01-05T10:00:00Z,purchase,-1,store\n",
+    )
+    with pytest.raises(QualityGateError, match=r"1 row\(s\) have amount < 0"):
+        load_landing(settings, AS_OF)
+    assert fingerprinted == []
+    assert query(settings, "select source, outcome from ops.quality_results order by 1") == [
+        ("customers", "passed"),
+        ("transactions", "quarantined"),
+    ]
