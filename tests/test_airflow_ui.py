@@ -23,7 +23,7 @@ import pytest
 from conftest import make_settings
 
 from boomerang.config import Settings
-from boomerang.pipeline import DAILY_STEPS, TRAINING_STEPS
+from boomerang.pipeline import DAILY_STEPS, TRAINING_STEPS, WATCHER
 from devtools.local_airflow import airflow_env, airflow_executable, api_server, ensure_metadata_db
 
 pytestmark = pytest.mark.slow
@@ -147,6 +147,7 @@ def test_the_boomerang_daily_graph_shows_every_step_in_the_airflow_ui(airflow_ho
             "headless Chromium is not installed (`make browser` installs it): the Airflow UI check is skipped"
         )
     steps = [step.name for step in DAILY_STEPS]
+    tasks = [*steps, WATCHER]  # the watcher, downstream of every step, fails the run when one failed
 
     with api_server(airflow_home) as url, headless_chromium(binary, tmp_path / "profile") as browser:
         # The DAG list first: it logs the browser in (the simple auth manager, everyone an admin), and it
@@ -159,7 +160,7 @@ def test_the_boomerang_daily_graph_shows_every_step_in_the_airflow_ui(airflow_ho
         browser.evaluate("localStorage.setItem('default_dag_view', JSON.stringify('graph'))")
 
         browser.open(f"{url}/dags/boomerang_daily")
-        count = f"document.querySelectorAll('.react-flow__node').length >= {len(steps)}"
+        count = f"document.querySelectorAll('.react-flow__node').length >= {len(tasks)}"
         assert browser.wait_for(count), browser.evaluate("document.body && document.body.innerText")
         nodes = browser.evaluate(
             "[...document.querySelectorAll('.react-flow__node')].map(n => [n.dataset.id, n.innerText])"
@@ -167,8 +168,8 @@ def test_the_boomerang_daily_graph_shows_every_step_in_the_airflow_ui(airflow_ho
         edges = browser.evaluate("document.querySelectorAll('.react-flow__edge').length")
         title = browser.evaluate("document.title")
 
-    assert sorted(node_id for node_id, _ in nodes) == sorted(steps)
+    assert sorted(node_id for node_id, _ in nodes) == sorted(tasks)
     assert all(node_id in text for node_id, text in nodes)  # the task id is drawn, not only an attribute
-    assert edges == len(steps) - 1  # one chain, in DAILY_STEPS' order
+    assert edges == (len(steps) - 1) + len(steps)  # one chain, in DAILY_STEPS' order, and into the watcher
     assert "boomerang_daily" in title
     assert {step.name for step in TRAINING_STEPS}.isdisjoint(steps)  # the page showed the right DAG
