@@ -52,10 +52,10 @@ TEST_WORKERS ?= auto
 test: setup browser ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_ARGS)
 
-# Not part of `make test`: it simulates and builds worlds of 10k, 100k and 1M customers with two years
+# Not part of `make test`: it simulates and builds worlds of 10k, 20k, 100k and 1M customers with two years
 # of history (about 25 GB under bench/, the worlds cached for the next run). A quick look at one size:
 #   make bench BENCH_ARGS="--sizes 10000 --history-size 0"
-bench: setup ## time each stage of a daily run at 10k, 100k and 1M customers (about 2 hours; see README)
+bench: setup ## time each stage of a daily run at 10k, 20k, 100k and 1M customers (1-2 hours; see README)
 	$(BIN)/python -m devtools.bench $(BENCH_ARGS)
 
 # Not part of `make test`: a world of its own under state/evaluate/ (50k customers by default), a year of
