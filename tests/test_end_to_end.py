@@ -24,6 +24,27 @@ def airflow_settings(tmp_path_factory):
     return settings
 
 
+def _one_customer(airflow_settings, tmp_path):
+    """A home of its own beside the module's Airflow (no simulated world), whose landing folder holds
+    one good customers file."""
+    settings = airflow_settings.with_(
+        warehouse_path=tmp_path / "w.duckdb",
+        landing_dir=tmp_path / "landing",
+        quarantine_dir=tmp_path / "quarantine",
+        journal_dir=tmp_path / "journal",
+        backup_dir=tmp_path / "backups",
+        serving_path=tmp_path / "serving" / "serving.duckdb",
+        world_enabled=False,
+    )
+    customers = settings.landing_dir / "customers" / "2025-03-01.csv"
+    customers.parent.mkdir(parents=True)
+    customers.write_text(
+        "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
+        "C1,2025-01-01,north,1980,true,a@example.com,,2025-01-01T09:00:00Z\n"
+    )
+    return settings
+
+
 def test_two_consecutive_days_then_a_rerun_that_changes_nothing(airflow_settings):
     settings = airflow_settings
 
@@ -57,18 +78,7 @@ def test_two_consecutive_days_then_a_rerun_that_changes_nothing(airflow_settings
 
 
 def test_a_bad_batch_is_quarantined_the_good_ones_load_and_the_run_fails_clearly(airflow_settings, tmp_path):
-    settings = airflow_settings.with_(
-        warehouse_path=tmp_path / "w.duckdb",
-        landing_dir=tmp_path / "landing",
-        quarantine_dir=tmp_path / "quarantine",
-        world_enabled=False,
-    )
-    customers = settings.landing_dir / "customers" / "2025-03-01.csv"
-    customers.parent.mkdir(parents=True)
-    customers.write_text(
-        "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
-        "C1,2025-01-01,north,1980,true,a@example.com,,2025-01-01T09:00:00Z\n"
-    )
+    settings = _one_customer(airflow_settings, tmp_path)
     bad = settings.landing_dir / "transactions" / "2025-03-01.csv"
     bad.parent.mkdir(parents=True)
     bad.write_text(
@@ -91,21 +101,7 @@ def test_a_failed_step_after_the_gate_fails_the_run(airflow_settings, tmp_path):
     """A step that fails for good (journal_ledger: its journal file was damaged, no retry) fails the
     DAG run and says which task failed and why, although the last task, quality_verdict, runs whatever
     happened before it and succeeds."""
-    settings = airflow_settings.with_(
-        warehouse_path=tmp_path / "w.duckdb",
-        landing_dir=tmp_path / "landing",
-        quarantine_dir=tmp_path / "quarantine",
-        journal_dir=tmp_path / "journal",
-        backup_dir=tmp_path / "backups",
-        serving_path=tmp_path / "serving" / "serving.duckdb",
-        world_enabled=False,
-    )
-    customers = settings.landing_dir / "customers" / "2025-03-01.csv"
-    customers.parent.mkdir(parents=True)
-    customers.write_text(
-        "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
-        "C1,2025-01-01,north,1980,true,a@example.com,,2025-01-01T09:00:00Z\n"
-    )
+    settings = _one_customer(airflow_settings, tmp_path)
     settings.journal_dir.mkdir()
     (settings.journal_dir / f"{SECOND.isoformat()}.parquet").write_bytes(b"not the journal")
     with pytest.raises(AirflowRunError) as error:
