@@ -140,12 +140,19 @@ def _parser() -> argparse.ArgumentParser:
 
         examples:
           boomerang dbt build --as-of 2026-01-01 --select customer_360+
+          boomerang dbt build --as-of 2026-01-01 --full-refresh --select int_mileage_lots+
           boomerang dbt test --as-of 2026-01-01 --select staging --exclude tag:training
           boomerang dbt run --as-of 2026-01-01 --vars '{retention_window_days: 28}'
         """,
         as_of=AS_OF_HELP,
     )
     dbt.add_argument("dbt_command", choices=["build", "run", "test", "docs"], help="the dbt command")
+    dbt.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental models (lots, allocations) from all history instead of moving them "
+        "forward: after a change to their SQL, or when a build says their sources lost rows",
+    )
     dbt.add_argument(
         "-s", "--select", nargs="+", metavar="SELECTOR", help="dbt's --select: the nodes to run (dbt syntax)"
     )
@@ -460,6 +467,8 @@ def dbt(settings: Settings, args: argparse.Namespace) -> None:
         extra += ["--select", *args.select]
     if args.exclude:
         extra += ["--exclude", *args.exclude]
+    if args.full_refresh:
+        extra.append("--full-refresh")
     if args.vars:
         defaults = settings.dbt_vars()
         overridden = sorted(

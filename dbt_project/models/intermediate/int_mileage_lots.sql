@@ -3,14 +3,58 @@
 -- soonest-expiring first: a redemption uses the earn lots in that order. Pre-grants expire sooner
 -- and arrive later, so they are allocated as their own class first
 -- (int_mileage_redemption_allocations) and have no place in that order (null ranges).
+--
+-- Built incrementally by customer (macros/incremental.sql): a day's build recomputes, whole, only
+-- the customers with a lot the table does not have yet (a new earn event or pre-grant; a back-dated
+-- earn event moves the consumption order of that customer's later lots, so all their lots are
+-- recomputed). A lot in the table that its sources no longer have fails the build.
+{{ incremental_by_customer() }}
 with
 
-mileage_events as (
+all_mileage_events as (
     select * from {{ ref('stg_landing__mileage_events') }}
 ),
 
-ledger_entries as (
+all_ledger_entries as (
     select * from {{ ref('stg_ledger__entries') }}
+),
+
+{% if is_incremental() %}
+lot_changes as materialized (
+    -- a lot one side has and the other not: new in the sources, or (never, they are append-only) gone
+    select
+        coalesce(source_lots.customer_id, built.customer_id) as customer_id,
+        built.lot_id is null as is_new
+    from (
+        select mileage_event_id as lot_id, customer_id from all_mileage_events
+        where mileage_event_kind = 'earn'
+        union all
+        select entry_key as lot_id, customer_id from all_ledger_entries
+        where entry_kind = 'pregrant'
+    ) as source_lots
+    full outer join {{ this }} as built
+        on source_lots.lot_id = built.lot_id
+    where source_lots.lot_id is null or built.lot_id is null
+),
+
+changed_customers as (
+    select distinct customer_id from lot_changes
+),
+
+{% endif %}
+
+mileage_events as (
+    select * from all_mileage_events
+    {% if is_incremental() %}
+        where customer_id in (select customer_id from changed_customers)
+    {% endif %}
+),
+
+ledger_entries as (
+    select * from all_ledger_entries
+    {% if is_incremental() %}
+        where customer_id in (select customer_id from changed_customers)
+    {% endif %}
 ),
 
 earned_lots as (
@@ -74,3 +118,9 @@ final as (
 )
 
 select * from final
+{% if is_incremental() %}
+union all by name
+select {{ fail_if_sources_lost_rows('lot(s)') }} as lot_id
+from (select count(*) as lost_rows from lot_changes where not is_new)
+where lost_rows > 0
+{% endif %}

@@ -16,19 +16,77 @@
 -- loop. Each residual occupies [frontier - points, frontier) and draws from the lots overlapping that
 -- range. This needs one fixed consumption order per customer, which holds because every earn lot has
 -- the same lifetime (earn_expiry_days), so expiry order = grant order.
+--
+-- Built incrementally by customer (macros/incremental.sql). A customer's allocations depend only on
+-- their own lots and redemptions, both append-only, so a day's build recomputes, whole, only the
+-- customers with a redemption the table does not have yet or whose lot count moved (customer_lots:
+-- a new earn lot or pre-grant, back-dated or not). A redemption in the table that its source no
+-- longer has fails the build.
+{{ incremental_by_customer() }}
 with
 
-lots as (
+all_lots as (
     select * from {{ ref('int_mileage_lots') }}
 ),
 
-redemptions as (
+all_redemptions as (
     select * from {{ ref('stg_landing__mileage_events') }}
     where mileage_event_kind = 'redeem'
 ),
 
+lot_counts as (
+    select
+        customer_id,
+        count(*) as customer_lots
+    from all_lots
+    group by customer_id
+),
+
+{% if is_incremental() %}
+redemption_changes as materialized (
+    -- a redemption one side has and the other not: new in the source, or (never, it is append-only) gone
+    select
+        coalesce(source_redemptions.customer_id, built.customer_id) as customer_id,
+        built.redemption_id is null as is_new
+    from all_redemptions as source_redemptions
+    full outer join (select distinct redemption_id, customer_id from {{ this }}) as built
+        on source_redemptions.mileage_event_id = built.redemption_id
+    where source_redemptions.mileage_event_id is null or built.redemption_id is null
+),
+
+changed_customers as (
+    select customer_id from redemption_changes
+    union
+    -- the customer's lots moved since their allocations were computed (null: built before the
+    -- table kept the count)
+    select built.customer_id
+    from (select customer_id, any_value(customer_lots) as customer_lots from {{ this }} group by customer_id) as built
+    left join lot_counts
+        on built.customer_id = lot_counts.customer_id
+    where built.customer_lots is distinct from lot_counts.customer_lots
+),
+
+{% endif %}
+
+lots as (
+    select * from all_lots
+    {% if is_incremental() %}
+        where customer_id in (select customer_id from changed_customers)
+    {% endif %}
+),
+
+redemptions as (
+    select * from all_redemptions
+    {% if is_incremental() %}
+        where customer_id in (select customer_id from changed_customers)
+    {% endif %}
+),
+
 pregrant_allocations as (
     select * from {{ ref('stg_ledger__pregrant_allocations') }}
+    {% if is_incremental() %}
+        where customer_id in (select customer_id from changed_customers)
+    {% endif %}
 ),
 
 earn_lots as (
@@ -167,12 +225,27 @@ uncovered as (
     having redemption_ranges.residual_points - coalesce(sum(allocated_to_earn_lots.allocated_points), 0) > 0
 ),
 
-final as (
+allocations as (
     select * from allocated_to_pregrants
     union all
     select * from allocated_to_earn_lots
     union all
     select * from uncovered
+),
+
+final as (
+    select
+        allocations.*,
+        lot_counts.customer_lots
+    from allocations
+    left join lot_counts
+        on allocations.customer_id = lot_counts.customer_id
 )
 
 select * from final
+{% if is_incremental() %}
+union all by name
+select {{ fail_if_sources_lost_rows('redemption(s)') }} as redemption_id
+from (select count(*) as lost_rows from redemption_changes where not is_new)
+where lost_rows > 0
+{% endif %}

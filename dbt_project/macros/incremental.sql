@@ -1,0 +1,38 @@
+{#-
+    Incremental builds by customer (int_mileage_lots, int_mileage_redemption_allocations).
+
+    These models are a function of each customer's own append-only history (raw landing rows and
+    ledger entries are never updated or deleted), not of the as-of date. So the daily build
+    recomputes only the customers whose inputs changed since the last build, whole, and swaps
+    their rows in (incremental_strategy delete+insert on customer_id): a back-dated event recomputes
+    all of that customer's rows, and a re-run of an earlier date gives what a full rebuild gives.
+    `dbt build --full-refresh` (`boomerang dbt build --full-refresh`) rebuilds from all history;
+    tests/warehouse/test_incremental.py holds the two equal.
+-#}
+{% macro incremental_by_customer() -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='customer_id',
+        on_schema_change='append_new_columns',
+    ) }}
+{%- endmacro %}
+
+
+{#-
+    An increment is wrong when a row built earlier is gone from the model's sources: a customer with
+    nothing left to build would keep stale rows. The sources are append-only, so only a hand-made
+    deletion in raw or ledger gets here; the build fails, writes nothing, and says how to rebuild.
+    Use it as a row of the model's output that exists only when rows were lost (`lost_rows`):
+        select * from final
+        union all by name
+        select {{ fail_if_sources_lost_rows('lot(s)') }} as lot_id
+        from (select count(*) as lost_rows from ...) where lost_rows > 0
+-#}
+{% macro fail_if_sources_lost_rows(what) -%}
+    error(
+        '{{ this }}: ' || lost_rows || ' {{ what }} built earlier are gone from its sources, which are '
+        || 'append-only (raw landing rows and ledger entries are never deleted). Nothing was written. '
+        || 'Rebuild it from all history: boomerang dbt build --full-refresh --select {{ this.identifier }}+'
+    )
+{%- endmacro %}
