@@ -94,8 +94,9 @@ def test_no_model_of_the_daily_build_reads_one_it_leaves_out(built):
 
 def test_every_table_a_day_builds_keeps_its_contract(built, tmp_path):
     """Each table model of a daily run (all but the training run's; incremental ones too) has an
-    enforced contract: the warehouse holds the YAML's types, and a column with a not_null constraint is NOT NULL in DuckDB,
-    which refuses a NULL into it (a not_null data test would be a query of its own)."""
+    enforced contract: the warehouse holds the YAML's types, and a column with a not_null constraint
+    is NOT NULL in DuckDB, which refuses a NULL into it (a not_null data test would be a query of its
+    own)."""
     manifest = json.loads((built.dbt_target_dir / "manifest.json").read_text())
     tables = {
         node["alias"]: node
