@@ -26,7 +26,7 @@ from conftest import (
     write_file,
 )
 
-from boomerang import pipeline
+from boomerang import cli, pipeline
 from boomerang.config import Settings
 from boomerang.warehouse.dbt import DbtError, run_dbt
 
@@ -180,12 +180,12 @@ def _incremental_rows(settings: Settings, customer: str) -> tuple[list[tuple], l
 
 
 def test_an_increment_recomputes_only_the_customers_whose_mileage_changed(
-    tiny_built: Settings, tmp_path: Path
+    tiny_built: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A mark left on two customers' lots and allocations (a point more than their sources say):
     a build that brings one of them a new earn event and redemption recomputes that one and leaves
     the other's mark, so it moved the tables forward rather than rebuilding them. A full refresh
-    wipes the mark."""
+    (`boomerang dbt run --full-refresh`) wipes the mark."""
     settings = _tiny_copy(tiny_built, tmp_path / "home")
     [(untouched, changed)] = query(
         settings,
@@ -232,7 +232,11 @@ def test_an_increment_recomputes_only_the_customers_whose_mileage_changed(
     )
     assert unmarked == [(len(lots),)]
 
-    run_dbt(settings, "run", day, ["--select", *INCREMENTAL, "--full-refresh"])
+    # the user's way to rebuild from all history: boomerang dbt ... --full-refresh
+    for name, value in settings.to_env().items():
+        monkeypatch.setenv(name, value)
+    argv = ["dbt", "run", "--as-of", day.isoformat(), "--full-refresh", "--select", *INCREMENTAL]
+    assert cli.main(argv) == 0
     lots, allocations = _incremental_rows(settings, untouched)
     assert lots == [(lot, points - 1) for lot, points in marked[untouched][0]]
     assert allocations == [(redemption, lot, points - 1) for redemption, lot, points in marked[untouched][1]]
@@ -256,3 +260,22 @@ def test_a_lot_gone_from_its_sources_fails_the_build_and_writes_nothing(
     assert "1 lot(s) built earlier are gone from its sources" in message
     assert "boomerang dbt build --full-refresh --select int_mileage_lots+" in message
     assert table_checksums(settings.warehouse_path, ("intermediate",)) == before
+
+
+def test_a_changed_earn_expiry_recomputes_every_customer(tiny_built: Settings, tmp_path: Path) -> None:
+    """BOOMERANG_EARN_EXPIRY_DAYS shapes every earn lot and so every allocation: after a change, the
+    increment recomputes every customer and equals a full refresh with the new setting (no new data
+    arrived, so nothing else would have told it to)."""
+    settings = _tiny_copy(tiny_built, tmp_path / "home").with_(earn_expiry_days=30)
+    run_dbt(settings, "run", TINY_AS_OF, ["--select", *INCREMENTAL])
+    assert query(
+        settings,
+        "select count(*) from intermediate.int_mileage_lots "
+        "where lot_kind = 'earn' and expires_at != granted_at + interval 30 day",
+    ) == [(0,)]
+    assert query(
+        settings, "select distinct earn_expiry_days from intermediate.int_mileage_redemption_allocations"
+    ) == [(30,)]
+    incremental = table_checksums(settings.warehouse_path, ("intermediate",))
+    run_dbt(settings, "run", TINY_AS_OF, ["--select", *INCREMENTAL, "--full-refresh"])
+    assert table_checksums(settings.warehouse_path, ("intermediate",)) == incremental

@@ -7,7 +7,8 @@
 -- Built incrementally by customer (macros/incremental.sql): a day's build recomputes, whole, only
 -- the customers with a lot the table does not have yet (a new earn event or pre-grant; a back-dated
 -- earn event moves the consumption order of that customer's later lots, so all their lots are
--- recomputed). A lot in the table that its sources no longer have fails the build.
+-- recomputed), and every customer when earn_expiry_days changed. A lot in the table that its
+-- sources no longer have fails the build.
 {{ incremental_by_customer() }}
 with
 
@@ -38,7 +39,16 @@ lot_changes as materialized (
 ),
 
 changed_customers as (
-    select distinct customer_id from lot_changes
+    select customer_id from lot_changes
+    union
+    -- earn_expiry_days changed since the table was built: every customer's lots expire differently
+    select customer_id from {{ this }}
+    where exists (
+        select 1 from {{ this }}
+        where
+            lot_kind = 'earn'
+            and expires_at != granted_at + to_days({{ setting('earn_expiry_days') }})
+    )
 ),
 
 {% endif %}

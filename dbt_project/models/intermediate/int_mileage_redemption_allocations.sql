@@ -20,8 +20,9 @@
 -- Built incrementally by customer (macros/incremental.sql). A customer's allocations depend only on
 -- their own lots and redemptions, both append-only, so a day's build recomputes, whole, only the
 -- customers with a redemption the table does not have yet or whose lot count moved (customer_lots:
--- a new earn lot or pre-grant, back-dated or not). A redemption in the table that its source no
--- longer has fails the build.
+-- a new earn lot or pre-grant, back-dated or not), and every customer when earn_expiry_days changed
+-- (earn_expiry_days: the setting the row was computed with). A redemption in the table that its
+-- source no longer has fails the build.
 {{ incremental_by_customer() }}
 with
 
@@ -60,10 +61,18 @@ changed_customers as (
     -- the customer's lots moved since their allocations were computed (null: built before the
     -- table kept the count)
     select built.customer_id
-    from (select customer_id, any_value(customer_lots) as customer_lots from {{ this }} group by customer_id) as built
+    from (
+        select
+            customer_id,
+            any_value(customer_lots) as customer_lots,
+            -- earn_expiry_days changed: every customer's earn lots expire differently
+            bool_or(earn_expiry_days is distinct from {{ setting('earn_expiry_days') }}) as expiry_changed
+        from {{ this }}
+        group by customer_id
+    ) as built
     left join lot_counts
         on built.customer_id = lot_counts.customer_id
-    where built.customer_lots is distinct from lot_counts.customer_lots
+    where built.customer_lots is distinct from lot_counts.customer_lots or built.expiry_changed
 ),
 
 {% endif %}
@@ -236,7 +245,8 @@ allocations as (
 final as (
     select
         allocations.*,
-        lot_counts.customer_lots
+        lot_counts.customer_lots,
+        {{ setting('earn_expiry_days') }} as earn_expiry_days
     from allocations
     left join lot_counts
         on allocations.customer_id = lot_counts.customer_id
