@@ -20,6 +20,17 @@
 
 
 {#-
+    In an increment, keep only the rows of the customers to recompute (the model's
+    `changed_customers` CTE); in a full build, every row. Put it where a source CTE's `where` goes.
+-#}
+{% macro only_changed_customers() -%}
+    {%- if is_incremental() -%}
+        where customer_id in (select customer_id from changed_customers)
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
     An increment is wrong when a row built earlier is gone from the model's sources: a customer with
     nothing left to build would keep stale rows. The sources are append-only, so only a hand-made
     deletion in raw or ledger gets here; the build fails, writes nothing, and says how to rebuild.

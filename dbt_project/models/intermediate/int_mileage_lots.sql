@@ -55,16 +55,12 @@ changed_customers as (
 
 mileage_events as (
     select * from all_mileage_events
-    {% if is_incremental() %}
-        where customer_id in (select customer_id from changed_customers)
-    {% endif %}
+    {{ only_changed_customers() }}
 ),
 
 ledger_entries as (
     select * from all_ledger_entries
-    {% if is_incremental() %}
-        where customer_id in (select customer_id from changed_customers)
-    {% endif %}
+    {{ only_changed_customers() }}
 ),
 
 earned_lots as (

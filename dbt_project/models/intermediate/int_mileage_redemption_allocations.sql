@@ -79,23 +79,17 @@ changed_customers as (
 
 lots as (
     select * from all_lots
-    {% if is_incremental() %}
-        where customer_id in (select customer_id from changed_customers)
-    {% endif %}
+    {{ only_changed_customers() }}
 ),
 
 redemptions as (
     select * from all_redemptions
-    {% if is_incremental() %}
-        where customer_id in (select customer_id from changed_customers)
-    {% endif %}
+    {{ only_changed_customers() }}
 ),
 
 pregrant_allocations as (
     select * from {{ ref('stg_ledger__pregrant_allocations') }}
-    {% if is_incremental() %}
-        where customer_id in (select customer_id from changed_customers)
-    {% endif %}
+    {{ only_changed_customers() }}
 ),
 
 earn_lots as (
