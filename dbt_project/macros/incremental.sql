@@ -5,7 +5,8 @@
     ledger entries are never updated or deleted), not of the as-of date. So the daily build
     recomputes only the customers whose inputs changed since the last build, whole, and swaps
     their rows in (incremental_strategy delete+insert on customer_id): a back-dated event recomputes
-    all of that customer's rows, and a re-run of an earlier date gives what a full rebuild gives.
+    all of that customer's rows, a re-run of an earlier date gives what a full rebuild gives, and a
+    changed earn_expiry_days (the one setting they read) recomputes every customer.
     `dbt build --full-refresh` (`boomerang dbt build --full-refresh`) rebuilds from all history;
     tests/warehouse/test_incremental.py holds the two equal.
 -#}
@@ -44,6 +45,6 @@
     error(
         '{{ this }}: ' || lost_rows || ' {{ what }} built earlier are gone from its sources, which are '
         || 'append-only (raw landing rows and ledger entries are never deleted). Nothing was written. '
-        || 'Rebuild it from all history: boomerang dbt build --full-refresh --select {{ this.identifier }}+'
+        || 'Rebuild it from all history: boomerang dbt build --as-of <date> --full-refresh --select {{ this.identifier }}+'
     )
 {%- endmacro %}

@@ -258,7 +258,7 @@ def test_a_lot_gone_from_its_sources_fails_the_build_and_writes_nothing(
     message = str(raised.value)
     assert "intermediate" in message and "int_mileage_lots" in message
     assert "1 lot(s) built earlier are gone from its sources" in message
-    assert "boomerang dbt build --full-refresh --select int_mileage_lots+" in message
+    assert "boomerang dbt build --as-of <date> --full-refresh --select int_mileage_lots+" in message
     assert table_checksums(settings.warehouse_path, ("intermediate",)) == before
 
 
