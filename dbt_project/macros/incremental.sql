@@ -35,16 +35,20 @@
     An increment is wrong when a row built earlier is gone from the model's sources: a customer with
     nothing left to build would keep stale rows. The sources are append-only, so only a hand-made
     deletion in raw or ledger gets here; the build fails, writes nothing, and says how to rebuild.
-    Use it as a row of the model's output that exists only when rows were lost (`lost_rows`):
-        select * from final
-        union all by name
-        select {{ fail_if_sources_lost_rows('lot(s)') }} as lot_id
-        from (select count(*) as lost_rows from ...) where lost_rows > 0
+    Put it after the model's final select: `changes` is the CTE of rows one side has and the other
+    not (`is_new` false: built, gone from the sources), `column` a column of the model that the error
+    row fills, `what` the rows' name in the message.
 -#}
-{% macro fail_if_sources_lost_rows(what) -%}
+{% macro fail_if_sources_lost_rows(changes, column, what) -%}
+    {%- if is_incremental() %}
+union all by name
+select
     error(
         '{{ this }}: ' || lost_rows || ' {{ what }} built earlier are gone from its sources, which are '
         || 'append-only (raw landing rows and ledger entries are never deleted). Nothing was written. '
         || 'Rebuild it from all history: boomerang dbt build --as-of <date> --full-refresh --select {{ this.identifier }}+'
-    )
+    ) as {{ column }}
+from (select count(*) as lost_rows from {{ changes }} where not is_new)
+where lost_rows > 0
+    {%- endif %}
 {%- endmacro %}

@@ -124,9 +124,4 @@ final as (
 )
 
 select * from final
-{% if is_incremental() %}
-union all by name
-select {{ fail_if_sources_lost_rows('lot(s)') }} as lot_id
-from (select count(*) as lost_rows from lot_changes where not is_new)
-where lost_rows > 0
-{% endif %}
+{{ fail_if_sources_lost_rows('lot_changes', 'lot_id', 'lot(s)') }}

@@ -247,9 +247,4 @@ final as (
 )
 
 select * from final
-{% if is_incremental() %}
-union all by name
-select {{ fail_if_sources_lost_rows('redemption(s)') }} as redemption_id
-from (select count(*) as lost_rows from redemption_changes where not is_new)
-where lost_rows > 0
-{% endif %}
+{{ fail_if_sources_lost_rows('redemption_changes', 'redemption_id', 'redemption(s)') }}
