@@ -19,20 +19,6 @@ feature_transactions as (
     select * from {{ ref('stg_landing__transactions') }}
 ),
 
-feature_purchase_gaps as (
-    -- gap to the previous purchase: only ever looks back, so it cannot leak
-    select
-        customer_id,
-        occurred_at,
-        date_diff(
-            'day',
-            lag(occurred_at) over (partition by customer_id order by occurred_at, transaction_id),
-            occurred_at
-        ) as gap_days
-    from feature_transactions
-    where transaction_kind = 'purchase'
-),
-
 feature_purchase_days as (
     -- one row per customer per day with a purchase: the unit of the customer-base models (BG/NBD counts
     -- repeat purchase days, Gamma-Gamma averages their spend), so that a basket split in two is one purchase
@@ -82,6 +68,8 @@ purchase_features as (
         {{ spine }}.as_of_date,
         max(feature_transactions.occurred_at) filter (where transaction_kind = 'purchase') as last_purchase_at,
         min(feature_transactions.occurred_at) filter (where transaction_kind = 'purchase') as first_purchase_at,
+        -- the two newest purchases, newest first: the last gap between purchases, without sorting them all
+        max(feature_transactions.occurred_at, 2) filter (where transaction_kind = 'purchase') as last_two_purchases_at,
         count(*) filter (where transaction_kind = 'purchase') as purchases_lifetime,
         count(*) filter (where transaction_kind = 'refund') as refunds_lifetime,
         {% for days in [30, 90, 365] %}
@@ -121,18 +109,6 @@ purchase_features as (
     group by feature_transactions.customer_id, {{ spine }}.as_of_date
 ),
 
-gap_features as (
-    select
-        feature_purchase_gaps.customer_id,
-        {{ spine }}.as_of_date,
-        arg_max(feature_purchase_gaps.gap_days, feature_purchase_gaps.occurred_at) as last_gap_days,
-        avg(feature_purchase_gaps.gap_days) as avg_gap_days
-    from feature_purchase_gaps
-    inner join {{ spine }}
-        on feature_purchase_gaps.occurred_at < {{ spine }}.as_of_date
-    group by feature_purchase_gaps.customer_id, {{ spine }}.as_of_date
-),
-
 customer_base_features as (
     -- the RFM summary of the customer-base models (ml/clv.py): frequency, recency and age in days
     select
@@ -165,8 +141,8 @@ engagement_features as (
         count(*) filter (where interaction_kind = 'call') as calls_90d
     from feature_interactions
     inner join {{ spine }}
-        on feature_interactions.occurred_at < {{ spine }}.as_of_date
-        and feature_interactions.occurred_at >= {{ spine }}.as_of_date - to_days(90)
+        on feature_interactions.occurred_at_tz < {{ spine }}.as_of_date
+        and feature_interactions.occurred_at_tz >= {{ spine }}.as_of_date - to_days(90)
     group by feature_interactions.customer_id, {{ spine }}.as_of_date
 ),
 
@@ -201,8 +177,8 @@ mileage_flow_features as (
         coalesce(sum(points) filter (where mileage_event_kind = 'redeem'), 0) as miles_redeemed_365d
     from feature_mileage_events
     inner join {{ spine }}
-        on feature_mileage_events.occurred_at < {{ spine }}.as_of_date
-        and feature_mileage_events.occurred_at >= {{ spine }}.as_of_date - to_days(365)
+        on feature_mileage_events.occurred_at_tz < {{ spine }}.as_of_date
+        and feature_mileage_events.occurred_at_tz >= {{ spine }}.as_of_date - to_days(365)
     group by feature_mileage_events.customer_id, {{ spine }}.as_of_date
 ),
 
@@ -273,11 +249,18 @@ features as (
         cast(date_diff('day', customer_base_features.first_purchase_date, population.as_of_date)
             as integer) as clv_age_days,
         cast(customer_base_features.repeat_spend_per_day as decimal(18, 2)) as repeat_spend_per_day,
-        ----------  rhythm
-        gap_features.avg_gap_days,
-        gap_features.last_gap_days,
+        ----------  rhythm: the days between consecutive purchases (calendar days, so their sum is the days
+        ----------  from the first purchase to the last: the average needs no sort), and the last such gap
+        date_diff('day', purchase_features.first_purchase_at, purchase_features.last_purchase_at)
+        / nullif(purchase_features.purchases_lifetime - 1, 0) as avg_gap_days,
+        date_diff('day', purchase_features.last_two_purchases_at[2], purchase_features.last_two_purchases_at[1])
+            as last_gap_days,
         date_diff('day', cast(purchase_features.last_purchase_at as date), population.as_of_date)
-        / nullif(gap_features.avg_gap_days, 0) as overdue_ratio,
+        / nullif(
+            date_diff('day', purchase_features.first_purchase_at, purchase_features.last_purchase_at)
+            / nullif(purchase_features.purchases_lifetime - 1, 0),
+            0
+        ) as overdue_ratio,
         ----------  refunds and channels (365 days)
         coalesce(purchase_features.refunds_365d, 0) / nullif(purchase_features.spend_365d, 0) as refund_share_365d,
         {% for channel in ['store', 'online', 'app'] %}
@@ -322,9 +305,6 @@ features as (
     left join customer_base_features
         on population.customer_id = customer_base_features.customer_id
         and population.as_of_date = customer_base_features.as_of_date
-    left join gap_features
-        on population.customer_id = gap_features.customer_id
-        and population.as_of_date = gap_features.as_of_date
     left join engagement_features
         on population.customer_id = engagement_features.customer_id
         and population.as_of_date = engagement_features.as_of_date

@@ -56,8 +56,8 @@ messages as (
     from interactions
     where
         interaction_kind = 'sent'
-        and occurred_at >= {{ as_of_date() }} - to_days({{ contact_window_days }})
-        and occurred_at < {{ as_of_date() }}
+        and occurred_at_tz >= {{ as_of_date() }} - to_days({{ contact_window_days }})
+        and occurred_at_tz < {{ as_of_date() }}
         and campaign_id is distinct from '{{ setting("campaign_id") }}'
     group by customer_id
     union all
