@@ -1,16 +1,21 @@
-"""The incremental warehouse: the mileage lots and their allocations move forward by customer.
+"""The incremental warehouse: the mileage lots and their allocations move forward by customer, the
+customers' activity (the churn features' counts and sums) by day.
 
 int_mileage_lots and int_mileage_redemption_allocations are dbt incremental models
 (macros/incremental.sql): a build recomputes only the customers whose lots or redemptions changed,
-and swaps their rows in. These tests hold an incremental history equal to a full refresh, with
-back-dated events and a re-run of an earlier date in it; show that an increment leaves the other
-customers' rows alone (it is an increment, not a rebuild); and that lost source rows fail the build.
+and swaps their rows in. int_customer_activity (macros/customer_activity.sql) moves the previous
+build's windows forward by the days between. These tests hold an incremental history equal to a full
+refresh, with back-dated events and a re-run of an earlier date in it; show that an increment
+carries the previous rows (it is an increment, not a rebuild); and that lost source rows fail the
+build.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import shutil
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -35,6 +40,9 @@ INCREMENTAL = ("int_mileage_lots", "int_mileage_redemption_allocations")
 # so compared too
 POSITIONS = ("int_mileage_lot_positions", "fct_mileage_lot_balances")
 MILEAGE_HEADER = "event_id,customer_id,occurred_at,kind,points,transaction_id\n"
+TRANSACTION_HEADER = "transaction_id,customer_id,occurred_at,kind,amount,channel\n"
+INTERACTION_HEADER = "interaction_id,customer_id,occurred_at,channel,kind,campaign_id\n"
+ACTIVITY = ("int_customer_activity", "fct_customer_features")
 
 
 def _own_copy(campaign: Campaign, home: Path) -> Settings:
@@ -279,3 +287,155 @@ def test_a_changed_earn_expiry_recomputes_every_customer(tiny_built: Settings, t
     incremental = table_checksums(settings.warehouse_path, ("intermediate",))
     run_dbt(settings, "run", TINY_AS_OF, ["--select", *INCREMENTAL, "--full-refresh"])
     assert table_checksums(settings.warehouse_path, ("intermediate",)) == incremental
+
+
+# ------------------------------------------------------------------------------ the activity
+
+
+def _long_history(settings: Settings, customers: list[str], end: date) -> None:
+    """Landing files with 15 months of random transactions, interactions and mileage events for
+    ``customers`` before ``end``: every window of the features (30, 90, 180 and 365 days) has events
+    entering and leaving it on any day."""
+    rng = random.Random(15)
+    start = datetime(end.year - 1, end.month, end.day) - timedelta(days=90)
+    minutes = int((datetime(end.year, end.month, end.day) - start).total_seconds() // 60)
+
+    def moment() -> str:
+        return (start + timedelta(minutes=rng.randrange(minutes))).isoformat() + "Z"
+
+    transactions, interactions, mileage = [TRANSACTION_HEADER], [INTERACTION_HEADER], [MILEAGE_HEADER]
+    for n in range(1500):
+        customer = rng.choice(customers)
+        kind = "refund" if rng.random() < 0.15 else "purchase"
+        channel = rng.choice(["store", "online", "app"])
+        transactions.append(
+            f"HIST-T{n},{customer},{moment()},{kind},{rng.randrange(100, 9000) / 100:.2f},{channel}\n"
+        )
+        channel, kind = rng.choice(
+            [
+                ("email", "sent"),
+                ("email", "opened"),
+                ("sms", "clicked"),
+                ("push", "sent"),
+                ("app", "visit"),
+                ("web", "visit"),
+                ("store", "visit"),
+                ("call_center", "call"),
+            ]
+        )
+        interactions.append(f"HIST-I{n},{customer},{moment()},{channel},{kind},\n")
+        kind = "earn" if rng.random() < 0.8 else "redeem"
+        mileage.append(f"HIST-M{n},{customer},{moment()},{kind},{rng.randrange(1, 60)},\n")
+    write_file(settings.landing_dir, "transactions/history.csv", "".join(transactions))
+    write_file(settings.landing_dir, "interactions/history.csv", "".join(interactions))
+    write_file(settings.landing_dir, "mileage_events/history.csv", "".join(mileage))
+
+
+def _activity(settings: Settings) -> dict[str, list[tuple]]:
+    return {
+        "activity": sorted(query(settings, "select * from intermediate.int_customer_activity"), key=repr),
+        "features": sorted(query(settings, "select * from marts.fct_customer_features"), key=repr),
+    }
+
+
+def _build_activity(settings: Settings, day: date, *extra: str) -> None:
+    run_dbt(settings, "run", day, ["--select", *INCREMENTAL, *ACTIVITY, *extra])
+
+
+def test_the_activity_moved_day_by_day_equals_a_rebuild(
+    tiny_built: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Built from all history 40 days before the tiny world's end, then moved forward a day, a day,
+    eight days and 30 days, with 15 months of events entering and leaving every window: the activity
+    and the features equal a rebuild from all history. A mark left on one customer's 365-day spend
+    rides every move (each build carries the previous one forward) and is gone after the rebuild."""
+    settings = _tiny_copy(tiny_built, tmp_path / "home")
+    customers = [
+        row[0] for row in query(settings, "select customer_id from raw.customers order by all limit 3")
+    ]
+    _long_history(settings, customers, TINY_AS_OF)
+    pipeline.load_landing(settings, TINY_AS_OF)
+    start = TINY_AS_OF - timedelta(days=40)
+    _build_activity(settings, start, "--full-refresh")
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute(
+            "update intermediate.int_customer_activity set spend_365d = spend_365d + 1000 where customer_id = ?",
+            [customers[0]],
+        )
+
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+    previous = start
+    for day in (start + timedelta(days=1), start + timedelta(days=2), start + timedelta(days=10), TINY_AS_OF):
+        caplog.clear()
+        _build_activity(settings, day)
+        assert f'int_customer_activity": moved forward from {previous}' in caplog.text
+        previous = day
+    moved = _activity(settings)
+    _build_activity(settings, TINY_AS_OF, "--full-refresh")
+    rebuilt = _activity(settings)
+
+    assert len(moved["activity"]) > len(customers) and len(moved["features"]) > len(customers)
+    marked = query(
+        settings,
+        "select spend_365d from intermediate.int_customer_activity where customer_id = ?",
+        [customers[0]],
+    )[0][0]
+    moved_spend = [row for row in moved["activity"] if row[0] == customers[0]]
+    columns = [row[0] for row in query(settings, "describe intermediate.int_customer_activity")]
+    assert moved_spend[0][columns.index("spend_365d")] == marked + 1000
+    unmarked = {name: [row for row in rows if row[0] != customers[0]] for name, rows in moved.items()}
+    assert unmarked == {
+        name: [row for row in rows if row[0] != customers[0]] for name, rows in rebuilt.items()
+    }
+
+
+def test_late_events_and_a_re_run_rebuild_the_activity(
+    tiny_built: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction that arrives late, dated before the activity's date, and a re-run of an earlier
+    date: each build rebuilds the activity from all history (and says why in dbt's log), and
+    equals a full refresh."""
+    settings = _tiny_copy(tiny_built, tmp_path / "home")
+    [(customer,)] = query(settings, "select min(customer_id) from raw.customers")
+    late = TINY_AS_OF - timedelta(days=20)
+    write_file(
+        settings.landing_dir,
+        "transactions/late.csv",
+        TRANSACTION_HEADER + f"LATE-T1,{customer},{late}T10:00:00Z,purchase,55.00,app\n",
+    )
+    day = TINY_AS_OF + timedelta(days=1)
+    pipeline.load_landing(settings, day)
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+    _build_activity(settings, day)
+    assert "rebuilt from all history: the landing transactions hold" in caplog.text
+    assert "(events that arrived late for days already counted)" in caplog.text
+    assert query(
+        settings,
+        "select purchases_lifetime > 0 from intermediate.int_customer_activity where customer_id = ?",
+        [customer],
+    ) == [(True,)]
+    incremental = _activity(settings)
+    _build_activity(settings, day, "--full-refresh")
+    assert _activity(settings) == incremental
+
+    earlier = TINY_AS_OF - timedelta(days=30)
+    caplog.clear()
+    _build_activity(settings, earlier)
+    assert f"rebuilt from all history: it was built for {day}" in caplog.text
+    incremental = _activity(settings)
+    assert {row[1] for row in incremental["activity"]} == {earlier}
+    _build_activity(settings, earlier, "--full-refresh")
+    assert _activity(settings) == incremental
+
+
+def test_features_built_without_their_activity_fail_by_name(tiny_built: Settings, tmp_path: Path) -> None:
+    """fct_customer_features reads the activity moved to the run's date: selected alone for another
+    date, it fails and says to build the two together, instead of features from another day."""
+    settings = _tiny_copy(tiny_built, tmp_path / "home")
+    before = table_checksums(settings.warehouse_path, ("marts",))
+    with pytest.raises(DbtError) as raised:
+        run_dbt(settings, "run", TINY_AS_OF - timedelta(days=3), ["--select", "fct_customer_features"])
+    message = str(raised.value)
+    assert f"int_customer_activity holds the activity as of {TINY_AS_OF}, not the run's date" in message
+    assert "--select int_customer_activity+" in message
+    assert table_checksums(settings.warehouse_path, ("marts",)) == before
