@@ -150,8 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     dbt.add_argument(
         "--full-refresh",
         action="store_true",
-        help="rebuild the incremental models (lots, allocations) from all history instead of moving them "
-        "forward: after a change to their SQL, or when a build says their sources lost rows",
+        help="rebuild the incremental models (lots, allocations, the customers' activity) from all history "
+        "instead of moving them forward: after a change to their SQL, or when a build says their sources lost rows",
     )
     dbt.add_argument(
         "-s", "--select", nargs="+", metavar="SELECTOR", help="dbt's --select: the nodes to run (dbt syntax)"

@@ -199,10 +199,15 @@ def feature_floor(warehouse_path: Path, as_of: date) -> dict:
     return {"seconds": seconds, "customers": rows}
 
 
+# The feature build's own models: the features, and the activity they read (moved forward daily).
+FEATURE_MODELS = ("model.boomerang.fct_customer_features", "model.boomerang.int_customer_activity")
+
+
 def _dbt_models(settings: Settings) -> tuple[list[dict], dict[str, float]]:
     """The last dbt invocation's model timings (slowest first), and the feature build's: the time of
-    ``fct_customer_features`` alone, and summed with the tables it is built from (the mileage lots
-    and their allocation, which other marts share); staging models are views, their work is in these."""
+    its own models (``fct_customer_features`` and the activity it reads, ``int_customer_activity``),
+    and summed with every table it is built from (the mileage lots and their allocations too, which
+    other marts share); staging models are views, their work is in these."""
     target = settings.dbt_target_dir
     results = json.loads((target / "run_results.json").read_text())["results"]
     manifest = json.loads((target / "manifest.json").read_text())
@@ -223,7 +228,7 @@ def _dbt_models(settings: Settings) -> tuple[list[dict], dict[str, float]]:
         key=lambda item: -item["seconds"],
     )
     return models, {
-        "model": sum(r["execution_time"] for r in results if r["unique_id"] == features),
+        "model": sum(r["execution_time"] for r in results if r["unique_id"] in FEATURE_MODELS),
         "with_upstream": sum(r["execution_time"] for r in results if r["unique_id"] in upstream),
     }
 
@@ -752,7 +757,7 @@ def markdown(report: dict) -> str:
             else ""
         ),
     )
-    row("feature build: fct_customer_features", None, lambda s: _fmt_s(s["feature_model_seconds"]))
+    row("feature build: fct_customer_features + int_customer_activity", None, lambda s: _fmt_s(s["feature_model_seconds"]))
     row("feature build with its upstream tables", None, lambda s: _fmt_s(s["feature_build_seconds"]))
     row("floor: one pass over the same inputs", None, lambda s: f"{s['floor_seconds']:.2f}")
     row("features / floor (model alone)", None, lambda s: f"{s['feature_model_over_floor']:.1f}x")
