@@ -757,7 +757,11 @@ def markdown(report: dict) -> str:
             else ""
         ),
     )
-    row("feature build: fct_customer_features + int_customer_activity", None, lambda s: _fmt_s(s["feature_model_seconds"]))
+    row(
+        "feature build: fct_customer_features + int_customer_activity",
+        None,
+        lambda s: _fmt_s(s["feature_model_seconds"]),
+    )
     row("feature build with its upstream tables", None, lambda s: _fmt_s(s["feature_build_seconds"]))
     row("floor: one pass over the same inputs", None, lambda s: f"{s['floor_seconds']:.2f}")
     row("features / floor (model alone)", None, lambda s: f"{s['feature_model_over_floor']:.1f}x")
