@@ -439,3 +439,24 @@ def test_features_built_without_their_activity_fail_by_name(tiny_built: Settings
     assert f"int_customer_activity holds the activity as of {TINY_AS_OF}, not the run's date" in message
     assert "--select int_customer_activity+" in message
     assert table_checksums(settings.warehouse_path, ("marts",)) == before
+
+
+def test_a_measure_added_since_the_last_build_gets_its_column_and_a_rebuild(
+    tiny_built: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An activity built before a measure was added to the list (here: without calls_90d): the next
+    build adds the column and rebuilds from all history, rather than moving a table that lacks it."""
+    settings = _tiny_copy(tiny_built, tmp_path / "home")
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute("alter table intermediate.int_customer_activity drop column calls_90d")
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+    day = TINY_AS_OF + timedelta(days=1)
+    _build_activity(settings, day)
+    assert "rebuilt from all history: new measures calls_90d" in caplog.text
+    calls = (
+        "select customer_id, calls_90d, purchases_30d from intermediate.int_customer_activity order by all"
+    )
+    built = query(settings, calls)
+    assert any(row[1] for row in built)
+    _build_activity(settings, day, "--full-refresh")
+    assert query(settings, calls) == built

@@ -9,13 +9,14 @@
 -- occurred_at_tz). It rebuilds from all history instead (customer_activity_moved_from says why, in
 -- dbt's log) on a first build, `--full-refresh`, a re-run of a date not after its own, and when the
 -- landing tables hold more or fewer events before its date than it counted: a back-dated event
--- (an arrival for a day already counted) is never missed. tests/warehouse/test_incremental.py holds
--- the moved table equal to a rebuild, day after day.
+-- (an arrival for a day already counted) is never missed. A measure added to the list gets its column
+-- (on_schema_change) and a rebuild; tests/warehouse/test_incremental.py holds the moved table equal to
+-- a rebuild, day after day.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='customer_id',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     post_hook=[
         "delete from {{ this }}"
         ~ " where purchases_lifetime + refunds_lifetime + interactions_lifetime + mileage_events_lifetime = 0",
