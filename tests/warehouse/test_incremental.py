@@ -65,7 +65,7 @@ def _when(moment: str) -> str:
 
 
 def test_day_by_day_increments_equal_a_full_refresh_with_back_dated_events_and_a_re_run(
-    campaign: Campaign, tmp_path: Path
+    campaign: Campaign, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Five campaign days through Airflow built the lots and allocations as increments. Then a
     back-dated earn event (before a customer's first redemption) and back-dated redemptions arrive,
@@ -115,7 +115,15 @@ def test_day_by_day_increments_equal_a_full_refresh_with_back_dated_events_and_a
         [earner],
     )
     pipeline.load_landing(settings, day)
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
     pipeline.dbt_build(settings, day)
+    # the late lot is dated before the table's newest: the lots were compared one by one, not
+    # looked for after the newest
+    assert (
+        'int_mileage_lots": compared every lot with its sources: the landing mileage events hold'
+        in caplog.text
+    )
+    assert "(events that arrived late for a time already built)" in caplog.text
     # the late lot came first: it starts the order, and the customer's other lots moved up by 500
     ranges_after = dict(
         query(
@@ -188,7 +196,7 @@ def _incremental_rows(settings: Settings, customer: str) -> tuple[list[tuple], l
 
 
 def test_an_increment_recomputes_only_the_customers_whose_mileage_changed(
-    tiny_built: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_built: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A mark left on two customers' lots and allocations (a point more than their sources say):
     a build that brings one of them a new earn event and redemption recomputes that one and leaves
@@ -224,7 +232,9 @@ def test_an_increment_recomputes_only_the_customers_whose_mileage_changed(
     )
     day = TINY_AS_OF + timedelta(days=1)
     pipeline.load_landing(settings, day)
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
     run_dbt(settings, "run", day, ["--select", *INCREMENTAL])
+    assert 'int_mileage_lots": added the lots after ' in caplog.text
 
     assert _incremental_rows(settings, untouched) == marked[untouched]
     lots, allocations = _incremental_rows(settings, changed)
@@ -248,6 +258,38 @@ def test_an_increment_recomputes_only_the_customers_whose_mileage_changed(
     lots, allocations = _incremental_rows(settings, untouched)
     assert lots == [(lot, points - 1) for lot, points in marked[untouched][0]]
     assert allocations == [(redemption, lot, points - 1) for redemption, lot, points in marked[untouched][1]]
+
+
+def test_a_pre_grant_recorded_for_an_earlier_date_is_found(
+    campaign: Campaign, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A backfill of a missed date after later dates ran records pre-grants older than the newest
+    lot: the increment cannot look for them after the newest, so it compares every lot, finds the
+    new one, and equals a full refresh."""
+    settings = _own_copy(campaign, tmp_path / "home")
+    last = campaign.run_dates[-1]
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute(
+            """
+            insert into ledger.entries
+            select * replace ('BACKFILLED-PREGRANT' as entry_key, as_of_date - 3 as as_of_date)
+            from ledger.entries
+            where kind = 'pregrant' and as_of_date = ?
+            order by entry_key
+            limit 1
+            """,
+            [last],
+        )
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+    run_dbt(settings, "run", last, ["--select", INCREMENTAL[0]])
+    assert 'int_mileage_lots": compared every lot with its sources: the ledger holds' in caplog.text
+    assert query(
+        settings,
+        "select decision_date from intermediate.int_mileage_lots where lot_id = 'BACKFILLED-PREGRANT'",
+    ) == [(last - timedelta(days=3),)]
+    moved = _rows(settings, INCREMENTAL[0])
+    run_dbt(settings, "run", last, ["--select", INCREMENTAL[0], "--full-refresh"])
+    assert _rows(settings, INCREMENTAL[0]) == moved
 
 
 def test_a_lot_gone_from_its_sources_fails_the_build_and_writes_nothing(

@@ -7,8 +7,10 @@
 -- Built incrementally by customer (macros/incremental.sql): a day's build recomputes, whole, only
 -- the customers with a lot the table does not have yet (a new earn event or pre-grant; a back-dated
 -- earn event moves the consumption order of that customer's later lots, so all their lots are
--- recomputed), and every customer when earn_expiry_days changed. A lot in the table that its
--- sources no longer have fails the build.
+-- recomputed), and every customer when earn_expiry_days changed. The new lots are the rows after
+-- the table's newest ones when the sources hold as many before as the table has (mileage_lots_marks);
+-- otherwise every lot is compared with the table, and a lot in the table that its sources no longer
+-- have fails the build.
 {{ incremental_by_customer() }}
 with
 
@@ -21,7 +23,30 @@ all_ledger_entries as (
 ),
 
 {% if is_incremental() %}
+{%- set marks = mileage_lots_marks() %}
 lot_changes as materialized (
+    {%- if marks is not none %}
+    -- the sources hold every lot built and nothing more up to the marks: the rows after them are new
+    select
+        customer_id,
+        true as is_new
+    from all_mileage_events
+    where
+        mileage_event_kind = 'earn'
+        {%- if marks.earn %}
+        and occurred_at_tz > timezone('UTC', timestamp '{{ marks.earn }}')
+        {%- endif %}
+    union all
+    select
+        customer_id,
+        true as is_new
+    from all_ledger_entries
+    where
+        entry_kind = 'pregrant'
+        {%- if marks.pregrant %}
+        and as_of_date > date '{{ marks.pregrant }}'
+        {%- endif %}
+    {%- else %}
     -- a lot one side has and the other not: new in the sources, or (never, they are append-only) gone
     select
         coalesce(source_lots.customer_id, built.customer_id) as customer_id,
@@ -36,6 +61,7 @@ lot_changes as materialized (
     full outer join {{ this }} as built
         on source_lots.lot_id = built.lot_id
     where source_lots.lot_id is null or built.lot_id is null
+    {%- endif %}
 ),
 
 changed_customers as (
