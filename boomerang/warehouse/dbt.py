@@ -50,7 +50,7 @@ _TIMESTAMP = re.compile(r"^\d\d:\d\d:\d\d\s+")
 # The training set and what it needs: the snapshots' ancestors (a warehouse where only raw files were
 # loaded has none of them), and only the tests of what is built. dbt's default "eager" indirect
 # selection would also pick a test that merely mentions one of them (a relationships test of
-# fct_mileage_lot_balances, say) and fail on a model this build never made; "cautious" runs a test
+# int_mileage_lot_positions, say) and fail on a model this build never made; "cautious" runs a test
 # only when everything it reads is selected. Unit tests run in `make test`, not in every build.
 TRAINING_SET = "fct_training_snapshots"
 TRAINING_SET_SELECTION = (

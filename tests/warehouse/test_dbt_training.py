@@ -97,6 +97,6 @@ def test_a_dbt_failure_shows_its_cause(tiny_loaded, tmp_path):
             ["--select", "+fct_training_snapshots", "--exclude-resource-type", "unit_test"],
         )
     message = str(failure.value)
-    assert "relationships_fct_mileage_lot_balances" in message
-    assert "Catalog Error: Table with name fct_mileage_lot_balances does not exist" in message
+    assert "relationships_int_mileage_lot_positions" in message
+    assert "Catalog Error: Table with name int_mileage_lot_positions does not exist" in message
     assert message.count("Catalog Error") == 1  # said once, not once per time dbt repeats it

@@ -1,7 +1,9 @@
 -- One row per mileage lot the customer holds by the run's as-of date (earn lots granted before it,
 -- pre-grants decided on or before it): points granted, used, outstanding and, past expiry, expired
 -- (earn lots) or clawed back / awaiting clawback (pre-grants) as of that date. The positions are
--- int_mileage_lot_positions'.
+-- int_mileage_lot_positions': a view, so that a day's build computes them, writes them and tests
+-- them once (a million customers hold some 26 million lots).
+{{ config(materialized='view') }}
 with
 
 lot_positions as (
