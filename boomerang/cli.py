@@ -50,6 +50,19 @@ AS_OF_HELP = (
 )
 
 
+def _run_description() -> str:
+    """``boomerang run --help``: the daily steps named from the one list of them, so the two cannot differ."""
+    from boomerang.pipeline import DAILY_STEPS  # cheap: the steps import their code when they run
+
+    steps = ", ".join(step.name for step in DAILY_STEPS)
+    after_failure = " and ".join(step.name for step in DAILY_STEPS if step.trigger_rule == "all_done")
+    text = (
+        f"{steps}: under Airflow's trigger rules (after a failure only {after_failure} still run), "
+        "then a summary. Exits 1 naming each failed step."
+    )
+    return textwrap.fill(text, width=96) + "\n\nexample: boomerang run --as-of 2026-01-01"
+
+
 def _parser() -> argparse.ArgumentParser:
     about, examples = __doc__.split("\nexamples:\n")
     parser = argparse.ArgumentParser(
@@ -167,14 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     command(
         "run",
         "the daily steps in order, without Airflow (the steps of boomerang_daily)",
-        """
-        simulate_world, validate_landing, load_landing, dbt_build, score_customers,
-        clawback_expired, pregrant, build_ledger_marts, check_ledger, truth_check, publish_serving,
-        write_report, quality_verdict: under Airflow's trigger rules (after a failure only
-        load_landing and quality_verdict still run), then a summary. Exits 1 naming each failed step.
-
-        example: boomerang run --as-of 2026-01-01
-        """,
+        _run_description(),
         as_of=AS_OF_HELP,
     )
     command(

@@ -111,6 +111,17 @@ def test_every_command_has_a_description_and_as_of_its_help():
             assert "the run's date" in result.stdout, name
 
 
+def test_run_help_names_every_daily_step_in_order():
+    from boomerang.pipeline import DAILY_STEPS
+
+    result = _run(_bare_env(), "run", "--help")
+    assert result.returncode == 0
+    named = " ".join(result.stdout.split())  # the list is wrapped
+    steps = [step.name for step in DAILY_STEPS]
+    assert ", ".join(steps) + ":" in named
+    assert "after a failure only load_landing and quality_verdict still run" in named
+
+
 def test_dbt_help_shows_select_exclude_and_vars():
     result = _run(_bare_env(), "dbt", "--help")
     assert "--select" in result.stdout and "--exclude" in result.stdout and "--vars" in result.stdout
