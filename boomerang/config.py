@@ -380,6 +380,9 @@ class Settings:
     policy: Policy
     # Most memory DuckDB may use inside dbt (dbt_project/profiles.yml); past it, it spills to disk.
     duckdb_memory_limit: str = "5GB"
+    # A run's dbt calls go to one dbt process that starts and parses the project once
+    # (boomerang.warehouse.dbt_worker); off: each call is a `dbt` command of its own.
+    dbt_worker: bool = True
     # Campaign measurement (marts/campaigns): the smallest effect on retention worth finding (a share:
     # 0.02 = 2 percentage points); a result that cannot tell says how many more customers and days
     # it takes to find one this large, 80% of the time at 5% significance.
@@ -420,6 +423,7 @@ class Settings:
         "retention_window_days": "RETENTION_WINDOW_DAYS",
         "xgb_device": "XGB_DEVICE",
         "duckdb_memory_limit": "DUCKDB_MEMORY_LIMIT",
+        "dbt_worker": "DBT_WORKER",
         "effect_of_interest": "EFFECT_OF_INTEREST",
         "results_from": "RESULTS_FROM",
         "results_to": "RESULTS_TO",
@@ -481,6 +485,7 @@ class Settings:
             xgb_device=_choice(env, "XGB_DEVICE", "cpu", ("cpu", "cuda")),
             policy=Policy.from_env(env),
             duckdb_memory_limit=_memory(env, "DUCKDB_MEMORY_LIMIT", "5GB"),
+            dbt_worker=_choice(env, "DBT_WORKER", "on", ("on", "off")) == "on",
             effect_of_interest=_float(env, "EFFECT_OF_INTEREST", 0.02),
             results_from=_optional_date(env, "RESULTS_FROM"),
             results_to=_optional_date(env, "RESULTS_TO"),

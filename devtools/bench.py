@@ -299,9 +299,11 @@ def _settings(root: Path, customers: int, seed: int, history_days: int) -> Setti
         "BOOMERANG_WORLD_FORMAT": "parquet",
     }
     # Nothing else from the caller's environment: a benchmark measures the defaults, wherever it
-    # runs. XGBoost's device is the one knob worth comparing (BOOMERANG_XGB_DEVICE=cuda on a GPU).
-    if device := os.environ.get("BOOMERANG_XGB_DEVICE"):
-        env["BOOMERANG_XGB_DEVICE"] = device
+    # runs. The knobs worth comparing: XGBoost's device (BOOMERANG_XGB_DEVICE=cuda on a GPU) and the
+    # dbt worker (BOOMERANG_DBT_WORKER=off: each dbt call a `dbt` command, as before it).
+    for knob in ("BOOMERANG_XGB_DEVICE", "BOOMERANG_DBT_WORKER"):
+        if value := os.environ.get(knob):
+            env[knob] = value
     return Settings.from_env(env)
 
 

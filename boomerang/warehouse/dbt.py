@@ -22,6 +22,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -88,15 +89,25 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+# The commands a run's dbt worker serves (see boomerang.warehouse.dbt_worker): the ones a run makes.
+# Any other (`docs generate`, `debug`, `deps`...), or a call with its own --vars, runs as a `dbt`
+# command of its own.
+WORKER_COMMANDS = frozenset({"build", "run", "test", "compile"})
+
+
 def run_dbt(
     settings: Settings,
     command: str,
     as_of: date,
     extra_args: Sequence[str] = (),
 ) -> None:
-    """Run ``dbt <command>`` for ``as_of``, streaming its log lines to ours."""
+    """Run ``dbt <command>`` for ``as_of``, streaming its log lines to ours.
+
+    A run's ``build``, ``run``, ``test`` and ``compile`` calls go to one dbt process that lives as
+    long as this one (:mod:`boomerang.warehouse.dbt_worker`): it starts and parses the project once,
+    not on every call, and lets go of the warehouse after each. Others run as ``dbt`` commands.
+    """
     args = [
-        dbt_executable(),
         *command.split(),
         "--project-dir",
         str(settings.dbt_project_dir),
@@ -106,57 +117,238 @@ def run_dbt(
         json.dumps(settings.dbt_vars()),
         *extra_args,
     ]
-    env = {**os.environ, **settings.dbt_env(), "BOOMERANG_AS_OF": as_of.isoformat()}
+    env = {**settings.dbt_env(), "BOOMERANG_AS_OF": as_of.isoformat()}
     settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
     # run_results.json says what this call built (read afterwards): never a previous call's
     (settings.dbt_target_dir / "run_results.json").unlink(missing_ok=True)
-    log.info("Running: %s", " ".join(args[1:]))
-    tail: deque[str] = deque(maxlen=40)
-    problems: deque[str] = deque(maxlen=40)
-    stopped = False  # after dbt's "Encountered an error:", every line is the error (a parsing error, say)
+    log.info("Running: %s", " ".join(args))
+    output = _DbtOutput()
     record = dbt_record_path(settings)
     record.parent.mkdir(parents=True, exist_ok=True)
+    by_worker = settings.dbt_worker and command.split()[0] in WORKER_COMMANDS and "--vars" not in extra_args
     try:
-        with subprocess.Popen(
-            args,
+        if by_worker:
+            returncode = _run_in_worker(settings, args, env, output, record, as_of, command)
+        else:
+            returncode = _run_command(settings, args, env, output, record, as_of, command)
+    finally:
+        record.unlink(missing_ok=True)
+    # a call with its own --vars (`boomerang dbt ... --vars`) built something the settings do not describe
+    _record_training_set(settings, as_of, command, succeeded=returncode == 0 and "--vars" not in extra_args)
+    if returncode != 0:
+        raise DbtError(
+            f"dbt {command} for as_of={as_of} failed (exit {returncode}).\n"
+            + "\n".join(_distinct(output.problems) or list(output.tail)[-15:])
+            + f"\nFull logs: {settings.dbt_target_dir / 'logs' / 'dbt.log'}"
+        )
+
+
+class _DbtOutput:
+    """dbt's log lines as they come: each goes to our log; the last ones and those that say what went
+    wrong are kept for the error message."""
+
+    def __init__(self) -> None:
+        self.tail: deque[str] = deque(maxlen=40)
+        self.problems: deque[str] = deque(maxlen=40)
+        # after dbt's "Encountered an error:", every line is the error (a parsing error, say)
+        self.stopped = False
+
+    def add(self, line: str) -> None:
+        line = line.rstrip()
+        self.tail.append(line)
+        if self.stopped or any(marker in line for marker in _PROBLEM_MARKERS) or _CAUSE.search(line):
+            self.problems.append(line)
+        self.stopped = self.stopped or "Encountered an error" in line
+        log.info("dbt | %s", line)
+
+
+def _write_record(record: Path, pid: int, as_of: date, command: str) -> None:
+    record.write_text(
+        json.dumps({"pid": pid, "parent_pid": os.getpid(), "as_of": as_of.isoformat(), "command": command})
+        + "\n"
+    )
+
+
+def _run_command(
+    settings: Settings,
+    args: list[str],
+    env: dict[str, str],
+    output: _DbtOutput,
+    record: Path,
+    as_of: date,
+    command: str,
+) -> int:
+    """``dbt <args>`` as a command of its own; returns its exit code."""
+    with subprocess.Popen(
+        [dbt_executable(), *args],
+        cwd=settings.dbt_project_dir,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_die_with_parent(),
+    ) as process:
+        assert process.stdout is not None
+        _write_record(record, process.pid, as_of, command)
+        for line in process.stdout:
+            output.add(line)
+    return process.returncode
+
+
+class _Worker:
+    """A running :mod:`boomerang.warehouse.dbt_worker`, for the settings its ``key`` describes."""
+
+    def __init__(self, settings: Settings, key: str) -> None:
+        self.key = key
+        # PR_SET_PDEATHSIG fires when the thread that started the child ends: only that thread uses it
+        self.thread = threading.get_ident()
+        parse_args = [
+            "--project-dir",
+            str(settings.dbt_project_dir),
+            "--profiles-dir",
+            str(settings.dbt_project_dir),
+            "--vars",
+            json.dumps(settings.dbt_vars()),
+        ]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "boomerang.warehouse.dbt_worker", *parse_args],
             cwd=settings.dbt_project_dir,
-            env=env,
+            env={**os.environ, **settings.dbt_env()},
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             preexec_fn=_die_with_parent(),
-        ) as process:
-            assert process.stdout is not None
-            record.write_text(
-                json.dumps(
-                    {
-                        "pid": process.pid,
-                        "parent_pid": os.getpid(),
-                        "as_of": as_of.isoformat(),
-                        "command": command,
-                    }
-                )
-                + "\n"
-            )
-            for line in process.stdout:
-                line = line.rstrip()
-                tail.append(line)
-                if stopped or any(marker in line for marker in _PROBLEM_MARKERS) or _CAUSE.search(line):
-                    problems.append(line)
-                stopped = stopped or "Encountered an error" in line
-                log.info("dbt | %s", line)
-    finally:
-        record.unlink(missing_ok=True)
-    # a call with its own --vars (`boomerang dbt ... --vars`) built something the settings do not describe
-    _record_training_set(
-        settings, as_of, command, succeeded=process.returncode == 0 and "--vars" not in extra_args
-    )
-    if process.returncode != 0:
-        raise DbtError(
-            f"dbt {command} for as_of={as_of} failed (exit {process.returncode}).\n"
-            + "\n".join(_distinct(problems) or list(tail)[-15:])
-            + f"\nFull logs: {settings.dbt_target_dir / 'logs' / 'dbt.log'}"
         )
+
+    def usable(self, key: str) -> bool:
+        return self.key == key and self.thread == threading.get_ident() and self.process.poll() is None
+
+    def call(self, args: list[str], env: dict[str, str], output: _DbtOutput) -> tuple[dict | None, bool]:
+        """Send one request; feed dbt's lines to ``output``. Returns the worker's reply (None when it
+        ended first) and whether it wrote any line for this request."""
+        from boomerang.warehouse.dbt_worker import DONE
+
+        process = self.process
+        assert process.stdin is not None and process.stdout is not None
+        said = False
+        try:
+            process.stdin.write(json.dumps({"args": args, "env": env}) + "\n")
+            process.stdin.flush()
+        except BrokenPipeError:
+            return None, said
+        for line in process.stdout:
+            if line.startswith(DONE):
+                return json.loads(line[len(DONE) :]), said
+            said = True
+            output.add(line)
+        return None, said
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.stop()
+
+    def stop(self) -> None:
+        """Close its stdin (it ends by itself), or kill it when it does not end at once."""
+        if self.process.poll() is None:
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+_worker: _Worker | None = None
+_worker_lock = threading.Lock()
+
+
+def _worker_key(settings: Settings) -> str:
+    """What a worker's parsed project depends on: this Python, the project's files (SQL, YAML, seeds,
+    the profile), the vars and dbt's environment (the warehouse, dbt's target folder, DuckDB's memory
+    limit; ``DBT_*`` and ``BOOMERANG_*`` variables of this process too)."""
+    env = {
+        name: value
+        for name, value in {**os.environ, **settings.dbt_env()}.items()
+        if (name.startswith(("DBT_", "BOOMERANG_"))) and name != "BOOMERANG_AS_OF"
+    }
+    profile = settings.dbt_project_dir / "profiles.yml"
+    return json.dumps(
+        [
+            sys.executable,
+            str(settings.dbt_project_dir),
+            _project_hash(settings.dbt_project_dir),
+            profile.read_text() if profile.is_file() else None,
+            settings.dbt_vars(),
+            sorted(env.items()),
+        ]
+    )
+
+
+def stop_worker() -> None:
+    """Stop this process's dbt worker, if it has one (the next call starts another)."""
+    global _worker
+    with _worker_lock:
+        if _worker is not None:
+            _worker.stop()
+            _worker = None
+
+
+def _run_in_worker(
+    settings: Settings,
+    args: list[str],
+    env: dict[str, str],
+    output: _DbtOutput,
+    record: Path,
+    as_of: date,
+    command: str,
+) -> int:
+    """``dbt <args>`` in this process's dbt worker (started here when there is none for these
+    settings); returns the exit code the ``dbt`` command would have had."""
+    global _worker
+    with _worker_lock:
+        key = _worker_key(settings)
+        if _worker is not None and not _worker.usable(key):
+            _worker.stop()
+            _worker = None
+        for attempt in (1, 2):
+            if _worker is None:
+                _worker = _Worker(settings, key)
+                log.info(
+                    "Started a dbt worker (pid %d): it parses the project once for this run's dbt calls",
+                    _worker.process.pid,
+                )
+            worker = _worker
+            _write_record(record, worker.process.pid, as_of, command)
+            try:
+                reply, said = worker.call(args, env, output)
+            except BaseException:  # interrupted (a task's timeout, Ctrl-C): it must not go on building
+                worker.kill()
+                _worker = None
+                raise
+            if reply is not None:
+                if reply.get("holds_warehouse") is not False:  # it could not let go, or cannot tell
+                    worker.stop()
+                    _worker = None
+                return int(reply["exit_code"])
+            # it ended under the request: once more with a new one if it had said nothing (it died
+            # idle, before reading it); otherwise say so, as dbt's own failure would
+            worker.kill()
+            _worker = None
+            if said or attempt == 2:
+                output.add(
+                    f"Encountered an error: the dbt worker (pid {worker.process.pid}) ended "
+                    f"(exit {worker.process.returncode}) during `dbt {command}`"
+                )
+                return 2
+            log.warning("The dbt worker (pid %d) had ended; starting another", worker.process.pid)
+    raise AssertionError("unreachable")
 
 
 def dbt_record_path(settings: Settings) -> Path:

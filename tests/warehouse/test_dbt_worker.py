@@ -1,0 +1,128 @@
+"""A run's dbt calls share one dbt process (boomerang.warehouse.dbt_worker), which parses the project
+once and lets go of the warehouse after every call; a changed project, a dead worker or
+BOOMERANG_DBT_WORKER=off each get a fresh `dbt`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import TINY_AS_OF, copy_warehouse, query
+
+from boomerang import pipeline
+from boomerang.config import Settings
+from boomerang.warehouse import dbt
+from boomerang.warehouse.dbt import run_dbt
+
+STARTED = re.compile(r"Started a dbt worker \(pid (\d+)\)")
+# A cheap selection for `dbt run`: the staging views of the landing tables.
+VIEWS = ["--select", "path:models/staging/landing"]
+
+
+@pytest.fixture(autouse=True)
+def no_worker_before_or_after():
+    dbt.stop_worker()
+    yield
+    dbt.stop_worker()
+
+
+def _started(caplog) -> list[int]:
+    return [int(match[1]) for record in caplog.records if (match := STARTED.search(record.getMessage()))]
+
+
+def _holds(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` (or its .wal) open."""
+    target = os.path.realpath(path)
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fd).startswith(target) for fd in fds.iterdir())
+
+
+def _write_probe(settings, value: int) -> None:
+    """Write to the warehouse from this process: DuckDB's single writer, so no dbt may hold it."""
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        con.execute("create or replace table ops.worker_probe as select ? as value", [value])
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_a_runs_dbt_calls_share_one_dbt_process_that_lets_go_of_the_warehouse(tiny_loaded, tmp_path, caplog):
+    settings = copy_warehouse(tiny_loaded, tmp_path / "home")
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+
+    pipeline.dbt_build(settings, TINY_AS_OF)
+    _write_probe(settings, 1)  # between two dbt calls, as score_customers and the rewards steps do
+    pipeline.build_ledger_marts(settings, TINY_AS_OF)
+    _write_probe(settings, 2)
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+
+    [pid] = _started(caplog)  # one dbt process for the three calls
+    assert os.path.exists(f"/proc/{pid}") or not sys.platform.startswith("linux")
+    if sys.platform.startswith("linux"):
+        assert not _holds(pid, settings.warehouse_path), "the idle dbt worker still has the warehouse open"
+    assert query(settings, "select value from ops.worker_probe") == [(2,)]
+    assert query(settings, "select count(*) from marts.customer_360")[0][0] > 0  # the second call built
+
+
+@pytest.mark.slow
+def test_a_changed_project_gets_a_new_worker_that_sees_the_change(tiny_loaded, tmp_path, caplog):
+    project = tmp_path / "dbt_project"
+    shutil.copytree(Settings.from_env({}).dbt_project_dir, project, ignore=shutil.ignore_patterns("target"))
+    settings = copy_warehouse(tiny_loaded, tmp_path / "home").with_(dbt_project_dir=project)
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    (project / "models" / "staging" / "landing" / "stg_probe.sql").write_text("select 1 as probe\n")
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)  # with the old parsed project, no stg_probe
+
+    assert len(_started(caplog)) == 2
+    assert query(settings, "select probe from staging.stg_probe") == [(1,)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's pid in the log")
+def test_a_worker_that_died_between_calls_is_replaced(tiny_loaded, tmp_path, caplog):
+    settings = copy_warehouse(tiny_loaded, tmp_path / "home")
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    [pid] = _started(caplog)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{pid}") and dbt._worker and dbt._worker.process.poll() is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the dbt worker (pid {pid}) did not die")
+        time.sleep(0.05)
+
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    assert len(_started(caplog)) == 2
+
+
+@pytest.mark.slow
+def test_with_the_worker_off_each_call_is_a_dbt_command(tiny_loaded, tmp_path, caplog):
+    settings = copy_warehouse(tiny_loaded, tmp_path / "home").with_(dbt_worker=False)
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    assert _started(caplog) == []
+    assert query(settings, "select count(*) from staging.stg_landing__transactions")[0][0] > 0
+
+
+def test_a_dbt_failure_in_the_worker_raises_with_dbts_lines_and_the_next_call_works(tiny_loaded, tmp_path):
+    settings = copy_warehouse(tiny_loaded, tmp_path / "home")
+    # nothing is built yet: the segments' inputs do not exist
+    with pytest.raises(dbt.DbtError, match=r"(?s)failed \(exit 1\).*int_customer_segments.*does not exist"):
+        run_dbt(settings, "run", TINY_AS_OF, ["--select", "int_customer_segments"])
+    # a usage error, said as the `dbt` command says it
+    with pytest.raises(dbt.DbtError, match=r"(?s)failed \(exit 2\).*--no-such-option"):
+        run_dbt(settings, "run", TINY_AS_OF, ["--no-such-option"])
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    assert query(settings, "select count(*) from staging.stg_landing__customers")[0][0] > 0
