@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -126,3 +127,41 @@ def test_a_dbt_failure_in_the_worker_raises_with_dbts_lines_and_the_next_call_wo
         run_dbt(settings, "run", TINY_AS_OF, ["--no-such-option"])
     run_dbt(settings, "run", TINY_AS_OF, VIEWS)
     assert query(settings, "select count(*) from staging.stg_landing__customers")[0][0] > 0
+
+
+# A process that makes one dbt call and exits. Its first exit handler runs last (atexit runs them in
+# reverse), after the worker's: it says how much CPU the children this process waited for used.
+ONE_CALL = """
+import atexit
+import resource
+import sys
+from datetime import date
+
+
+def children():
+    print("children's cpu", resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime, flush=True)
+
+
+atexit.register(children)
+
+from boomerang.config import Settings
+from boomerang.warehouse.dbt import run_dbt
+
+run_dbt(Settings.from_env(), "run", date.fromisoformat(sys.argv[1]), sys.argv[2:])
+"""
+
+
+@pytest.mark.slow
+def test_a_process_that_exits_waits_for_its_worker_so_its_resource_usage_counts_dbts(tiny_loaded, tmp_path):
+    """`make bench` takes a step's peak memory from its process's resource usage (``wait4``), which
+    counts a child only once the process has waited for it: the worker must be waited for at exit."""
+    settings = copy_warehouse(tiny_loaded, tmp_path / "home")
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_CALL, TINY_AS_OF.isoformat(), *VIEWS],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    children_cpu = float(re.search(r"children's cpu ([\d.]+)", result.stdout)[1])
+    assert children_cpu > 1.0  # dbt's imports and parse alone take more; 0 if it was never waited for
