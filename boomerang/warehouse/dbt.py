@@ -108,16 +108,7 @@ def run_dbt(
     long as this one (:mod:`boomerang.warehouse.dbt_worker`): it starts and parses the project once,
     not on every call, and lets go of the warehouse after each. Others run as ``dbt`` commands.
     """
-    args = [
-        *command.split(),
-        "--project-dir",
-        str(settings.dbt_project_dir),
-        "--profiles-dir",
-        str(settings.dbt_project_dir),
-        "--vars",
-        json.dumps(settings.dbt_vars()),
-        *extra_args,
-    ]
+    args = [*command.split(), *_project_args(settings), *extra_args]
     env = {**settings.dbt_env(), "BOOMERANG_AS_OF": as_of.isoformat()}
     settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
     # run_results.json says what this call built (read afterwards): never a previous call's
@@ -142,6 +133,18 @@ def run_dbt(
             + "\n".join(_distinct(output.problems) or list(output.tail)[-15:])
             + f"\nFull logs: {settings.dbt_target_dir / 'logs' / 'dbt.log'}"
         )
+
+
+def _project_args(settings: Settings) -> list[str]:
+    """What every dbt call gets: the project, its profile and the settings' vars."""
+    return [
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_project_dir),
+        "--vars",
+        json.dumps(settings.dbt_vars()),
+    ]
 
 
 class _DbtOutput:
@@ -201,18 +204,12 @@ class _Worker:
 
     def __init__(self, settings: Settings, key: str) -> None:
         self.key = key
-        # PR_SET_PDEATHSIG fires when the thread that started the child ends: only that thread uses it
+        # PR_SET_PDEATHSIG fires when the thread that started the child ends: only that thread uses it;
+        # and only this process (a forked child inherits the object, not the worker)
         self.thread = threading.get_ident()
-        parse_args = [
-            "--project-dir",
-            str(settings.dbt_project_dir),
-            "--profiles-dir",
-            str(settings.dbt_project_dir),
-            "--vars",
-            json.dumps(settings.dbt_vars()),
-        ]
+        self.owner = os.getpid()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "boomerang.warehouse.dbt_worker", *parse_args],
+            [sys.executable, "-m", "boomerang.warehouse.dbt_worker", *_project_args(settings)],
             cwd=settings.dbt_project_dir,
             env={**os.environ, **settings.dbt_env()},
             stdin=subprocess.PIPE,
@@ -223,7 +220,12 @@ class _Worker:
         )
 
     def usable(self, key: str) -> bool:
-        return self.key == key and self.thread == threading.get_ident() and self.process.poll() is None
+        return (
+            self.key == key
+            and self.owner == os.getpid()
+            and self.thread == threading.get_ident()
+            and self.process.poll() is None
+        )
 
     def call(self, args: list[str], env: dict[str, str], output: _DbtOutput) -> tuple[dict | None, bool]:
         """Send one request; feed dbt's lines to ``output``. Returns the worker's reply (None when it
@@ -246,6 +248,8 @@ class _Worker:
         return None, said
 
     def kill(self) -> None:
+        if self.owner != os.getpid():  # a forked child's copy: the worker is its parent's
+            return
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
@@ -253,6 +257,8 @@ class _Worker:
 
     def stop(self) -> None:
         """Close its stdin (it ends by itself), or kill it when it does not end at once."""
+        if self.owner != os.getpid():  # a forked child's copy: the worker is its parent's
+            return
         if self.process.poll() is None:
             try:
                 assert self.process.stdin is not None
