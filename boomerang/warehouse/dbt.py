@@ -228,8 +228,9 @@ class _Worker:
         )
 
     def call(self, args: list[str], env: dict[str, str], output: _DbtOutput) -> tuple[dict | None, bool]:
-        """Send one request; feed dbt's lines to ``output``. Returns the worker's reply (None when it
-        ended first) and whether it wrote any line for this request."""
+        """Send one request; feed the worker's lines to ``output``. Returns the worker's reply (None
+        when it ended first) and whether dbt had started on it (a line of dbt's own, which starts with
+        the time; not, say, the warning of the resource tracker of a worker that died)."""
         from boomerang.warehouse.dbt_worker import DONE
 
         process = self.process
@@ -243,7 +244,7 @@ class _Worker:
         for line in process.stdout:
             if line.startswith(DONE):
                 return json.loads(line[len(DONE) :]), said
-            said = True
+            said = said or bool(_TIMESTAMP.match(line))
             output.add(line)
         return None, said
 
@@ -338,7 +339,8 @@ def _run_in_worker(
         if _worker is not None and not _worker.usable(key):
             _worker.stop()
             _worker = None
-        for attempt in (1, 2):
+        retried = False
+        while True:
             if _worker is None:
                 _worker = _Worker(settings, key)
                 _stop_at_exit()
@@ -359,18 +361,18 @@ def _run_in_worker(
                     worker.stop()
                     _worker = None
                 return int(reply["exit_code"])
-            # it ended under the request: once more with a new one if it had said nothing (it died
-            # idle, before reading it); otherwise say so, as dbt's own failure would
+            # it ended under the request: once more with a new one if dbt had not started on it (it
+            # died idle, before reading it); otherwise say so, as dbt's own failure would
             worker.kill()
             _worker = None
-            if said or attempt == 2:
+            if said or retried:
                 output.add(
                     f"Encountered an error: the dbt worker (pid {worker.process.pid}) ended "
                     f"(exit {worker.process.returncode}) during `dbt {command}`"
                 )
                 return 2
             log.warning("The dbt worker (pid %d) had ended; starting another", worker.process.pid)
-    raise AssertionError("unreachable")
+            retried = True
 
 
 def dbt_record_path(settings: Settings) -> Path:

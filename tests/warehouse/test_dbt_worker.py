@@ -165,3 +165,26 @@ def test_a_process_that_exits_waits_for_its_worker_so_its_resource_usage_counts_
     assert result.returncode == 0, result.stdout + result.stderr
     children_cpu = float(re.search(r"children's cpu ([\d.]+)", result.stdout)[1])
     assert children_cpu > 1.0  # dbt's imports and parse alone take more; 0 if it was never waited for
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's pid in the log")
+def test_a_worker_that_dies_just_before_a_call_is_replaced_and_the_call_runs(
+    tiny_loaded, tmp_path, caplog, monkeypatch
+):
+    """The race the check before each call can lose: the worker dies after it, before it reads the
+    request. Nothing was said for the call, so it runs again in a new worker."""
+    settings = copy_warehouse(tiny_loaded, tmp_path / "home")
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    [pid] = _started(caplog)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":  # dead, not reaped
+        assert time.monotonic() < deadline, f"the dbt worker (pid {pid}) did not die"
+        time.sleep(0.05)
+    monkeypatch.setattr(dbt._Worker, "usable", lambda worker, key: True)  # the check saw it alive
+
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    assert len(_started(caplog)) == 2
+    assert any("had ended; starting another" in record.getMessage() for record in caplog.records)
