@@ -14,6 +14,7 @@ an orphaned dbt that still holds the warehouse (:func:`wait_for_orphaned_dbt`), 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -270,7 +271,9 @@ class _Worker:
                 self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None and not stream.closed:
-                stream.close()
+                # a request it never read: the flush on close meets a closed pipe
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
 _worker: _Worker | None = None
