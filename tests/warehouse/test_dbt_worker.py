@@ -89,20 +89,25 @@ def test_a_changed_project_gets_a_new_worker_that_sees_the_change(tiny_loaded, t
     assert query(settings, "select probe from staging.stg_probe") == [(1,)]
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's pid in the log")
-def test_a_worker_that_died_between_calls_is_replaced(tiny_loaded, tmp_path, caplog):
+def _a_killed_worker(tiny_loaded, tmp_path, caplog):
+    """Settings on a copy of ``tiny_loaded`` whose dbt worker made one call, then was killed: dead, not
+    yet waited for by this process. Linux (its pid's state in /proc)."""
     settings = copy_warehouse(tiny_loaded, tmp_path / "home")
     caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
     run_dbt(settings, "run", TINY_AS_OF, VIEWS)
     [pid] = _started(caplog)
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while os.path.exists(f"/proc/{pid}") and dbt._worker and dbt._worker.process.poll() is None:
-        if time.monotonic() > deadline:
-            pytest.fail(f"the dbt worker (pid {pid}) did not die")
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, f"the dbt worker (pid {pid}) did not die"
         time.sleep(0.05)
+    return settings
 
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker's pid in the log")
+def test_a_worker_that_died_between_calls_is_replaced(tiny_loaded, tmp_path, caplog):
+    settings = _a_killed_worker(tiny_loaded, tmp_path, caplog)
     run_dbt(settings, "run", TINY_AS_OF, VIEWS)
     assert len(_started(caplog)) == 2
 
@@ -174,15 +179,7 @@ def test_a_worker_that_dies_just_before_a_call_is_replaced_and_the_call_runs(
 ):
     """The race the check before each call can lose: the worker dies after it, before it reads the
     request. Nothing was said for the call, so it runs again in a new worker."""
-    settings = copy_warehouse(tiny_loaded, tmp_path / "home")
-    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
-    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
-    [pid] = _started(caplog)
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":  # dead, not reaped
-        assert time.monotonic() < deadline, f"the dbt worker (pid {pid}) did not die"
-        time.sleep(0.05)
+    settings = _a_killed_worker(tiny_loaded, tmp_path, caplog)
     monkeypatch.setattr(dbt._Worker, "usable", lambda worker, key: True)  # the check saw it alive
 
     run_dbt(settings, "run", TINY_AS_OF, VIEWS)
