@@ -176,6 +176,53 @@ def test_a_broken_rule_fails_the_build_by_name(built, tmp_path):
         pipeline.dbt_build(settings, AS_OF)
 
 
+def _compiled_test(settings, name: str) -> str:
+    [path] = (settings.dbt_target_dir / "compiled").rglob(f"{name}.sql")
+    return path.read_text()
+
+
+def test_a_null_in_a_required_column_fails_the_build_by_name_and_the_test_says_which(built, tmp_path):
+    """A model's required columns are one not_null_columns test (one node, one scan): a null in any
+    of them fails it, and its rows name each column with nulls and how many rows."""
+    settings = _copy_warehouse(built, tmp_path)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(
+        "insert into raw.transactions select * replace (null as amount, 'T-NULL-' || transaction_id as "
+        "transaction_id) from raw.transactions limit 2"
+    )
+    con.close()
+    with pytest.raises(DbtError, match="not_null_stg_landing__transactions"):
+        pipeline.dbt_build(settings, AS_OF)
+    failing = query(settings, _compiled_test(settings, "not_null_stg_landing__transactions"))
+    assert failing == [("amount", 2)]
+
+
+def test_a_column_required_only_where_its_condition_holds(built, tmp_path):
+    """stg_ledger__entries: a clawback needs the lot it closes, not a selection (only decisions
+    have one)."""
+    from boomerang.warehouse.dbt import run_dbt
+
+    settings = _copy_warehouse(built, tmp_path)
+    only = ["--select", "not_null_stg_ledger__entries"]
+
+    def add_clawback(key: str, lot_id: str | None) -> None:
+        con = duckdb.connect(str(settings.warehouse_path))
+        con.execute(
+            "insert into ledger.entries (entry_key, kind, customer_id, lot_id, points, effective_at, "
+            "campaign_id, policy_version, as_of_date, payload_hash, recorded_at) values "
+            "(?, 'clawback', 'C1', ?, 5, timestamp '2025-01-01', 'c', 'p', date '2025-01-01', 'h', now())",
+            [key, lot_id],
+        )
+        con.close()
+
+    add_clawback("clawback:with-lot", "pregrant:c:C1:2024-12-18")  # no selection: fine for a clawback
+    run_dbt(settings, "test", AS_OF, only)
+    add_clawback("clawback:without-lot", None)
+    with pytest.raises(DbtError, match="not_null_stg_ledger__entries"):
+        run_dbt(settings, "test", AS_OF, only)
+    assert query(settings, _compiled_test(settings, "not_null_stg_ledger__entries")) == [("lot_id", 1)]
+
+
 def _copy_warehouse(built, tmp_path):
     """A private copy of the built warehouse, with its own dbt target folder."""
     settings = built.with_(warehouse_path=tmp_path / "copy.duckdb", dbt_target_dir=tmp_path / "target")
