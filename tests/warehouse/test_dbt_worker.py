@@ -4,6 +4,7 @@ BOOMERANG_DBT_WORKER=off each get a fresh `dbt`."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -62,9 +63,25 @@ def test_a_runs_dbt_calls_share_one_dbt_process_that_lets_go_of_the_warehouse(ti
 
     pipeline.dbt_build(settings, TINY_AS_OF)
     _write_probe(settings, 1)  # between two dbt calls, as score_customers and the rewards steps do
+    manifest = settings.dbt_target_dir / "manifest.json"
+    written = manifest.stat().st_mtime_ns
     pipeline.build_ledger_marts(settings, TINY_AS_OF)
     _write_probe(settings, 2)
     run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    # what the last call built; the manifest (dbt's 2 MB of the parsed project) written once, not per call
+    results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
+    assert {r["unique_id"].split(".")[-1] for r in results} == {
+        "stg_landing__" + name
+        for name in (
+            "complaints",
+            "customer_versions",
+            "customers",
+            "interactions",
+            "mileage_events",
+            "transactions",
+        )
+    }
+    assert manifest.stat().st_mtime_ns == written
 
     [pid] = _started(caplog)  # one dbt process for the three calls
     assert os.path.exists(f"/proc/{pid}") or not sys.platform.startswith("linux")
