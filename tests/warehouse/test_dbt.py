@@ -94,9 +94,10 @@ def test_no_model_of_the_daily_build_reads_one_it_leaves_out(built):
 
 def test_every_table_a_day_builds_keeps_its_contract(built, tmp_path):
     """Each table model of a daily run (all but the training run's; incremental ones too) has an
-    enforced contract: the warehouse holds the YAML's types, and a column with a not_null constraint
-    is NOT NULL in DuckDB, which refuses a NULL into it (a not_null data test would be a query of its
-    own)."""
+    enforced contract: the warehouse holds the YAML's types, a column with a not_null constraint is
+    NOT NULL in DuckDB, and a check constraint (a table's accepted values and ranges) is a CHECK:
+    DuckDB refuses a NULL or a value outside them as the table is built (a data test would be a query,
+    and a dbt node, of its own)."""
     manifest = json.loads((built.dbt_target_dir / "manifest.json").read_text())
     tables = {
         node["alias"]: node
@@ -109,6 +110,14 @@ def test_every_table_a_day_builds_keeps_its_contract(built, tmp_path):
     assert {"int_mileage_lots", "int_mileage_redemption_allocations"} <= tables.keys()
     assert [name for name, node in tables.items() if not node["contract"]["enforced"]] == []
     constrained = 0
+    checks = {
+        (table, text)
+        for table, text in query(
+            built,
+            "select table_name, constraint_text from duckdb_constraints() where constraint_type = 'CHECK'",
+        )
+    }
+    checked = 0
     for name, node in tables.items():
         found = {
             column: (data_type, nullable)
@@ -125,11 +134,17 @@ def test_every_table_a_day_builds_keeps_its_contract(built, tmp_path):
                 name,
                 column["name"],
             )
+            for check in (c for c in column["constraints"] if c["type"] == "check"):
+                checked += 1
+                assert any(table == name and column["name"] in text for table, text in checks), (name, check)
     assert constrained > 90
+    assert checked == len(checks) >= 25
     settings = _copy_warehouse(built, tmp_path)
     con = duckdb.connect(str(settings.warehouse_path))
     with pytest.raises(duckdb.ConstraintException, match="NOT NULL constraint failed: dim_customers"):
         con.execute("insert into marts.dim_customers (customer_id) values (null)")
+    with pytest.raises(duckdb.ConstraintException, match='CHECK constraint failed on table "dim_customers"'):
+        con.execute("update marts.dim_customers set tenure_band = 'forever'")
     con.close()
 
 
