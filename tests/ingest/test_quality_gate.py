@@ -271,3 +271,37 @@ def test_the_html_report_lists_every_batch_offline(loaded):
     for relative in GOOD:
         assert relative in text
     assert "http://" not in text and "https://" not in text  # no CDN: it opens offline
+
+
+def test_a_passing_batch_is_validated_once_for_its_verdict_a_failing_one_again_for_the_details(
+    loaded, monkeypatch
+):
+    """GX first answers whether every expectation holds (one count each); only a batch that fails
+    is validated again with the failing rows and sample values the report shows."""
+    from great_expectations.datasource.fluent.interfaces import Batch
+
+    formats: list[str] = []
+    validate = Batch.validate
+
+    def recording(self, expect, *args, result_format=None, **kwargs):
+        formats.append(result_format["result_format"])
+        return validate(self, expect, *args, result_format=result_format, **kwargs)
+
+    monkeypatch.setattr(Batch, "validate", recording)
+    write_file(
+        loaded.landing_dir,
+        "transactions/good.csv",
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\nT20,C1,2025-01-05T10:00:00Z,purchase,5.00,app\n",
+    )
+    assert load_landing(loaded, AS_OF).loaded == [("transactions/good.csv", 1)]
+    assert formats == ["BOOLEAN_ONLY"]
+
+    formats.clear()
+    shutil.copy(_case_file("negative_amount"), loaded.landing_dir / "transactions" / "bad.csv")
+    with pytest.raises(QualityGateError, match=r"1 row\(s\) have amount < 0"):
+        validate_landing(loaded, AS_OF)
+    assert formats == ["BOOLEAN_ONLY", "SUMMARY"]
+    [message] = [
+        m for (m,) in query(loaded, "select message from ops.quality_results where outcome = 'quarantined'")
+    ]
+    assert "row 3: -12.50" in message  # the details of the second pass
