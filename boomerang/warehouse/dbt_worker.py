@@ -8,6 +8,9 @@ first dbt call, it parses the project on its first request and runs each request
 programmatic runner on that parsed project (``dbtRunner(manifest=...)``), as dbt's documentation
 suggests for repeated invocations.
 
+Each call runs with ``--no-write-json``: this process writes ``run_results.json`` after every call
+and dbt's 2 MB ``manifest.json`` once (see :func:`write_artifacts`), not after every call as dbt would.
+
 dbt still never runs in the process that opens the warehouse afterwards (DuckDB has one writer):
 after every request this process closes dbt-duckdb's connection and says whether it still has the
 warehouse open (Linux: ``/proc/self/fd``). When it does, or cannot tell, its parent stops it, so the
