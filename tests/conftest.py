@@ -193,7 +193,7 @@ def campaign(ml_world: Settings, ml_champion: str, tmp_path_factory: pytest.Temp
 
     from serving_readers import readers_running
 
-    from devtools.local_airflow import dags_test_dates, ensure_metadata_db
+    from devtools.local_airflow import dags_test_runs
 
     home = tmp_path_factory.mktemp("campaign")
     for name in ("warehouse", "landing", "world", "models"):
@@ -210,10 +210,11 @@ def campaign(ml_world: Settings, ml_champion: str, tmp_path_factory: pytest.Temp
         # partly used, so the clawbacks of partial use are exercised too.
         BOOMERANG_GRANT_FLOOR_POINTS="300",
     )
-    ensure_metadata_db(settings)
     readers = tmp_path_factory.mktemp("readers")
     with readers_running(settings.serving_path, readers) as reads:
-        log = dags_test_dates(settings, "boomerang_daily", CAMPAIGN_DATES, echo=False)
+        # the metadata database prepared in the same Airflow process, as `make demo` does
+        runs = [("boomerang_daily", day) for day in CAMPAIGN_DATES]
+        log = dags_test_runs(settings, runs, prepare=True, echo=False)
     after = query_file(settings.serving_path, "select distinct as_of_date from meta.snapshot")
     return Campaign(settings, CAMPAIGN_DATES, reads, after, log)
 

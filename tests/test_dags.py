@@ -221,3 +221,29 @@ def test_a_rejected_challenger_ends_the_training_run(tmp_path, monkeypatch):
         ("promote", "v1"),
     ]
     assert out["promote"] is False and "publish_champion" not in out and out["train_mileage"] == "m1"
+
+
+def test_a_plan_of_runs_goes_to_one_airflow_process_and_back():
+    """`make demo` runs its history day, training and campaign days in one Airflow process: the plan
+    travels as ``<dag_id> <date>... <dag_id> <date>...`` and comes back grouped, in order."""
+    from devtools.local_airflow import _parse_plan, _plan_args
+
+    runs = [
+        ("boomerang_daily", date(2025, 12, 15)),
+        ("boomerang_train", date(2025, 12, 15)),
+        ("boomerang_daily", date(2025, 12, 16)),
+        ("boomerang_daily", date(2025, 12, 17)),
+    ]
+    args = _plan_args(runs)
+    assert args == [
+        "boomerang_daily", "2025-12-15", "boomerang_train", "2025-12-15", "boomerang_daily", "2025-12-16", "2025-12-17"
+    ]  # fmt: skip
+    assert _parse_plan(args) == [
+        ("boomerang_daily", ["2025-12-15"]),
+        ("boomerang_train", ["2025-12-15"]),
+        ("boomerang_daily", ["2025-12-16", "2025-12-17"]),
+    ]
+    with pytest.raises(SystemExit, match="before any DAG id"):
+        _parse_plan(["2025-12-15", "boomerang_daily"])
+    with pytest.raises(SystemExit, match="needs at least one date"):
+        _parse_plan(["boomerang_daily", "2025-12-15", "boomerang_train"])
