@@ -311,7 +311,8 @@ create table {snap}.meta.snapshot (
     source_warehouse varchar   not null,  -- the warehouse file it was copied from
     table_schema     varchar   not null,
     table_name       varchar   not null,
-    row_count        bigint    not null   -- rows in that table, as published
+    row_count        bigint    not null,  -- rows in that table, as published
+    fingerprint      varchar   not null   -- its columns, descriptions and rows, hashed: unchanged or not
 )
 """
 

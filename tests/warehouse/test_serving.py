@@ -172,6 +172,92 @@ def test_republishing_the_same_date_gives_the_same_contents(warehouse, tmp_path)
     assert meta(target) == first_meta
 
 
+def published(caplog) -> tuple[int, int]:
+    """(copied, kept) of the last publish, from its log line."""
+    found = re.findall(r"copied (\d+) changed table\(s\), kept (\d+) unchanged", caplog.text)
+    assert found, caplog.text
+    return int(found[-1][0]), int(found[-1][1])
+
+
+def test_a_publish_copies_only_what_changed_and_equals_a_publish_from_scratch(warehouse, tmp_path, caplog):
+    caplog.set_level("INFO", logger="boomerang.warehouse.serving")
+    target = tmp_path / "serving" / "serving.duckdb"
+    serving.publish(warehouse, target, AS_OF)
+    assert published(caplog) == (4, 0)
+    serving.publish(warehouse, target, AS_OF + timedelta(days=1))
+    assert published(caplog) == (0, 4)  # nothing changed: every table kept, only meta.snapshot rewritten
+    assert {row[0] for row in meta(target)} == {AS_OF + timedelta(days=1)}
+
+    con = duckdb.connect(str(warehouse))
+    con.execute(  # appended rows
+        "insert into ml.churn_scores select customer_id, date '2025-03-02', 0.5, 'medium', 'v1', "
+        "'r1', null, null, timestamp '2025-03-02 01:00:00', 'c1', null, null from raw.customers limit 3"
+    )
+    con.execute("comment on column marts.dim_customers.region is 'Where they live.'")  # words, same rows
+    con.execute("drop table marts.rewards_daily")  # gone from the warehouse: gone from the snapshot
+    con.execute("create schema marts_extra")  # not published: never in the snapshot
+    con.execute("create table marts.fct_new as select 1 as n")  # a new mart
+    con.close()
+    serving.publish(warehouse, target, AS_OF + timedelta(days=2))
+    # copied: the appended scores, the re-described customers, the new mart; kept: the decisions
+    assert published(caplog) == (3, 1)
+    scratch = tmp_path / "scratch" / "serving.duckdb"
+    serving.publish(warehouse, scratch, AS_OF + timedelta(days=2))
+
+    assert (
+        snapshot_tables(target)
+        == snapshot_tables(scratch)
+        == {
+            "marts.dim_customers",
+            "marts.fct_new",
+            "marts.fct_pregrant_decisions",
+            "meta.snapshot",
+            "ml.churn_scores",
+        }
+    )
+    assert table_checksums(target, ("marts", "ml")) == table_checksums(scratch, ("marts", "ml"))
+    assert snapshot_rows(
+        target, "select * exclude (published_at, source_warehouse) from meta.snapshot order by all"
+    ) == (
+        snapshot_rows(
+            scratch, "select * exclude (published_at, source_warehouse) from meta.snapshot order by all"
+        )
+    )
+    assert comments(target) == comments(scratch)
+    assert comments(target)["marts.dim_customers.region"] == "Where they live."
+    assert old_client_rows(target, "select count(*) as n from ml.churn_scores") == [{"n": 53}]
+
+
+def test_a_snapshot_of_an_older_layout_or_mostly_free_space_is_written_anew(warehouse, tmp_path, caplog):
+    caplog.set_level("INFO", logger="boomerang.warehouse.serving")
+    target = tmp_path / "serving.duckdb"
+    serving.publish(warehouse, target, AS_OF)
+    con = duckdb.connect(str(serving.current_version(target)))
+    con.execute("alter table meta.snapshot drop column fingerprint")  # as FORMAT_VERSION 1 wrote it
+    con.close()
+    serving.publish(warehouse, target, AS_OF)
+    assert published(caplog) == (4, 0)
+    assert all(
+        fingerprint for (fingerprint,) in snapshot_rows(target, "select fingerprint from meta.snapshot")
+    )
+
+    # A version whose blocks are mostly free (a large table dropped from it) is not copied forward.
+    con = duckdb.connect(str(serving.current_version(target)))
+    con.execute("create table marts.big as select range as n, md5(range::varchar) as s from range(300000)")
+    con.execute("checkpoint")
+    con.execute("create table marts.after_it as select range as n, md5(range::varchar) as s from range(9000)")
+    con.execute("checkpoint")
+    con.execute("drop table marts.big")
+    con.execute("checkpoint")
+    [(free, total)] = con.execute("select free_blocks, total_blocks from pragma_database_size()").fetchall()
+    con.close()
+    assert free > total / 2
+    serving.publish(warehouse, target, AS_OF)
+    assert published(caplog) == (4, 0)
+    [(free, total)] = snapshot_rows(target, "select free_blocks, total_blocks from pragma_database_size()")
+    assert free <= total / 2
+
+
 def test_a_pii_column_in_a_mart_is_refused_and_the_old_snapshot_stays(warehouse, tmp_path):
     target = tmp_path / "serving.duckdb"
     serving.publish(warehouse, target, AS_OF)
@@ -345,7 +431,7 @@ def test_a_snapshot_published_before_versions_is_replaced_by_the_link(warehouse,
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # may set up the shared campaign (see test_end_to_end_rewards)
 def test_readers_never_see_a_half_published_snapshot_and_never_block_a_run(campaign):
-    settings, reads = campaign.settings, campaign.reads  # the runs succeeded: dags_test_dates raises if not
+    settings, reads = campaign.settings, campaign.reads  # the runs succeeded: dags_test_runs raises if not
     first, last = campaign.run_dates[0], campaign.run_dates[-1]
 
     for mode, rows in reads.items():
