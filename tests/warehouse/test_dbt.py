@@ -249,6 +249,62 @@ def _copy_warehouse(built, tmp_path):
     return settings
 
 
+def test_a_view_is_kept_when_unchanged_and_recreated_when_it_would_differ(built, tmp_path):
+    """dbt_project/macros/view.sql: a view whose query, columns and comments would come out the same
+    is left as it is; a changed description, query or upstream column type re-creates it."""
+    import shutil
+
+    from boomerang.warehouse.dbt import run_dbt
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(built.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
+    settings = _copy_warehouse(built, tmp_path).with_(dbt_project_dir=project)
+    log = settings.dbt_target_dir / "logs" / "dbt.log"
+    views = ["stg_landing__complaints", "stg_landing__transactions"]
+
+    def kept_after_a_run() -> set[str]:
+        before = log.stat().st_size if log.exists() else 0
+        run_dbt(settings, "run", AS_OF, ["--select", *views])
+        with log.open() as lines:
+            lines.seek(before)
+            text = lines.read()
+        return {view for view in views if f'"staging"."{view}": its query, columns and comments' in text}
+
+    assert kept_after_a_run() == set(views)
+
+    yml = project / "models" / "staging" / "landing" / "_landing__models.yml"
+    text = yml.read_text()
+    assert "One row per complaint, its latest version" in text
+    yml.write_text(
+        text.replace("One row per complaint, its latest version", "Each complaint, latest version")
+    )
+    assert kept_after_a_run() == {"stg_landing__transactions"}
+    [(comment,)] = query(
+        settings, "select comment from duckdb_views() where view_name = 'stg_landing__complaints'"
+    )
+    assert comment.startswith("Each complaint, latest version")
+
+    model = project / "models" / "staging" / "landing" / "stg_landing__transactions.sql"
+    sql = model.read_text()
+    model.write_text(sql + "\n-- a comment alone changes nothing DuckDB keeps\n")
+    assert kept_after_a_run() == set(views)
+    model.write_text(sql.replace("select * from renamed", "select *, 1 as added from renamed"))
+    assert kept_after_a_run() == {"stg_landing__complaints"}
+    assert query(settings, "select count(added) > 0 from staging.stg_landing__transactions") == [(True,)]
+
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute("alter table raw.complaints alter satisfaction type bigint")
+    con.close()
+    assert kept_after_a_run() == {"stg_landing__transactions"}
+    assert query(
+        settings,
+        "select data_type from duckdb_columns() "
+        "where table_name = 'stg_landing__complaints' and column_name = 'satisfaction_score'",
+    ) == [("BIGINT",)]
+    assert query(settings, "select count(*) > 0 from staging.stg_landing__complaints") == [(True,)]
+    assert not query(settings, "select view_name from duckdb_views() where view_name like '%probe%'")
+
+
 FEATURES_AS_OF = AS_OF - timedelta(days=20)
 
 
