@@ -187,8 +187,11 @@ def test_a_broken_rule_fails_the_build_by_name(built, tmp_path):
         "insert into raw.transactions select * replace ('complaint' as kind, 'T-NEW' as transaction_id) from raw.transactions limit 1"
     )
     con.close()
-    with pytest.raises(DbtError, match="accepted_values_stg_landing__transactions_transaction_kind"):
+    with pytest.raises(DbtError, match="accepted_values_stg_landing__transactions"):
         pipeline.dbt_build(settings, AS_OF)
+    # One test for the model's columns with a set of values; its rows say which column and value.
+    failing = query(settings, _compiled_test(settings, "accepted_values_stg_landing__transactions"))
+    assert failing == [("transaction_kind", "complaint", 1)]
 
 
 def _compiled_test(settings, name: str) -> str:
