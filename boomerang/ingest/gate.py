@@ -355,21 +355,52 @@ def _range_words(name: str, low: float | None, high: float | None, strict_low: b
 # ---------------------------------------------------------------------- the gate
 
 
+# The most rows validated together: consecutive files of one source are staged one by one into a
+# group and validated in one Great Expectations run while the group holds fewer rows than this (GX's
+# cost is mostly per validation, for every expectation: a year of small monthly files is 60 runs
+# instead of 5). A larger file is validated on its own, as every file was before.
+GROUP_ROWS = 1_000_000
+
+
+@dataclass
+class _Group:
+    """Files of one source staged into ``_group`` to be validated together (see :meth:`Gate.join`)."""
+
+    source: Source
+    present: set[str]
+    columns: list[tuple[str, str]]  # ``_checked``'s columns and types: the same for every file
+    files: list[tuple[str, int, str]] = field(default_factory=list)  # (relative path, rows, note)
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _path, rows, _note in self.files)
+
+
 class Gate:
     """Validates batches on one open warehouse connection, remembering what passed in this run.
 
     Keys and customers of batches that passed earlier in the same run count as
     known, so a transactions file may refer to customers arriving in this run,
     and two pending files cannot sneak in the same key.
+
+    Files are checked one at a time (:meth:`check`), or several of one source together
+    (:meth:`join`, then :meth:`validate_group`): each file staged as :meth:`check` stages it, its
+    keys counted as known for the files after it, and all of them validated in one GX run. Every
+    expectation is about rows or about each file (checked as it joins), so the group passes exactly
+    when each of its files would; when it does not, nothing of it counts as known and the caller
+    checks each file on its own, which says which failed and why.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, limits: Limits):
         self.con = con
         self.limits = limits
         self.notes = ""  # what the last batch staged had read by a documented rule (counted)
+        self._group: _Group | None = None
         for source in SOURCES.values():
             columns = ", ".join(f"{name} {source.column(name).duckdb_type}" for name in source.row_key)
             con.execute(f"create or replace temp table _pending_keys_{source.name} ({columns})")
+            # keys of the files staged into the group, known to the files after them in it
+            con.execute(f"create or replace temp table _group_keys_{source.name} ({columns})")
 
     def check(self, batch_path: Path, relative_path: str, source: Source) -> Verdict:
         """Validate one file staged in ``_text``; leave its typed rows in ``_checked``."""
@@ -385,7 +416,7 @@ class Gate:
         if deferred:
             return Verdict("deferred", row_count=row_count, note=deferred)
         checks = build_suite(source, self.limits, present)
-        failures = self._validate(source, checks, present)
+        failures = self._validate(source, checks)
         return Verdict(
             "quarantined" if failures else "passed",
             row_count=row_count,
@@ -393,6 +424,72 @@ class Gate:
             failures=failures,
             note=self.notes,
         )
+
+    def can_join(self, source: Source) -> bool:
+        """Whether a file of ``source`` may join the group (it is empty, or of that source and not full)."""
+        group = self._group
+        return group is None or (group.source is source and group.rows < GROUP_ROWS)
+
+    def join(self, batch_path: Path, relative_path: str, source: Source) -> bool:
+        """Stage the file into the group, to be validated with it by :meth:`validate_group`.
+
+        False, leaving the group as it was, for a file that cannot be decided with others: one that
+        cannot be read, is deferred, has no rows, or has other columns than the group's (the caller
+        validates the group, then checks the file on its own with :meth:`check`). Call
+        :meth:`can_join` first."""
+        if not self.can_join(source):
+            raise ValueError(f"{relative_path} cannot join a group of {self._group.source.name} files")  # type: ignore[union-attr]
+        try:
+            present = self.stage_typed(batch_path, relative_path, source)
+        except BatchError:
+            return False
+        rows = self.con.execute("select count(*) from _checked").fetchone()[0]  # type: ignore[index]
+        columns = self.con.execute(
+            "select name, type from pragma_table_info('_checked') order by cid"
+        ).fetchall()
+        group = self._group
+        if not rows or (group is not None and columns != group.columns) or self._too_recent(source, present):
+            return False
+        if group is None:
+            self.con.execute("drop table if exists _group")
+            self.con.execute("alter table _checked rename to _group")  # no copy for the first file
+            group = self._group = _Group(source, present, columns)
+            staged = "_group"
+        else:
+            self.con.execute("insert into _group select * from _checked")
+            staged = "_checked"
+        keys = ", ".join(source.row_key)
+        self.con.execute(f"insert into _group_keys_{source.name} select {keys} from {staged}")
+        group.files.append((relative_path, rows, self.notes))
+        return True
+
+    def validate_group(self) -> list[tuple[str, Verdict]] | None:
+        """Validate the files of the group in one GX run and empty it.
+
+        All of them pass: their verdicts, in order, and their keys count as known for the rest of
+        the run. A group of one file gets its verdict either way, as :meth:`check` would give it.
+        Otherwise None, and nothing of the group counts as known: check each file with
+        :meth:`check` (and :meth:`remember` those that pass), in order."""
+        group, self._group = self._group, None
+        if group is None:
+            return []
+        name = group.source.name
+        alone = len(group.files) == 1
+        try:
+            checks = build_suite(group.source, self.limits, group.present)
+            failures = self._validate(group.source, checks, table="_group", details=alone)
+            if failures and not alone:
+                return None
+            if not failures:
+                self.con.execute(f"insert into _pending_keys_{name} select * from _group_keys_{name}")
+        finally:
+            self.con.execute(f"delete from _group_keys_{name}")
+            self.con.execute("drop table if exists _group")
+        outcome = "quarantined" if failures else "passed"
+        return [
+            (path, Verdict(outcome, row_count=rows, evaluated=len(checks), failures=failures, note=note))
+            for path, rows, note in group.files
+        ]
 
     def stage_typed(self, batch_path: Path, relative_path: str, source: Source) -> set[str]:
         """Read the file and build ``_checked``; return the contract columns it has."""
@@ -437,6 +534,8 @@ class Gate:
                     select batch._row from _checked as batch inner join raw.{source.name} as seen on {join}
                     union
                     select batch._row from _checked as batch inner join _pending_keys_{source.name} as seen on {join}
+                    union
+                    select batch._row from _checked as batch inner join _group_keys_{source.name} as seen on {join}
                 );
                 """
             )
@@ -499,10 +598,14 @@ class Gate:
 
     # -- validating -------------------------------------------------------------------
 
-    def _validate(self, source: Source, checks: list[tuple[Any, str]], present: set[str]) -> list[Failure]:
+    def _validate(
+        self, source: Source, checks: list[tuple[Any, str]], *, table: str = "_checked", details: bool = True
+    ) -> list[Failure]:
+        """The expectations ``table`` breaks; without ``details``, as GX's verdict alone gives them
+        (no failing rows or samples: the caller only needs to know whether any failed)."""
         gx = _import_gx()
         context, batch_definition = _context()
-        frame = self.con.execute("select * from _checked").df()
+        frame = self.con.execute(f"select * from {table}").df()
         suite = gx.ExpectationSuite(name=f"{source.name}-{id(frame)}")
         for expectation, _rule in checks:
             suite.add_expectation(expectation)
@@ -517,7 +620,7 @@ class Gate:
             # a batch that fails is validated again for the report's details (the failing rows' file
             # rows and sample values), which cost GX several more metrics per expectation.
             result = batch.validate(suite, result_format={"result_format": "BOOLEAN_ONLY"})
-            if not result.success:
+            if not result.success and details:
                 result = batch.validate(suite, result_format=DETAILS)
         finally:
             context.suites.delete(suite.name)

@@ -24,6 +24,7 @@ from boomerang.ingest.gate import (
     Gate,
     Limits,
     QualityGateError,
+    Verdict,
     quarantine,
     quarantine_message,
     record,
@@ -168,20 +169,12 @@ def _process(settings: Settings, as_of: date, *, load: bool) -> LoadReport:
         loaded = set(con.execute("select file_path, content_hash from ops.load_manifest").fetchall())
         passed_this_run = _passed(con, as_of)
         gate = Gate(con, limits)
-        for batch in batches:
-            if (batch.relative_path, batch.content_hash) in loaded:
-                report.skipped += 1
-                continue
-            if load and (batch.relative_path, batch.content_hash) in passed_this_run:
-                # The validate task of this run passed this exact file: load it without a second pass.
-                gate.stage_typed(batch.path, batch.relative_path, batch.source)
-                rows = _insert(con, batch, as_of)
-                report.loaded.append((batch.relative_path, rows))
-                log.info(
-                    "Loaded %s (validated earlier in this run): %s rows", batch.relative_path, f"{rows:,}"
-                )
-                continue
-            verdict = gate.check(batch.path, batch.relative_path, batch.source)
+        # Validating only (the validate task), consecutive files of a source are validated together
+        # (Gate.join): a file that cannot join, and every file of a group that fails, on its own.
+        group: list[Batch] = []
+
+        def decide(batch: Batch, verdict: Verdict, *, remembered: bool = False) -> None:
+            """Record the gate's verdict on ``batch``: quarantine it, defer it, load it or count it passed."""
             if verdict.outcome == "quarantined":
                 target = quarantine(
                     batch.path,
@@ -198,12 +191,12 @@ def _process(settings: Settings, as_of: date, *, load: bool) -> LoadReport:
                 )
                 log.error("Quarantined %s", message)
                 report.quarantined.append((batch.relative_path, message))
-                continue
+                return
             record(con, batch.relative_path, batch.content_hash, batch.source, as_of, verdict, None)
             if verdict.outcome == "deferred":
                 log.warning("Deferred %s: %s", batch.relative_path, verdict.note)
                 report.deferred.append((batch.relative_path, verdict.note))
-                continue
+                return
             if load:
                 rows = _insert(con, batch, as_of)
                 report.loaded.append((batch.relative_path, rows))
@@ -214,15 +207,49 @@ def _process(settings: Settings, as_of: date, *, load: bool) -> LoadReport:
                     batch.source.name,
                     verdict.evaluated,
                 )
-            else:
+                return
+            if not remembered:
                 gate.remember(batch.source)
-                report.validated.append((batch.relative_path, verdict.row_count))
+            report.validated.append((batch.relative_path, verdict.row_count))
+            log.info(
+                "Passed %s: %s rows, %d expectations met",
+                batch.relative_path,
+                f"{verdict.row_count:,}",
+                verdict.evaluated,
+            )
+
+        def flush() -> None:
+            verdicts = gate.validate_group()
+            if verdicts is None:  # one of them fails: each on its own says which, and why
+                for batch in group:
+                    decide(batch, gate.check(batch.path, batch.relative_path, batch.source))
+            else:
+                for batch, (_path, verdict) in zip(group, verdicts, strict=True):
+                    decide(batch, verdict, remembered=True)
+            group.clear()
+
+        for batch in batches:
+            if (batch.relative_path, batch.content_hash) in loaded:
+                report.skipped += 1
+                continue
+            if load and (batch.relative_path, batch.content_hash) in passed_this_run:
+                # The validate task of this run passed this exact file: load it without a second pass.
+                gate.stage_typed(batch.path, batch.relative_path, batch.source)
+                rows = _insert(con, batch, as_of)
+                report.loaded.append((batch.relative_path, rows))
                 log.info(
-                    "Passed %s: %s rows, %d expectations met",
-                    batch.relative_path,
-                    f"{verdict.row_count:,}",
-                    verdict.evaluated,
+                    "Loaded %s (validated earlier in this run): %s rows", batch.relative_path, f"{rows:,}"
                 )
+                continue
+            if not load:
+                if not gate.can_join(batch.source):
+                    flush()
+                if gate.join(batch.path, batch.relative_path, batch.source):
+                    group.append(batch)
+                    continue
+                flush()  # the files before it are decided first, in order
+            decide(batch, gate.check(batch.path, batch.relative_path, batch.source))
+        flush()
         index = write_index(con, settings.reports_dir)
     log.info("%s: %s. Quality report: %s", "Load" if load else "Validation", report.summary(), index)
     if load and not report.new_files:

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import query, table_checksums, write_file
+from conftest import make_settings, query, table_checksums, write_file
 
 from boomerang.ingest.gate import QualityGateError
 from boomerang.ingest.loader import load_landing, validate_landing
@@ -305,3 +305,127 @@ def test_a_passing_batch_is_validated_once_for_its_verdict_a_failing_one_again_f
         m for (m,) in query(loaded, "select message from ops.quality_results where outcome = 'quarantined'")
     ]
     assert "row 3: -12.50" in message  # the details of the second pass
+
+
+# ------------------------------------------------------------------ files validated together
+
+BACKFILL = {
+    "customers/2025-01-02.csv": GOOD["customers/2025-01-02.csv"],
+    "customers/2025-01-03.csv": (
+        "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
+        "C3,2025-01-03,east,1990,true,c@example.com,,2025-01-03T09:00:00Z\n"
+    ),
+    "customers/2025-01-04.csv": (  # a new version of C1 and a new customer, read as UTC (counted)
+        "customer_id,signup_date,region,birth_year,marketing_consent,email,phone,updated_at\n"
+        "C1,2025-01-01,south,1980,true,a@example.com,,2025-01-04T09:00:00\n"
+        "C4,2025-01-04,north,1975,false,d@example.com,,2025-01-04T10:00:00Z\n"
+    ),
+    "transactions/2025-01-03.csv": (
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\n"
+        "T1,C1,2025-01-03T10:00:00Z,purchase,12.50,store\n"
+    ),
+    "transactions/2025-01-04.csv": (  # C4 arrives in a customers file of the same run
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\n"
+        "T2,C4,2025-01-04T11:00:00Z,purchase,40.00,online\n"
+        "T3,C3,2025-01-04T12:00:00Z,refund,4.00,app\n"
+    ),
+    "transactions/2025-01-05.csv": (
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\n"
+        "T4,C2,2025-01-05T10:00:00Z,purchase,7.00,app\n"
+    ),
+    "transactions/2025-01-06.csv": (  # on the as-of date: deferred, between files that pass
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\nT5,C1,2025-01-06T08:00:00Z,purchase,5.00,app\n"
+    ),
+    "transactions/2025-01-07.csv": (
+        "transaction_id,customer_id,occurred_at,kind,amount,channel\n"
+        "T6,C2,2025-01-05T10:00:00Z,purchase,7.00,app\n"
+    ),
+}
+
+RESULTS = (
+    "select file_path, outcome, row_count, expectations, failed_expectations, message "
+    "from ops.quality_results order by file_path"
+)
+
+
+@pytest.fixture
+def validations(monkeypatch) -> list[int]:
+    """Rows of each batch GX validates, in order (whatever the result format)."""
+    from great_expectations.datasource.fluent.interfaces import Batch
+
+    rows: list[int] = []
+    validate = Batch.validate
+
+    def counting(self, *args, **kwargs):
+        rows.append(len(self.data.dataframe))
+        return validate(self, *args, **kwargs)
+
+    monkeypatch.setattr(Batch, "validate", counting)
+    return rows
+
+
+def _backfill(settings, files: dict[str, str]):
+    for relative, text in files.items():
+        write_file(settings.landing_dir, relative, text)
+    try:
+        return validate_landing(settings, AS_OF), None
+    except QualityGateError as error:
+        return None, error
+
+
+def test_files_of_a_source_are_validated_together_with_the_verdicts_of_one_at_a_time(
+    tmp_path, validations, monkeypatch
+):
+    """A backfill's files: one GX run per source and run of files, not one per file; what the gate
+    records is the same as when each file is validated on its own (GROUP_ROWS 0)."""
+    from boomerang.ingest import gate
+
+    grouped = make_settings(tmp_path / "grouped")
+    report, error = _backfill(grouped, BACKFILL)
+    assert error is None
+    # customers: one run of 3 files; transactions: 3 files, the deferred one, then the last alone
+    assert validations == [5, 4, 1]
+    assert [file for file, _rows in report.validated] == [
+        name for name in sorted(BACKFILL) if name != "transactions/2025-01-06.csv"
+    ]
+    assert [file for file, _why in report.deferred] == ["transactions/2025-01-06.csv"]
+
+    validations.clear()
+    monkeypatch.setattr(gate, "GROUP_ROWS", 0)
+    alone = make_settings(tmp_path / "alone")
+    _backfill(alone, BACKFILL)
+    assert validations == [2, 1, 2, 1, 2, 1, 1]
+    assert query(grouped, RESULTS) == query(alone, RESULTS)
+    assert (
+        "1 updated_at value(s) without a UTC offset, read as UTC"
+        in dict((row[0], row[5]) for row in query(grouped, RESULTS))["customers/2025-01-04.csv"]
+    )
+    assert load_landing(grouped, AS_OF).loaded == load_landing(alone, AS_OF).loaded
+    assert table_checksums(grouped.warehouse_path) == table_checksums(alone.warehouse_path)
+
+
+def test_a_group_that_fails_is_decided_file_by_file(tmp_path, validations, monkeypatch):
+    """A bad file (and a key repeated across files) among good ones: the group's GX run fails, each
+    file is then validated on its own, and exactly the bad ones are quarantined, as one at a time."""
+    from boomerang.ingest import gate
+
+    files = {
+        **BACKFILL,
+        "transactions/2025-01-04b.csv": _case_file("negative_amount").read_text(),
+        "transactions/2025-01-05b.csv": BACKFILL["transactions/2025-01-05.csv"],  # T4 again
+    }
+    grouped = make_settings(tmp_path / "grouped")
+    _report, error = _backfill(grouped, files)
+    assert error is not None and "2 landing batch(es)" in str(error)
+    # customers together; transactions: the group fails (1 run), then each file (the bad two twice:
+    # the verdict, then the details)
+    assert validations[:2] == [5, 7]
+    monkeypatch.setattr(gate, "GROUP_ROWS", 0)
+    alone = make_settings(tmp_path / "alone")
+    _backfill(alone, files)
+    assert query(grouped, RESULTS) == query(alone, RESULTS)
+    outcomes = dict((row[0], row[1]) for row in query(grouped, RESULTS))
+    assert (
+        outcomes["transactions/2025-01-04b.csv"] == outcomes["transactions/2025-01-05b.csv"] == "quarantined"
+    )
+    assert outcomes["transactions/2025-01-05.csv"] == outcomes["transactions/2025-01-04.csv"] == "passed"
