@@ -491,10 +491,16 @@ class Gate:
             for path, rows, note in group.files
         ]
 
-    def stage_typed(self, batch_path: Path, relative_path: str, source: Source) -> set[str]:
-        """Read the file and build ``_checked``; return the contract columns it has."""
+    def stage_typed(
+        self, batch_path: Path, relative_path: str, source: Source, *, to_load: bool = False
+    ) -> set[str]:
+        """Read the file and build ``_checked``; return the contract columns it has.
+
+        ``to_load``: for a file that passed the gate earlier in this run, only what loading needs (the
+        file row and the typed contract columns): none of the columns the expectations read, no key
+        lookups in what was loaded before."""
         stage(self.con, batch_path, relative_path)
-        return self._build_checked(source)
+        return self._build_checked(source, typed_only=to_load)
 
     def remember(self, source: Source) -> None:
         """Count the keys of the batch in ``_checked`` (which passed) as known for the rest of the run."""
@@ -503,21 +509,26 @@ class Gate:
 
     # -- building the frame ------------------------------------------------------------
 
-    def _build_checked(self, source: Source) -> set[str]:
-        """``_checked``: file row, typed contract columns, extra columns as text, helper columns."""
+    def _build_checked(self, source: Source, *, typed_only: bool = False) -> set[str]:
+        """``_checked``: file row, typed contract columns, extra columns as text, helper columns
+        (``typed_only``: the file row and the typed contract columns alone)."""
         found = dict(self.con.execute("select name, type from pragma_table_info('_text')").fetchall())
         present = {name for name in source.column_names if name in found}
         extra = [name for name in found if name not in present and name != "_row"]
         selected = []
         for column in source.columns:
             if column.name in present:
-                selected.extend(_column_sql(column, found[column.name]))
+                items = _column_sql(column, found[column.name])
+                selected.extend(items[:1] if typed_only else items)  # the typed value comes first
         extras = [f'cast("{name}" as varchar) as "{name}"' for name in extra]
         self.con.execute(
             "create or replace temp table _checked as select _row, "
-            + ", ".join([*selected, *extras])
+            + ", ".join(selected if typed_only else [*selected, *extras])
             + " from _text"
         )
+        if typed_only:
+            self.notes = ""
+            return present
         self.notes = self._read_as_utc(source, present, found)
         helpers = helper_columns(source, present)
         if "_key_loaded_before" in helpers:

@@ -234,7 +234,7 @@ def _process(settings: Settings, as_of: date, *, load: bool) -> LoadReport:
                 continue
             if load and (batch.relative_path, batch.content_hash) in passed_this_run:
                 # The validate task of this run passed this exact file: load it without a second pass.
-                gate.stage_typed(batch.path, batch.relative_path, batch.source)
+                gate.stage_typed(batch.path, batch.relative_path, batch.source, to_load=True)
                 rows = _insert(con, batch, as_of)
                 report.loaded.append((batch.relative_path, rows))
                 log.info(
