@@ -46,6 +46,10 @@ STORAGE_VERSION = "v1.0.0"
 # staging, intermediate, ledger or ops).
 PUBLISHED_SCHEMAS = ("marts",)
 PUBLISHED_TABLES = (("ml", "churn_scores"),)
+# Published tables a run only adds rows to, and the date column that orders them: when the rows of the
+# warehouse up to the previous snapshot's newest date are the rows that snapshot holds (the same
+# fingerprint), only the newer rows are copied. The scores of every past day need not be copied again.
+APPENDED = {("ml", "churn_scores"): "as_of_date"}
 # The raw contract's contact columns (boomerang/contract.py): PII even when no dbt manifest says so.
 CONTRACT_PII_COLUMNS = frozenset({"email", "phone"})
 # BI drivers read HUGEINT (DuckDB's type for a sum of integers) and DECIMAL wider than 18 digits (a sum
@@ -197,25 +201,33 @@ def publish(
         _refuse_what_bi_cannot_read(con, source, columns, warehouse_path)
         counts, fingerprints = _fingerprints(con, source, columns, described)
 
-        kept = _start_from(con, current_version(serving_path), temporary, fingerprints)
+        previous = _start_from(con, current_version(serving_path), temporary)
+        kept = {
+            relation
+            for relation, fingerprint in previous.items()
+            if fingerprints.get(relation) == fingerprint
+        }
+        appended = _appendable(con, source, columns, described, previous, kept)
         for schema, table in _relations(con, _SNAPSHOT):
-            if (schema, table) not in kept:
+            if (schema, table) not in kept and (schema, table) not in appended:
                 con.execute(f"drop table {_SNAPSHOT}.{_q(schema)}.{_q(table)}")
         for schema in _schemas(con, _SNAPSHOT, every=True) - {schema for schema, _ in tables} - {"meta"}:
             con.execute(f"drop schema {_SNAPSHOT}.{_q(schema)} cascade")
         for schema in sorted({schema for schema, _ in tables} | {"meta"}):
             con.execute(f"create schema if not exists {_SNAPSHOT}.{_q(schema)}")
-        copied = [relation for relation in tables if relation not in kept]
+        copied = [relation for relation in tables if relation not in kept and relation not in appended]
         for schema, table in copied:
             target = f"{_SNAPSHOT}.{_q(schema)}.{_q(table)}"
-            select = ", ".join(
-                f"cast({_q(column.name)} as {column.bi_type}) as {_q(column.name)}"
-                if column.bi_type
-                else _q(column.name)
-                for column in columns[(schema, table)][1]
-            )
+            select = _select(columns[(schema, table)][1])
             con.execute(
                 f"create table {target} as select {select} from {_q(source)}.{_q(schema)}.{_q(table)}"
+            )
+        for (schema, table), newest in appended.items():
+            con.execute(
+                f"insert into {_SNAPSHOT}.{_q(schema)}.{_q(table)} "
+                f"select {_select(columns[(schema, table)][1])} from {_q(source)}.{_q(schema)}.{_q(table)} "
+                f"where {_q(APPENDED[(schema, table)])} > ?",
+                [newest],
             )
         con.execute(SNAPSHOT_META_DDL.format(snap=_SNAPSHOT))
         _comment(con, {relation: columns[relation] for relation in copied}, described)
@@ -272,13 +284,14 @@ def publish(
     _prune(versions, keep=version)
     log.info(
         "Published the serving snapshot for %s to %s (-> %s): %d table(s), %d row(s); copied %d changed "
-        "table(s), kept %d unchanged from the previous snapshot",
+        "table(s), appended to %d, kept %d unchanged from the previous snapshot",
         as_of,
         serving_path,
         version.name,
         len(tables),
         sum(counts.values()),
         len(copied),
+        len(appended),
         len(kept),
     )
     return {f"{schema}.{table}": counts[(schema, table)] for schema, table in tables}
@@ -298,41 +311,93 @@ def _fingerprints(
     A new DuckDB version may hash differently, which only copies every table once more."""
     counts: dict[tuple[str, str], int] = {}
     fingerprints: dict[tuple[str, str], str] = {}
-    for (schema, table), (comment, listed) in columns.items():
-        rows, content = con.execute(
-            f"select count(*), coalesce(sum(hash({_ROW})::hugeint), 0)::varchar "
-            f"from {_q(catalog)}.{_q(schema)}.{_q(table)} as {_ROW}"
-        ).fetchone()  # type: ignore[misc]
-        shape = {
-            "columns": [[column.name, column.data_type, column.bi_type, column.comment] for column in listed],
-            "comment": comment,
-            "described": described.get((schema, table)),
-            "rows": rows,
-            "content": content,
-        }
-        counts[(schema, table)] = rows
-        fingerprints[(schema, table)] = hashlib.sha256(
-            json.dumps(shape, sort_keys=True, default=str).encode()
-        ).hexdigest()
+    for relation, (comment, listed) in columns.items():
+        counts[relation], fingerprints[relation] = _fingerprint(
+            con, catalog, relation, comment, listed, described
+        )
     return counts, fingerprints
 
 
-def _start_from(
+def _fingerprint(
     con: duckdb.DuckDBPyConnection,
-    previous: Path | None,
-    temporary: Path,
-    fingerprints: dict[tuple[str, str], str],
-) -> set[tuple[str, str]]:
+    catalog: str,
+    relation: tuple[str, str],
+    comment: str | None,
+    listed: list[_Column],
+    described: dict[tuple[str, str], tuple[str, dict[str, str]]],
+    where: str = "true",
+    parameters: list | None = None,
+) -> tuple[int, str]:
+    """The rows of ``relation`` (those ``where`` holds for) and their fingerprint (:func:`_fingerprints`)."""
+    schema, table = relation
+    rows, content = con.execute(
+        f"select count(*), coalesce(sum(hash({_ROW})::hugeint), 0)::varchar "
+        f"from {_q(catalog)}.{_q(schema)}.{_q(table)} as {_ROW} where {where}",
+        parameters or [],
+    ).fetchone()  # type: ignore[misc]
+    shape = {
+        "columns": [[column.name, column.data_type, column.bi_type, column.comment] for column in listed],
+        "comment": comment,
+        "described": described.get(relation),
+        "rows": rows,
+        "content": content,
+    }
+    return rows, hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _appendable(
+    con: duckdb.DuckDBPyConnection,
+    catalog: str,
+    columns: dict[tuple[str, str], tuple[str | None, list[_Column]]],
+    described: dict[tuple[str, str], tuple[str, dict[str, str]]],
+    previous: dict[tuple[str, str], str],
+    kept: set[tuple[str, str]],
+) -> dict[tuple[str, str], object]:
+    """The :data:`APPENDED` tables that only gained rows since the previous snapshot, each with the
+    newest date that snapshot holds: the warehouse's rows up to it (and any without one) have the
+    fingerprint the snapshot recorded for the whole table."""
+    appendable: dict[tuple[str, str], object] = {}
+    for relation, column in APPENDED.items():
+        if relation in kept or relation not in previous or relation not in columns:
+            continue
+        schema, table = relation
+        [(newest,)] = con.execute(
+            f"select max({_q(column)}) from {_SNAPSHOT}.{_q(schema)}.{_q(table)}"
+        ).fetchall()
+        if newest is None:
+            continue
+        comment, listed = columns[relation]
+        _rows, fingerprint = _fingerprint(
+            con, catalog, relation, comment, listed, described, f"({_q(column)} > ?) is not true", [newest]
+        )
+        if fingerprint == previous[relation]:
+            appendable[relation] = newest
+    return appendable
+
+
+def _select(listed: list[_Column]) -> str:
+    """The select list that copies a table's columns into the snapshot, narrowed where BI needs it."""
+    return ", ".join(
+        f"cast({_q(column.name)} as {column.bi_type}) as {_q(column.name)}"
+        if column.bi_type
+        else _q(column.name)
+        for column in listed
+    )
+
+
+def _start_from(
+    con: duckdb.DuckDBPyConnection, previous: Path | None, temporary: Path
+) -> dict[tuple[str, str], str]:
     """Attach ``temporary`` as the new snapshot: a copy of the ``previous`` version when it has this
     format and storage version and is not mostly free space, else an empty file. Returns the tables it
-    already holds with the fingerprint they are to have (nothing for an empty file)."""
+    holds with their fingerprints (nothing for an empty file)."""
     if previous is not None and previous.exists():
         shutil.copyfile(previous, temporary)
         try:
             con.execute(f"attach {_literal(temporary)} as {_SNAPSHOT}")
         except duckdb.Error:  # not a DuckDB file (a damaged or foreign one): start afresh
             _remove(temporary)
-            return _start_from(con, None, temporary, fingerprints)
+            return _start_from(con, None, temporary)
         try:
             rows = con.execute(
                 f"select table_schema, table_name, fingerprint, format_version, storage_version "
@@ -350,15 +415,11 @@ def _start_from(
             and {(row[3], row[4]) for row in rows} == {(FORMAT_VERSION, STORAGE_VERSION)}
             and free <= total / 2
         ):
-            return {
-                (schema, table)
-                for schema, table, fingerprint, _, _ in rows
-                if fingerprints.get((schema, table)) == fingerprint
-            }
+            return {(schema, table): fingerprint for schema, table, fingerprint, _, _ in rows}
         con.execute(f"detach {_SNAPSHOT}")
         _remove(temporary)
     con.execute(f"attach {_literal(temporary)} as {_SNAPSHOT} (storage_version '{STORAGE_VERSION}')")
-    return set()
+    return {}
 
 
 def versions_dir(serving_path: Path) -> Path:

@@ -172,20 +172,22 @@ def test_republishing_the_same_date_gives_the_same_contents(warehouse, tmp_path)
     assert meta(target) == first_meta
 
 
-def published(caplog) -> tuple[int, int]:
-    """(copied, kept) of the last publish, from its log line."""
-    found = re.findall(r"copied (\d+) changed table\(s\), kept (\d+) unchanged", caplog.text)
+def published(caplog) -> tuple[int, int, int]:
+    """(copied, appended to, kept) of the last publish, from its log line."""
+    found = re.findall(
+        r"copied (\d+) changed table\(s\), appended to (\d+), kept (\d+) unchanged", caplog.text
+    )
     assert found, caplog.text
-    return int(found[-1][0]), int(found[-1][1])
+    return int(found[-1][0]), int(found[-1][1]), int(found[-1][2])
 
 
 def test_a_publish_copies_only_what_changed_and_equals_a_publish_from_scratch(warehouse, tmp_path, caplog):
     caplog.set_level("INFO", logger="boomerang.warehouse.serving")
     target = tmp_path / "serving" / "serving.duckdb"
     serving.publish(warehouse, target, AS_OF)
-    assert published(caplog) == (4, 0)
+    assert published(caplog) == (4, 0, 0)
     serving.publish(warehouse, target, AS_OF + timedelta(days=1))
-    assert published(caplog) == (0, 4)  # nothing changed: every table kept, only meta.snapshot rewritten
+    assert published(caplog) == (0, 0, 4)  # nothing changed: every table kept, only meta.snapshot rewritten
     assert {row[0] for row in meta(target)} == {AS_OF + timedelta(days=1)}
 
     con = duckdb.connect(str(warehouse))
@@ -199,8 +201,8 @@ def test_a_publish_copies_only_what_changed_and_equals_a_publish_from_scratch(wa
     con.execute("create table marts.fct_new as select 1 as n")  # a new mart
     con.close()
     serving.publish(warehouse, target, AS_OF + timedelta(days=2))
-    # copied: the appended scores, the re-described customers, the new mart; kept: the decisions
-    assert published(caplog) == (3, 1)
+    # copied: the re-described customers, the new mart; appended to: the scores; kept: the decisions
+    assert published(caplog) == (2, 1, 1)
     scratch = tmp_path / "scratch" / "serving.duckdb"
     serving.publish(warehouse, scratch, AS_OF + timedelta(days=2))
 
@@ -227,6 +229,15 @@ def test_a_publish_copies_only_what_changed_and_equals_a_publish_from_scratch(wa
     assert comments(target)["marts.dim_customers.region"] == "Where they live."
     assert old_client_rows(target, "select count(*) as n from ml.churn_scores") == [{"n": 53}]
 
+    # A score of a day the snapshot already holds changed (a re-run of that day): copied whole.
+    con = duckdb.connect(str(warehouse))
+    con.execute("update ml.churn_scores set churn_probability = 0.9 where customer_id = 'C7'")
+    con.close()
+    serving.publish(warehouse, target, AS_OF + timedelta(days=3))
+    assert published(caplog) == (1, 0, 3)
+    serving.publish(warehouse, scratch, AS_OF + timedelta(days=3))
+    assert table_checksums(target, ("marts", "ml")) == table_checksums(scratch, ("marts", "ml"))
+
 
 def test_a_snapshot_of_an_older_layout_or_mostly_free_space_is_written_anew(warehouse, tmp_path, caplog):
     caplog.set_level("INFO", logger="boomerang.warehouse.serving")
@@ -236,7 +247,7 @@ def test_a_snapshot_of_an_older_layout_or_mostly_free_space_is_written_anew(ware
     con.execute("alter table meta.snapshot drop column fingerprint")  # as FORMAT_VERSION 1 wrote it
     con.close()
     serving.publish(warehouse, target, AS_OF)
-    assert published(caplog) == (4, 0)
+    assert published(caplog) == (4, 0, 0)
     assert all(
         fingerprint for (fingerprint,) in snapshot_rows(target, "select fingerprint from meta.snapshot")
     )
@@ -253,7 +264,7 @@ def test_a_snapshot_of_an_older_layout_or_mostly_free_space_is_written_anew(ware
     con.close()
     assert free > total / 2
     serving.publish(warehouse, target, AS_OF)
-    assert published(caplog) == (4, 0)
+    assert published(caplog) == (4, 0, 0)
     [(free, total)] = snapshot_rows(target, "select free_blocks, total_blocks from pragma_database_size()")
     assert free <= total / 2
 
