@@ -441,8 +441,13 @@ def decide(
     frame["redeem_rate"] = rate
     for column in ("selection", "arm"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-    rest = sorted(set(range(len(frame))) - set(walk), key=lambda row: str(frame.at[row, "customer_id"]))
-    return frame.loc[walk + rest].reset_index(drop=True)
+    # The walk in its order, then everyone else by customer id.
+    walked = np.zeros(len(frame), dtype=bool)
+    walked[walk] = True
+    rest = np.flatnonzero(~walked)
+    ids = frame["customer_id"].astype(str).to_numpy(dtype=str)
+    rest = rest[np.argsort(ids[rest], kind="stable")]
+    return frame.loc[walk + rest.tolist()].reset_index(drop=True)
 
 
 def select(
