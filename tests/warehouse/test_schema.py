@@ -95,3 +95,29 @@ def test_every_module_opens_the_warehouse_through_connect():
         if "duckdb.connect(" in path.read_text()
     ]
     assert sorted(offenders) == ["boomerang/warehouse/db.py", "boomerang/warehouse/serving.py"]
+
+
+def test_the_ledger_keys_are_primary_keys_duckdb_enforces(tmp_path):
+    """ledger.entries.entry_key and ledger.outbox.idempotency_key are unique and never null because
+    DuckDB refuses anything else on insert: no dbt source test re-reads the ledger for it daily."""
+    import duckdb
+    import pytest
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_schemas(con)
+    entry = (
+        "insert into ledger.entries (entry_key, kind, customer_id, lot_id, points, effective_at, campaign_id, "
+        "policy_version, as_of_date, payload_hash, recorded_at) values (?, 'holdout', 'C1', null, 0, "
+        "timestamp '2025-01-01', 'c', 'p', date '2025-01-01', 'h', now())"
+    )
+    con.execute(entry, ["holdout:c:C1:2025-01-01"])
+    with pytest.raises(duckdb.ConstraintException, match="(?i)duplicate key"):
+        con.execute(entry, ["holdout:c:C1:2025-01-01"])
+    with pytest.raises(duckdb.ConstraintException, match="(?i)not null"):
+        con.execute(entry, [None])
+    [(key_columns,)] = con.execute(
+        "select list(constraint_column_names) from duckdb_constraints() "
+        "where schema_name = 'ledger' and table_name = 'outbox' and constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    assert key_columns == [["idempotency_key"]]
+    con.close()
