@@ -368,9 +368,17 @@ def main(args: Sequence[str]) -> int:
     """``python -m devtools.local_airflow [--prepare] [<dag_id> <date>... ...]``"""
     prepare = bool(args) and args[0] == "--prepare"
     plan = list(args[1:] if prepare else args)
+    groups = _parse_plan(plan) if plan else []
+    if groups:
+        from boomerang.warehouse.dbt import warm_up
+
+        # Every task of every run runs in this process and thread: the dbt worker parses the project
+        # while Airflow prepares and the first tasks (the world, the gate) go on, not when the first
+        # dbt call would wait for it.
+        warm_up(Settings.from_env())
     if prepare:
         _prepare()
-    return _run_plan(_parse_plan(plan)) if plan else 0
+    return _run_plan(groups) if groups else 0
 
 
 if __name__ == "__main__":

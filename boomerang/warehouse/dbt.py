@@ -325,6 +325,28 @@ def stop_worker() -> None:
             _worker = None
 
 
+def warm_up(settings: Settings) -> None:
+    """Start this process's dbt worker for ``settings`` now, so that it parses the project while the
+    run's first steps go on (its first dbt call then finds it ready). For a process that runs a whole
+    day's steps itself (``dag.test()``, ``make demo``); call it from the thread that runs them (the
+    worker is that thread's). Does nothing when the worker is off or already running for them."""
+    global _worker
+    if not settings.dbt_worker:
+        return
+    with _worker_lock:
+        key = _worker_key(settings)
+        if _worker is not None and _worker.usable(key):
+            return
+        if _worker is not None:
+            _worker.stop()
+        _worker = _Worker(settings, key)
+        _stop_at_exit()
+        log.info(
+            "Started a dbt worker (pid %d) ahead of the first dbt call: it parses the project meanwhile",
+            _worker.process.pid,
+        )
+
+
 def _run_in_worker(
     settings: Settings,
     args: list[str],

@@ -132,7 +132,11 @@ def serve(parse_args: Sequence[str]) -> int:
     from dbt.cli.main import dbtRunner
 
     sys.stdout.reconfigure(line_buffering=True)
-    manifest = None
+    # Parsed now, before the first request, so that a worker started ahead of its first call
+    # (boomerang.warehouse.dbt.warm_up) is ready by then. Quietly: what it prints would go to the
+    # first call's log. A parse that fails here is done again for the first request, which reports it.
+    quiet = dbtRunner().invoke(["parse", "--no-write-json", "--quiet", *parse_args])
+    manifest = quiet.result if quiet.success else None
     written: set[Path] = set()  # the target folders this parsed project's manifest.json is in
     for line in sys.stdin:
         if not line.strip():

@@ -202,3 +202,33 @@ def test_a_worker_that_dies_just_before_a_call_is_replaced_and_the_call_runs(
     run_dbt(settings, "run", TINY_AS_OF, VIEWS)
     assert len(_started(caplog)) == 2
     assert any("had ended; starting another" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the worker's open files in /proc")
+def test_a_worker_warmed_up_ahead_parses_without_the_warehouse_and_serves_the_first_call(
+    tiny_loaded, tmp_path, caplog
+):
+    """dbt.warm_up starts the worker before the run's first dbt call (make demo, a day through
+    dag.test()): it parses the project meanwhile, quietly and never holding the warehouse the gate
+    writes, and the first call is sent to it."""
+    import time
+
+    settings = copy_warehouse(tiny_loaded, tmp_path / "home")
+    caplog.set_level(logging.INFO, logger="boomerang.warehouse.dbt")
+    dbt.warm_up(settings)
+    dbt.warm_up(settings)  # already running for these settings: nothing more
+    [pid] = _started(caplog)
+    log = settings.dbt_target_dir / "logs" / "dbt.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "Command `cli parse` succeeded" in log.read_text()):
+        assert time.monotonic() < deadline, "the warmed-up worker never parsed the project"
+        assert not _holds(pid, settings.warehouse_path)
+        _write_probe(settings, 1)  # as the run's first steps write the warehouse meanwhile
+        time.sleep(0.2)
+
+    run_dbt(settings, "run", TINY_AS_OF, VIEWS)
+    assert _started(caplog) == [pid]
+    assert query(settings, "select count(*) from staging.stg_landing__customers")[0][0] > 0
+    assert log.read_text().count("Command `cli parse` succeeded") == 1  # not parsed again for the call
+    assert caplog.text.count("Running with dbt") == 1  # the call's own: the parse printed nothing
