@@ -357,8 +357,8 @@ def _range_words(name: str, low: float | None, high: float | None, strict_low: b
 
 # The most rows validated together: consecutive files of one source are staged one by one into a
 # group and validated in one Great Expectations run while the group holds fewer rows than this (GX's
-# cost is mostly per validation, for every expectation: a year of small monthly files is 60 runs
-# instead of 5). A larger file is validated on its own, as every file was before.
+# cost is mostly per validation, for every expectation: the demo's year of monthly files is 6 runs
+# instead of 60). A larger file is validated on its own, as every file was before.
 GROUP_ROWS = 1_000_000
 
 
