@@ -41,10 +41,16 @@ def _started(caplog) -> list[int]:
 
 
 def _holds(pid: int, path: Path) -> bool:
-    """Whether process ``pid`` has ``path`` (or its .wal) open."""
+    """Whether process ``pid`` has ``path`` (or its .wal) open. A busy process opens and closes files
+    while its descriptors are listed: one gone before it is read was not the warehouse's."""
     target = os.path.realpath(path)
-    fds = Path(f"/proc/{pid}/fd")
-    return any(os.readlink(fd).startswith(target) for fd in fds.iterdir())
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd).startswith(target):
+                return True
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def _write_probe(settings, value: int) -> None:
