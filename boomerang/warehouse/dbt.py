@@ -330,21 +330,25 @@ def warm_up(settings: Settings) -> None:
     run's first steps go on (its first dbt call then finds it ready). For a process that runs a whole
     day's steps itself (``dag.test()``, ``make demo``); call it from the thread that runs them (the
     worker is that thread's). Does nothing when the worker is off or already running for them."""
-    global _worker
     if not settings.dbt_worker:
         return
     with _worker_lock:
-        key = _worker_key(settings)
-        if _worker is not None and _worker.usable(key):
-            return
-        if _worker is not None:
-            _worker.stop()
-        _worker = _Worker(settings, key)
-        _stop_at_exit()
-        log.info(
-            "Started a dbt worker (pid %d) ahead of the first dbt call: it parses the project meanwhile",
-            _worker.process.pid,
-        )
+        _usable_worker(settings, "ahead of the first dbt call: it parses the project meanwhile")
+
+
+def _usable_worker(settings: Settings, started: str) -> _Worker:
+    """This process's dbt worker for ``settings``: the running one when it can serve them, else a new
+    one (an old one is stopped first), logged as started ``started``. Call it holding ``_worker_lock``."""
+    global _worker
+    key = _worker_key(settings)
+    if _worker is not None and _worker.usable(key):
+        return _worker
+    if _worker is not None:
+        _worker.stop()
+    _worker = _Worker(settings, key)
+    _stop_at_exit()
+    log.info("Started a dbt worker (pid %d) %s", _worker.process.pid, started)
+    return _worker
 
 
 def _run_in_worker(
@@ -360,20 +364,9 @@ def _run_in_worker(
     settings); returns the exit code the ``dbt`` command would have had."""
     global _worker
     with _worker_lock:
-        key = _worker_key(settings)
-        if _worker is not None and not _worker.usable(key):
-            _worker.stop()
-            _worker = None
         retried = False
         while True:
-            if _worker is None:
-                _worker = _Worker(settings, key)
-                _stop_at_exit()
-                log.info(
-                    "Started a dbt worker (pid %d): it parses the project once for this run's dbt calls",
-                    _worker.process.pid,
-                )
-            worker = _worker
+            worker = _usable_worker(settings, "for this run's dbt calls: it parses the project once")
             _write_record(record, worker.process.pid, as_of, command)
             try:
                 reply, said = worker.call(args, env, output)
